@@ -1,0 +1,199 @@
+"""From span rows to samples: one number per (span, metric), plus the gaps between the bars.
+
+Pure functions over a :class:`~pytest_voicelatency.store.SpanTable`; no OpenTelemetry, no pytest.
+
+* Every metric of every voice span is a sample of its stage.
+* **Gaps**: within one turn (same test, ``session_id`` and ``turn_id``), bars are sorted by start
+  time; for each adjacent pair the time not covered by any earlier bar becomes a sample of stage
+  ``gap.<previous>_to_<next>``, metric ``duration_ms`` (0 when they touch or overlap). Turn
+  parents and black-box caller spans are not bars.
+* ``first_byte_ms == -1`` means "produced nothing": such samples are counted, never averaged in.
+
+Each stage has a default metric (:func:`default_metric`), so ``assert_p95(stage="barge_in", ...)``
+needs no ``metric=``.
+
+>>> from pytest_voicelatency.store import SpanTable
+>>> from pytest_voicelatency.spans import SpanRecord
+>>> t = SpanTable()
+>>> t.add(SpanRecord("audio.asr", "asr", "s", "1", "x", 0, 100_000_000, (), True))
+>>> t.add(SpanRecord("audio.llm", "llm", "s", "1", "x", 130_000_000, 400_000_000, (), True))
+>>> derive(t).select("gap.asr_to_llm", "duration_ms").values.tolist()
+[30.0]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spans import NOTHING
+from .store import SpanTable
+
+__all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFAULT_METRICS"]
+
+#: Default metric per stage pattern, first match wins; otherwise ``first_byte_ms`` when the
+#: stage has it, else ``duration_ms``.
+DEFAULT_METRICS: list[tuple[str, str]] = [
+    ("barge_in", "silence_ms"),
+    ("handoff.*", "duration_ms"),
+    ("gap.*", "duration_ms"),
+    ("turn", "duration_ms"),
+]
+
+
+def default_metric(stage: str, available: frozenset[str] | set[str] = frozenset()) -> str:
+    """The metric an assertion or table uses for ``stage`` when none is named."""
+    for pattern, metric in DEFAULT_METRICS:
+        if fnmatch.fnmatchcase(stage, pattern):
+            return metric
+    if not available or "first_byte_ms" in available:
+        return "first_byte_ms"
+    return "duration_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measured value with the identity needed to find it again in a trace."""
+
+    stage: str
+    metric: str
+    value: float
+    session_id: str
+    turn_id: str
+    trace_id: str
+    test_id: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The samples of one stage and metric: ``values`` exclude produced-nothing samples."""
+
+    stage: str
+    metric: str
+    values: np.ndarray
+    rows: np.ndarray
+    nothing: int
+    sample_set: SampleSet
+
+    @property
+    def n(self) -> int:
+        return int(self.values.size)
+
+    def worst(self, k: int = 3) -> list[Sample]:
+        """The ``k`` largest samples, largest first, with their session/turn/trace ids."""
+        if self.values.size == 0:
+            return []
+        order = np.argsort(self.values, kind="stable")[::-1][:k]
+        return [self.sample_set.sample(self.stage, self.metric, float(self.values[i]),
+                                       int(self.rows[i])) for i in order]
+
+
+class SampleSet:
+    """All samples of a table, as parallel numpy columns (stage, metric, value, span row)."""
+
+    def __init__(self, table: SpanTable, names: list[str], stage: np.ndarray, metric: np.ndarray,
+                 value: np.ndarray, row: np.ndarray) -> None:
+        self.table = table
+        self.names = names
+        self.stage = stage
+        self.metric = metric
+        self.value = value
+        self.row = row
+        self._ids = {n: i for i, n in enumerate(names)}
+
+    def __len__(self) -> int:
+        return int(self.value.size)
+
+    def metrics_by_stage(self) -> dict[str, list[str]]:
+        """Every stage seen, with the metrics it has (sorted)."""
+        pairs = np.unique(np.stack([self.stage, self.metric]), axis=1) if len(self) else np.empty((2, 0), int)
+        out: dict[str, list[str]] = {}
+        for s, m in pairs.T:
+            out.setdefault(self.names[s], []).append(self.names[m])
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
+    def select(self, stage: str, metric: str | None = None) -> Selection:
+        """The samples of ``stage`` for ``metric`` (default: the stage's default metric)."""
+        s = self._ids.get(stage, -1)
+        stage_mask = self.stage == s
+        if metric is None:
+            available = {self.names[m] for m in np.unique(self.metric[stage_mask])}
+            metric = default_metric(stage, available)
+        m = self._ids.get(metric, -1)
+        mask = stage_mask & (self.metric == m)
+        values, rows = self.value[mask], self.row[mask]
+        nothing = 0
+        if metric == "first_byte_ms":
+            produced = values != NOTHING
+            nothing = int(values.size - np.count_nonzero(produced))
+            values, rows = values[produced], rows[produced]
+        return Selection(stage, metric, values, rows, nothing, self)
+
+    def sample(self, stage: str, metric: str, value: float, row: int) -> Sample:
+        c, s = self.table.columns, self.table.strings
+        return Sample(stage, metric, value, s[c["session"][row]], s[c["turn"][row]],
+                      s[c["trace"][row]], s[c["test"][row]])
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self.sample(self.names[self.stage[i]], self.names[self.metric[i]],
+                              float(self.value[i]), int(self.row[i]))
+
+
+def _gaps(table: SpanTable, names: list[str], ids: dict[str, int]
+          ) -> tuple[list[int], list[float], list[int]]:
+    """Gap samples (stage id, value ms, row of the later bar) for every turn in the table."""
+    c = table.columns
+    empty = ids.get("", -1)
+    turns: dict[tuple[int, int, int], list[int]] = {}
+    for row, (test, session, turn, bar) in enumerate(zip(c["test"], c["session"], c["turn"], c["bar"])):
+        if bar and session != empty and turn != empty:
+            turns.setdefault((test, session, turn), []).append(row)
+    starts, ends, stages = c["start_ns"], c["end_ns"], c["stage"]
+    out_stage: list[int] = []
+    out_value: list[float] = []
+    out_row: list[int] = []
+    for rows in turns.values():
+        if len(rows) < 2:
+            continue
+        rows.sort(key=lambda r: (starts[r], ends[r]))
+        covered = ends[rows[0]]
+        for prev, nxt in zip(rows, rows[1:]):
+            name = f"gap.{names[stages[prev]]}_to_{names[stages[nxt]]}"
+            index = ids.get(name)
+            if index is None:
+                index = ids[name] = len(names)
+                names.append(name)
+            out_stage.append(index)
+            out_value.append(max(0, starts[nxt] - covered) / 1e6)
+            out_row.append(nxt)
+            covered = max(covered, ends[nxt])
+    return out_stage, out_value, out_row
+
+
+def _column(column: object, dtype: type) -> np.ndarray:
+    """A numpy copy of an array column (a view would stop the table from growing)."""
+    return np.frombuffer(column, dtype=dtype).copy() if len(column) else np.empty(0, dtype)  # type: ignore[arg-type]
+
+
+def derive(table: SpanTable) -> SampleSet:
+    """All samples of ``table``: its span metrics followed by the derived gap samples."""
+    c = table.columns
+    names = list(table.strings)
+    ids = {n: i for i, n in enumerate(names)}
+    rows, stage_col = _column(c["m_row"], np.int32), _column(c["stage"], np.int32)
+    metric, value = _column(c["m_name"], np.int32), _column(c["m_value"], np.float64)
+    gap_stage, gap_value, gap_row = _gaps(table, names, ids)
+    duration = ids.setdefault("duration_ms", len(names))
+    if duration == len(names):
+        names.append("duration_ms")
+    return SampleSet(
+        table, names,
+        np.concatenate([stage_col[rows], np.asarray(gap_stage, dtype=np.int32)]),
+        np.concatenate([metric, np.full(len(gap_stage), duration, dtype=np.int32)]),
+        np.concatenate([value, np.asarray(gap_value, dtype=np.float64)]),
+        np.concatenate([rows, np.asarray(gap_row, dtype=np.int32)]),
+    )

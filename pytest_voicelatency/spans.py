@@ -1,0 +1,126 @@
+"""The OpenTelemetry boundary: a finished span becomes a small, plain :class:`SpanRecord`.
+
+This is the only module that reads OpenTelemetry span objects. It decides which spans are voice
+spans, which stage they belong to, and which of their attributes are metrics:
+
+* stage: the ``audio.stage`` attribute; else the name convention ``audio.<stage>``,
+  ``voice.handoff.<a>_to_<b>`` (stage ``handoff.<a>_to_<b>``) or ``voice.turn`` (stage ``turn``);
+  other spans are not voice spans and are ignored;
+* metrics: every numeric ``audio.<x>`` attribute becomes metric ``<x>`` (milliseconds), plus
+  ``duration_ms`` from the span's own start and end. Booleans are labels, not metrics;
+  ``first_byte_ms == -1`` is kept (it means "produced nothing"); NaN, infinite or negative
+  values, and non-numeric values of ``*_ms`` attributes, are dropped with a *problem* that names
+  the span, the attribute and the fix;
+* a span is a *bar* (a stage on the pipeline's timeline, used to find gaps between stages) unless
+  it is a turn parent, a handoff, a gap, or a black-box measurement (``audio.source="caller"``).
+  Handoffs are explicit measurements *of* a seam, so ``gap.asr_to_llm`` is the whole uncovered
+  time between the ASR and LLM bars, including any handoff span inside it.
+
+>>> from pytest_voicelatency.spans import stage_of
+>>> stage_of("voice.handoff.vad_to_asr", None)
+'handoff.vad_to_asr'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES"]
+
+IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source"})
+NOTHING = -1.0  # first_byte_ms of a stage that produced nothing
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """What the plugin keeps of one voice span: identity, timing and numeric metrics.
+
+    Times are the span's own integer nanoseconds. ``session_id``/``turn_id`` are ``""`` when the
+    span did not carry them (its samples count, but it cannot join a turn's gaps).
+    """
+
+    name: str
+    stage: str
+    session_id: str
+    turn_id: str
+    trace_id: str
+    start_ns: int
+    end_ns: int
+    metrics: tuple[tuple[str, float], ...]
+    bar: bool
+    problems: tuple[str, ...] = ()
+
+
+def stage_of(name: str, stage_attribute: Any) -> str | None:
+    """The stage a span belongs to, or ``None`` when it is not a voice span."""
+    if isinstance(stage_attribute, str) and stage_attribute:
+        return stage_attribute
+    if name.startswith("audio.") and len(name) > 6:
+        return name[6:]
+    if name.startswith("voice.handoff.") and len(name) > 14:
+        return "handoff." + name[14:]
+    if name == "voice.turn":
+        return "turn"
+    return None
+
+
+def _metric(key: str, value: Any, span_name: str, problems: list[str]) -> float | None:
+    """Validate one ``audio.*`` attribute as a metric; record a problem and return None if bad."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            problems.append(f"span {span_name!r}: attribute {key} is {number}; dropped "
+                            f"(set a finite number of milliseconds)")
+            return None
+        if number < 0 and not (key == "audio.first_byte_ms" and number == NOTHING):
+            problems.append(f"span {span_name!r}: attribute {key} is negative ({number:g}); "
+                            f"dropped (use a monotonic clock; -1 is only meaningful for "
+                            f"audio.first_byte_ms)")
+            return None
+        return number
+    if key.endswith("_ms"):
+        problems.append(f"span {span_name!r}: attribute {key} is {type(value).__name__} "
+                        f"{value!r}, not a number; dropped (set it as a float of milliseconds)")
+    return None
+
+
+def record_from_span(span: ReadableSpan) -> SpanRecord | None:
+    """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span."""
+    attributes = span.attributes or {}
+    name = span.name
+    stage = stage_of(name, attributes.get("audio.stage"))
+    if stage is None:
+        return None
+    problems: list[str] = []
+    metrics: list[tuple[str, float]] = []
+    for key, value in attributes.items():
+        if key.startswith("audio.") and key not in IDENTITY_ATTRIBUTES:
+            number = _metric(key, value, name, problems)
+            if number is not None:
+                metrics.append((key[6:], number))
+    start, end = span.start_time or 0, span.end_time or 0
+    if end >= start:
+        metrics.append(("duration_ms", (end - start) / 1e6))
+    else:
+        problems.append(f"span {name!r} ends before it starts; duration dropped (stamp both "
+                        f"ends from one monotonic clock)")
+    session = attributes.get("audio.session_id")
+    turn = attributes.get("audio.turn_id")
+    if session is None or turn is None:
+        problems.append(f"span {name!r} (stage {stage}) has no audio.session_id/audio.turn_id; "
+                        f"its samples count but it joins no turn, so no gap samples (pass "
+                        f"session_id and turn_id to stage_span)")
+    context = span.context
+    trace_id = format(context.trace_id, "032x") if context is not None else ""
+    source = attributes.get("audio.source")
+    bar = stage != "turn" and source != "caller" and not stage.startswith(("gap.", "caller.", "handoff."))
+    return SpanRecord(name, stage, "" if session is None else str(session),
+                      "" if turn is None else str(turn), trace_id, start, end,
+                      tuple(metrics), bar, tuple(problems))

@@ -1,0 +1,25 @@
+"""Fixtures for the plugin's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def _raw_exporter():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from pytest_voicelatency.capture import attach
+
+    exporter = InMemorySpanExporter()
+    attach().add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def raw_spans(_raw_exporter):
+    """The real SDK spans finished during the test, from the global provider."""
+    _raw_exporter.clear()
+    yield _raw_exporter
+    _raw_exporter.clear()

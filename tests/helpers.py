@@ -1,0 +1,27 @@
+"""Small builders shared by the tests: synthetic span records and a raw-span exporter."""
+
+from __future__ import annotations
+
+from pytest_voicelatency.spans import SpanRecord
+from pytest_voicelatency.store import SpanTable
+
+MS = 1_000_000
+
+
+def record(stage: str, start_ms: float, end_ms: float, *, session: str = "s", turn: str = "1",
+           metrics: dict[str, float] | None = None, bar: bool | None = None,
+           name: str | None = None) -> SpanRecord:
+    """A span record as the capture would keep it (times in ms for readability)."""
+    if bar is None:
+        bar = not stage.startswith(("handoff.", "caller.", "gap.")) and stage != "turn"
+    items = dict(metrics or {})
+    items.setdefault("duration_ms", end_ms - start_ms)
+    return SpanRecord(name or f"audio.{stage}", stage, session, turn, "ab" * 16,
+                      int(start_ms * MS), int(end_ms * MS), tuple(items.items()), bar)
+
+
+def table_of(*records: SpanRecord, test: str = "t") -> SpanTable:
+    table = SpanTable()
+    for r in records:
+        table.add(r, test)
+    return table

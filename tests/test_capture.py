@@ -1,0 +1,104 @@
+"""Specification of span capture: which spans, how many, and what happens to bad attributes."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+from opentelemetry import trace
+
+from pytest_voicelatency import capture_spans, current_capture, stage_span
+
+
+def test_captures_spans_from_any_tracer_on_the_global_provider():
+    """A user's own tracer and span names following the convention are captured."""
+    tracer = trace.get_tracer("my.agent")
+    with capture_spans() as cap:
+        with tracer.start_as_current_span("audio.tts") as span:
+            span.set_attribute("audio.session_id", "s")
+            span.set_attribute("audio.turn_id", "1")
+            span.set_attribute("audio.first_byte_ms", 42.0)
+        with tracer.start_as_current_span("http.request"):
+            pass
+    assert cap.select("tts").values.tolist() == [42.0] and len(cap) == 1
+
+
+def test_nested_captures_each_see_the_span_once():
+    """An inner capture (e.g. inside @given) and the outer one both get it, once each."""
+    with capture_spans() as outer:
+        with capture_spans() as inner:
+            with stage_span("asr", "s", 1) as fb:
+                fb()
+            assert current_capture() is inner
+        assert current_capture() is outer
+    assert len(outer) == len(inner) == 1
+
+
+def test_spans_ending_after_the_capture_closed_are_not_counted():
+    """Spans from one test never leak into another."""
+    with capture_spans() as first:
+        pass
+    with stage_span("asr", "s", 1):
+        pass
+    with capture_spans() as second:
+        pass
+    assert len(first) == len(second) == 0
+
+
+def test_spans_ending_on_many_threads_are_all_counted():
+    """Thread-safe: eight threads × 200 spans, none lost, none doubled."""
+    def work(k):
+        for i in range(200):
+            with stage_span("tts", f"s{k}", i) as fb:
+                fb()
+    with capture_spans() as cap:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    assert len(cap) == 1600 and cap.select("tts").n == 1600
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (math.nan, "is nan"),
+    (math.inf, "is inf"),
+    (-5.0, "negative"),
+    ("fast", "not a number"),
+])
+def test_bad_metric_attributes_are_dropped_with_a_named_problem(value, problem):
+    """NaN, infinite, negative and non-numeric *_ms values name the span, attribute and fix."""
+    with capture_spans() as cap:
+        with stage_span("tts", "s", 1, attributes={"chunk_gap_ms": value}) as fb:
+            fb()
+    assert "chunk_gap_ms" not in cap.sample_set().metrics_by_stage()["tts"]
+    assert any("audio.chunk_gap_ms" in p and problem in p and "'audio.tts'" in p for p in cap.problems)
+    assert cap.select("tts").n == 1  # the rest of the span still counts
+
+
+def test_labels_are_not_metrics_and_not_problems():
+    """Strings and booleans on audio.* are labels (transcripts, flags), silently kept out."""
+    with capture_spans() as cap:
+        with stage_span("asr", "s", 1, attributes={"transcript": "confirm", "final": True}) as fb:
+            fb()
+    assert cap.problems == [] and "transcript" not in cap.sample_set().metrics_by_stage()["asr"]
+
+
+def test_a_span_without_ids_is_reported():
+    """Missing session/turn ids is a problem that tells how to fix it."""
+    tracer = trace.get_tracer("x")
+    with capture_spans() as cap:
+        with tracer.start_as_current_span("audio.llm"):
+            pass
+    assert any("no audio.session_id/audio.turn_id" in p for p in cap.problems)
+    assert cap.stages() == ["llm"]
+
+
+def test_samples_are_recomputed_when_more_spans_arrive():
+    """The cached sample set follows the capture."""
+    with capture_spans() as cap:
+        with stage_span("asr", "s", 1):
+            pass
+        assert cap.select("asr", "duration_ms").n == 1
+        with stage_span("asr", "s", 2):
+            pass
+        assert cap.select("asr", "duration_ms").n == 2

@@ -1,0 +1,110 @@
+"""Specification of how span records become samples, gaps and default metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_voicelatency.samples import default_metric, derive
+from tests.helpers import record, table_of
+
+
+def gaps(table, stage):
+    return derive(table).select(stage, "duration_ms").values.tolist()
+
+
+def test_gap_is_the_uncovered_time_between_consecutive_stages():
+    """asr ends at 100, llm starts at 130: gap.asr_to_llm = 30 ms."""
+    t = table_of(record("asr", 0, 100), record("llm", 130, 400), record("tts", 420, 900))
+    assert gaps(t, "gap.asr_to_llm") == [30.0]
+    assert gaps(t, "gap.llm_to_tts") == [20.0]
+
+
+def test_touching_or_overlapping_stages_give_a_zero_gap():
+    """Streaming stages overlap; the gap is 0, never negative."""
+    t = table_of(record("asr", 0, 100), record("llm", 100, 400), record("tts", 300, 900))
+    assert gaps(t, "gap.asr_to_llm") == [0.0] and gaps(t, "gap.llm_to_tts") == [0.0]
+
+
+def test_gap_counts_only_time_no_earlier_bar_covers():
+    """A long first bar that outlasts the second still covers the time before the third."""
+    t = table_of(record("asr", 0, 500), record("llm", 100, 200), record("tts", 450, 900))
+    assert gaps(t, "gap.llm_to_tts") == [0.0]
+
+
+def test_one_gap_sample_per_adjacent_pair_per_turn():
+    """Two turns of the same session give two samples; spans of different turns never pair."""
+    t = table_of(record("asr", 0, 100, turn="1"), record("llm", 150, 300, turn="1"),
+                 record("asr", 1000, 1100, turn="2"), record("llm", 1110, 1300, turn="2"))
+    assert sorted(gaps(t, "gap.asr_to_llm")) == [10.0, 50.0]
+    assert "gap.llm_to_asr" not in derive(t).metrics_by_stage()
+
+
+def test_turn_parents_handoffs_and_caller_spans_are_not_bars():
+    """A turn parent, a handoff and a caller measurement do not split or close a gap."""
+    t = table_of(record("turn", 0, 1000, name="voice.turn"), record("asr", 10, 100),
+                 record("handoff.asr_to_llm", 100, 160, name="voice.handoff.asr_to_llm"),
+                 record("caller.response", 0, 900), record("llm", 170, 400))
+    assert derive(t).metrics_by_stage().keys() >= {"gap.asr_to_llm"}
+    assert gaps(t, "gap.asr_to_llm") == [70.0]
+    assert not [s for s in derive(t).metrics_by_stage() if "turn" in s and s.startswith("gap.")]
+
+
+def test_same_session_and_turn_ids_in_two_tests_are_two_turns():
+    """Turn identity includes the test: reused ids in another test never join."""
+    from pytest_voicelatency.store import SpanTable
+
+    t = SpanTable()
+    t.add(record("asr", 0, 100), "test_a")
+    t.add(record("llm", 100_000, 100_100), "test_b")
+    assert "gap.asr_to_llm" not in derive(t).metrics_by_stage()
+
+
+def test_spans_without_ids_join_no_turn():
+    """Without session/turn ids a span still gives samples but no gaps."""
+    t = table_of(record("asr", 0, 100, session="", turn=""), record("llm", 130, 400, session="", turn=""))
+    assert list(derive(t).metrics_by_stage()) == ["asr", "llm"]
+
+
+def test_produced_nothing_is_counted_and_excluded_from_values():
+    """first_byte_ms = -1 is reported as 'nothing', never averaged in."""
+    t = table_of(record("tts", 0, 10, metrics={"first_byte_ms": 5.0}),
+                 record("tts", 20, 30, turn="2", metrics={"first_byte_ms": -1.0}))
+    sel = derive(t).select("tts")
+    assert sel.metric == "first_byte_ms" and sel.values.tolist() == [5.0] and sel.nothing == 1
+
+
+@pytest.mark.parametrize(("stage", "available", "metric"), [
+    ("asr", {"first_byte_ms", "duration_ms"}, "first_byte_ms"),
+    ("barge_in", {"silence_ms", "first_byte_ms"}, "silence_ms"),
+    ("handoff.vad_to_asr", {"duration_ms", "total_ms"}, "duration_ms"),
+    ("gap.asr_to_llm", {"duration_ms"}, "duration_ms"),
+    ("vad", {"duration_ms"}, "duration_ms"),
+])
+def test_default_metric_per_stage(stage, available, metric):
+    """first_byte_ms by default; silence_ms for barge_in; duration_ms for handoffs and gaps."""
+    assert default_metric(stage, available) == metric
+
+
+def test_worst_samples_carry_session_turn_and_trace():
+    """The worst samples can be looked up in a trace store."""
+    t = table_of(*[record("asr", 0, 1, turn=str(i), metrics={"first_byte_ms": float(i)})
+                   for i in range(10)])
+    worst = derive(t).select("asr").worst(3)
+    assert [(s.value, s.turn_id, s.session_id) for s in worst] == [(9.0, "9", "s"), (8.0, "8", "s"),
+                                                                    (7.0, "7", "s")]
+    assert worst[0].trace_id == "ab" * 16 and worst[0].test_id == "t"
+
+
+def test_derive_on_an_empty_table_has_no_samples():
+    """No spans, no samples, no crash."""
+    assert len(derive(table_of())) == 0 and derive(table_of()).metrics_by_stage() == {}
+
+
+def test_samples_are_a_snapshot_the_table_can_grow_after():
+    """Deriving samples never pins the table's buffers (it stays appendable)."""
+    t = table_of(record("asr", 0, 1))
+    s = derive(t)
+    t.add(record("asr", 2, 3, turn="2"))
+    assert len(s.select("asr", "duration_ms").values) == 1 and len(t) == 2
+    assert np.isfinite(s.value).all()
