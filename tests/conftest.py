@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import numpy  # noqa: F401  (imported once here: in-process pytester runs cannot re-import numpy)
 import pytest
+
+import pytest_voicelatency.assertions  # noqa: F401
+import pytest_voicelatency.report  # noqa: F401
+import pytest_voicelatency.summary  # noqa: F401
+import pytest_voicelatency.table  # noqa: F401
 
 
 @pytest.fixture(scope="session")

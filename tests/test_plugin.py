@@ -1,0 +1,249 @@
+"""Specification of the pytest plugin, by running real pytest sessions with pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_voicelatency.plugin import MARKER, OPTION, SKIP_REASON
+
+AGENT = '''
+import pytest
+from pytest_voicelatency import stage_span, handoff_span, assert_p95
+
+def run_turns(n, session="s", slow_barge_in=False):
+    for turn in range(n):
+        with handoff_span("vad", "asr", session, turn):
+            pass
+        with stage_span("asr", session, turn) as first_partial:
+            first_partial()
+        with stage_span("llm", session, turn) as first_token:
+            first_token()
+        with stage_span("tts", session, turn) as first_chunk:
+            first_chunk()
+        with stage_span("barge_in", session, turn) as t:
+            t.set("silence_ms", 500.0 if slow_barge_in else 120.0 + turn % 7)
+'''
+
+
+@pytest.fixture
+def suite(pytester):
+    pytester.makepyfile(agent=AGENT)
+    pytester.makepyfile(test_voice=f'''
+import pytest
+from agent import run_turns
+from pytest_voicelatency import assert_p95
+
+@pytest.mark.{MARKER}
+def test_barge_in_is_fast(voice_spans):
+    run_turns(60)
+    assert_p95(stage="barge_in", lt=200)
+    assert_p95(stage="asr", lt=150)
+    assert_p95(stage="handoff.vad_to_asr", lt=250)
+    assert_p95(stage="gap.asr_to_llm", lt=100)
+
+@pytest.mark.{MARKER}
+def test_second_session(voice_spans):
+    run_turns(40, session="other")
+
+def test_plain():
+    pass
+''')
+    return pytester
+
+
+def test_marked_tests_are_skipped_without_the_flag_with_a_reason_naming_it(suite):
+    """Without --voice-latency, marked tests skip and say how to run them; no table."""
+    result = suite.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines([f"*{SKIP_REASON}*"])
+    assert "voice latency (ms)" not in result.stdout.str()
+    assert "--voice-latency" in SKIP_REASON
+
+
+def test_flag_runs_them_and_prints_the_table_in_pipeline_order(suite):
+    """With the flag: marked tests run and one run-wide table lists every stage in order."""
+    result = suite.runpytest(OPTION)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*= voice latency (ms) =*",
+        "stage*metric*n*nothing*p50*p95*p99*max",
+        "handoff.vad_to_asr*duration_ms*100*",
+        "asr*first_byte_ms*100*0*",
+        "gap.asr_to_llm*duration_ms*100*",
+        "llm*first_byte_ms*100*",
+        "gap.llm_to_tts*",
+        "tts*first_byte_ms*100*",
+        "barge_in*silence_ms*100*0*",
+        "500 voice spans*from 2 tests*nearest-rank*",
+    ])
+
+
+def test_ini_twin_enables_the_plugin(suite):
+    """voice_latency = true in the ini file works like the flag."""
+    suite.makeini("[pytest]\nvoice_latency = true\n")
+    result = suite.runpytest()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*voice latency (ms)*"])
+
+
+def test_failing_assertion_explains_itself_in_the_pytest_output(pytester):
+    """A slow barge-in fails the test with stage, quantile, limit and the worst turns."""
+    pytester.makepyfile(agent=AGENT)
+    pytester.makepyfile(test_slow='''
+from agent import run_turns
+from pytest_voicelatency import assert_p95
+
+def test_slow(voice_spans):
+    run_turns(20, slow_barge_in=True)
+    assert_p95(stage="barge_in", lt=200)
+''')
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*LatencyAssertionError: barge_in silence_ms p95 = 500.0 ms, limit < 200 ms (n=20, produced nothing: 0) -> FAIL",
+        "*worst: 500.0 ms (session=s turn=*",
+    ])
+    assert "assertions.py" not in result.stdout.str()  # helper frames hidden
+
+
+def test_table_merges_every_xdist_worker(suite):
+    """-n 2: both workers' samples reach the controller, which alone prints the table."""
+    pytest.importorskip("xdist")
+    result = suite.runpytest_subprocess(OPTION, "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert out.count("voice latency (ms)") == 1
+    result.stdout.fnmatch_lines(["asr*first_byte_ms*100*", "500 voice spans*from 2 tests*"])
+
+
+def test_attaches_to_a_provider_the_users_conftest_installed(pytester):
+    """The user's SDK provider keeps its own exporter; the plugin adds itself without replacing it."""
+    pytester.makeconftest('''
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+EXPORTER = InMemorySpanExporter()
+PROVIDER = TracerProvider()
+PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
+trace.set_tracer_provider(PROVIDER)
+''')
+    pytester.makepyfile(test_user='''
+import warnings
+from opentelemetry import trace
+from pytest_voicelatency import stage_span
+import conftest
+
+def test_both_see_it(voice_spans):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overriding the provider would warn
+        with stage_span("asr", "s", 1) as fb:
+            fb()
+    assert trace.get_tracer_provider() is conftest.PROVIDER
+    assert [s.name for s in conftest.EXPORTER.get_finished_spans()] == ["audio.asr"]
+    assert len(voice_spans) == 1
+''')
+    result = pytester.runpytest_subprocess(OPTION)
+    result.assert_outcomes(passed=1)
+
+
+def test_installs_a_provider_once_when_none_exists(pytester):
+    """With no provider, the plugin installs one SDK provider, once, without warnings."""
+    pytester.makepyfile(test_none='''
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from pytest_voicelatency import stage_span
+
+def test_one(voice_spans):
+    with stage_span("asr", "s", 1):
+        pass
+    assert isinstance(trace.get_tracer_provider(), TracerProvider)
+
+def test_two(voice_spans):
+    first = trace.get_tracer_provider()
+    with stage_span("asr", "s", 2):
+        pass
+    assert trace.get_tracer_provider() is first and len(voice_spans) == 1
+''')
+    result = pytester.runpytest_subprocess(OPTION, "-W", "error")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_non_sdk_provider_gets_a_clear_error(pytester):
+    """A no-op provider cannot be captured: the error says what to install."""
+    pytester.makeconftest('''
+from opentelemetry import trace
+trace.set_tracer_provider(trace.NoOpTracerProvider())
+''')
+    pytester.makepyfile(test_noop='''
+def test_x(voice_spans):
+    pass
+''')
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*NoOpTracerProvider, not an SDK TracerProvider*set_tracer_provider*"])
+
+
+def test_spans_do_not_leak_between_tests(pytester):
+    """Each test's voice_spans holds only its own spans."""
+    pytester.makepyfile(test_leak='''
+from pytest_voicelatency import stage_span
+
+def test_a(voice_spans):
+    with stage_span("asr", "s", 1):
+        pass
+    assert len(voice_spans) == 1
+
+def test_b(voice_spans):
+    assert len(voice_spans) == 0
+''')
+    pytester.runpytest(OPTION).assert_outcomes(passed=2)
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_span_problems_become_warnings_and_a_table_footer(pytester):
+    """A NaN attribute is dropped with a warning naming span and attribute; other samples stay."""
+    pytester.makepyfile(test_bad='''
+from pytest_voicelatency import stage_span
+
+def test_bad(voice_spans):
+    with stage_span("tts", "s", 1, attributes={"gap_ms": float("nan")}) as fb:
+        fb()
+
+def test_good(voice_spans):
+    with stage_span("asr", "s", 1) as fb:
+        fb()
+''')
+    result = pytester.runpytest(OPTION)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*VoiceLatencyWarning: span 'audio.tts': attribute audio.gap_ms is nan*",
+                                 "asr*first_byte_ms*1*", "tts*first_byte_ms*1*",
+                                 "1 span problems*"])
+
+
+def test_empty_run_says_no_spans_were_captured(pytester):
+    """With the flag but no voice spans, the summary says what to check."""
+    pytester.makepyfile(test_empty="def test_x(): pass\n")
+    result = pytester.runpytest(OPTION)
+    result.stdout.fnmatch_lines(["*no voice spans were captured*"])
+
+
+def test_help_lists_the_option_and_ini_in_one_group(pytester):
+    """--help shows the option, its default and the ini twin."""
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["voice agent latency (pytest-voicelatency):",
+                                 f"*{OPTION}*", "*default: off*", "*voice_latency (bool)*"])
+
+
+def test_assert_outside_any_capture_errors_clearly(pytester):
+    """Without the flag or fixture, an assertion says how to open a capture."""
+    pytester.makepyfile(test_nocap='''
+from pytest_voicelatency import assert_p95
+
+def test_x():
+    assert_p95(stage="asr", lt=100)
+''')
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*VoiceLatencyUsageError: no span capture is active*voice_spans*"])
