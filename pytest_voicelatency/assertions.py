@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .capture import Capture, current_capture
 from .errors import LatencyAssertionError, VoiceLatencyUsageError
-from .samples import Selection
+from .samples import Sample, Selection
 from .stats import check_q
 from .verdict import Verdict, judge, limit_from
 
@@ -33,7 +33,8 @@ def format_verdict(selection: Selection, verdict: Verdict) -> str:
     """The multi-line explanation of a verdict (used by failures and CI reports)."""
     est, lim = verdict.estimate, verdict.limit
     name = _quantile_name(est.q)
-    head = (f"{selection.stage} {selection.metric} {name} = {est.value:.1f} ms, limit {lim} ms "
+    value = "+inf (missed or censored)" if est.value == float("inf") else f"{est.value:.1f} ms"
+    head = (f"{selection.stage} {selection.metric} {name} = {value}, limit {lim} ms "
             f"(n={est.n}, produced nothing: {selection.nothing}) -> {verdict.outcome.upper()}")
     lines = [head]
     if est.confidence is not None:
@@ -48,12 +49,25 @@ def format_verdict(selection: Selection, verdict: Verdict) -> str:
                 f"{est.q:g}" if verdict.needed is None else
                 f"about n={verdict.needed} samples would decide if the data keep their shape")
         lines.append(f"  inconclusive: the bounds straddle the limit; {more}")
+    flagged = [f"{k}: {getattr(selection, k)}" for k in ("missed", "censored", "unreliable")
+               if getattr(selection, k)]
+    if flagged:
+        lines.append(f"  {', '.join(flagged)} (missed and censored count as +inf: unknown is "
+                     f"never fast; unreliable = the harness could not keep time)")
     worst = selection.worst(3)
     if worst:
         lines.append("  worst: " + "; ".join(
-            f"{s.value:.1f} ms (session={s.session_id or '?'} turn={s.turn_id or '?'} "
+            f"{_describe(s)} (session={s.session_id or '?'} turn={s.turn_id or '?'} "
             f"trace={s.trace_id[:16] or '?'})" for s in worst))
     return "\n".join(lines)
+
+
+def _describe(sample: Sample) -> str:
+    if sample.missed:
+        return f"missed (waited {sample.value:.1f} ms)"
+    if sample.censored:
+        return f">= {sample.value:.1f} ms (censored)"
+    return f"{sample.value:.1f} ms"
 
 
 def _missing_message(capture: Capture, stage: str, metric: str | None, sel: Selection) -> str:

@@ -8,6 +8,10 @@ Pure functions over a :class:`~pytest_voicelatency.store.SpanTable`; no OpenTele
   ``gap.<previous>_to_<next>``, metric ``duration_ms`` (0 when they touch or overlap). Turn
   parents and black-box caller spans are not bars.
 * ``first_byte_ms == -1`` means "produced nothing": such samples are counted, never averaged in.
+* A *missed* or *censored* measurement (see :mod:`pytest_voicelatency.spans`) counts as +inf in
+  quantiles, so it can only make a gate fail; its recorded number (the bound) is kept in
+  ``Selection.recorded``. *Unreliable* samples count normally but are counted, so reports and
+  gates can say the run could not keep time.
 
 Each stage has a default metric (:func:`default_metric`), so ``assert_p95(stage="barge_in", ...)``
 needs no ``metric=``.
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spans import NOTHING
+from .spans import CENSORED, MISSED, NOTHING, UNRELIABLE
 from .store import SpanTable
 
 __all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFAULT_METRICS"]
@@ -65,16 +69,35 @@ class Sample:
     turn_id: str
     trace_id: str
     test_id: str
+    flags: int = 0
+
+    @property
+    def missed(self) -> bool:
+        return bool(self.flags & MISSED)
+
+    @property
+    def censored(self) -> bool:
+        return bool(self.flags & CENSORED)
+
+    @property
+    def unreliable(self) -> bool:
+        return bool(self.flags & UNRELIABLE)
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The samples of one stage and metric: ``values`` exclude produced-nothing samples."""
+    """The samples of one stage and metric.
+
+    ``values`` is what quantiles use: produced-nothing samples excluded, missed and censored
+    ones as +inf. ``recorded`` holds the numbers as recorded (a censored sample's lower bound).
+    """
 
     stage: str
     metric: str
     values: np.ndarray
+    recorded: np.ndarray
     rows: np.ndarray
+    flags: np.ndarray
     nothing: int
     sample_set: SampleSet
 
@@ -82,12 +105,27 @@ class Selection:
     def n(self) -> int:
         return int(self.values.size)
 
+    def _count(self, flag: int) -> int:
+        return int(np.count_nonzero(self.flags & flag))
+
+    @property
+    def missed(self) -> int:
+        return self._count(MISSED)
+
+    @property
+    def censored(self) -> int:
+        return self._count(CENSORED)
+
+    @property
+    def unreliable(self) -> int:
+        return self._count(UNRELIABLE)
+
     def worst(self, k: int = 3) -> list[Sample]:
-        """The ``k`` largest samples, largest first, with their session/turn/trace ids."""
+        """The ``k`` largest samples (missed/censored first), with session/turn/trace ids."""
         if self.values.size == 0:
             return []
-        order = np.argsort(self.values, kind="stable")[::-1][:k]
-        return [self.sample_set.sample(self.stage, self.metric, float(self.values[i]),
+        order = np.lexsort((self.recorded, self.values))[::-1][:k]
+        return [self.sample_set.sample(self.stage, self.metric, float(self.recorded[i]),
                                        int(self.rows[i])) for i in order]
 
 
@@ -103,6 +141,7 @@ class SampleSet:
         self.value = value
         self.row = row
         self._ids = {n: i for i, n in enumerate(names)}
+        self._flags: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.value.size)
@@ -124,18 +163,27 @@ class SampleSet:
             metric = default_metric(stage, available)
         m = self._ids.get(metric, -1)
         mask = stage_mask & (self.metric == m)
-        values, rows = self.value[mask], self.row[mask]
+        recorded, rows = self.value[mask], self.row[mask]
         nothing = 0
         if metric == "first_byte_ms":
-            produced = values != NOTHING
-            nothing = int(values.size - np.count_nonzero(produced))
-            values, rows = values[produced], rows[produced]
-        return Selection(stage, metric, values, rows, nothing, self)
+            produced = recorded != NOTHING
+            nothing = int(recorded.size - np.count_nonzero(produced))
+            recorded, rows = recorded[produced], rows[produced]
+        flags = self.flags[rows] if rows.size else np.zeros(0, np.int8)
+        values = np.where(flags & (MISSED | CENSORED), np.inf, recorded)
+        return Selection(stage, metric, values, recorded, rows, flags, nothing, self)
+
+    @property
+    def flags(self) -> np.ndarray:
+        """Flags per span row (see :mod:`pytest_voicelatency.spans`)."""
+        if self._flags is None:
+            self._flags = _column(self.table.columns["flags"], np.int8)
+        return self._flags
 
     def sample(self, stage: str, metric: str, value: float, row: int) -> Sample:
         c, s = self.table.columns, self.table.strings
         return Sample(stage, metric, value, s[c["session"][row]], s[c["turn"][row]],
-                      s[c["trace"][row]], s[c["test"][row]])
+                      s[c["trace"][row]], s[c["test"][row]], c["flags"][row])
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):

@@ -30,10 +30,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES"]
+__all__ = ["SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES", "UNRELIABLE",
+           "CENSORED", "MISSED"]
 
-IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source"})
+IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
+                                 "audio.reliable", "audio.outcome"})
 NOTHING = -1.0  # first_byte_ms of a stage that produced nothing
+
+#: Sample flags (a bitmask per span). A measurement that is not a plain number says so:
+#: ``audio.reliable = False`` (the harness could not keep time, e.g. a starved event loop),
+#: ``audio.outcome = "censored"`` (the call ended first: the value is only a lower bound) or
+#: ``"missed"`` (the event never happened within the call's bound, e.g. a barge-in the agent
+#: never honoured). Censored and missed samples count as +inf in quantiles: unknown is never fast.
+UNRELIABLE, CENSORED, MISSED = 1, 2, 4
+_OUTCOMES = {"ok": 0, "censored": CENSORED, "missed": MISSED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,7 @@ class SpanRecord:
     metrics: tuple[tuple[str, float], ...]
     bar: bool
     problems: tuple[str, ...] = ()
+    flags: int = 0
 
 
 def stage_of(name: str, stage_attribute: Any) -> str | None:
@@ -119,8 +130,15 @@ def record_from_span(span: ReadableSpan) -> SpanRecord | None:
                         f"session_id and turn_id to stage_span)")
     context = span.context
     trace_id = format(context.trace_id, "032x") if context is not None else ""
+    flags = 0 if attributes.get("audio.reliable", True) is not False else UNRELIABLE
+    outcome = attributes.get("audio.outcome", "ok")
+    if outcome in _OUTCOMES:
+        flags |= _OUTCOMES[outcome]
+    else:
+        problems.append(f"span {name!r}: audio.outcome is {outcome!r}; expected one of "
+                        f"{', '.join(map(repr, _OUTCOMES))}; treated as 'ok'")
     source = attributes.get("audio.source")
     bar = stage != "turn" and source != "caller" and not stage.startswith(("gap.", "caller.", "handoff."))
     return SpanRecord(name, stage, "" if session is None else str(session),
                       "" if turn is None else str(turn), trace_id, start, end,
-                      tuple(metrics), bar, tuple(problems))
+                      tuple(metrics), bar, tuple(problems), flags)

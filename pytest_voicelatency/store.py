@@ -33,7 +33,7 @@ PAYLOAD_VERSION = 1
 MAX_PROBLEMS = 200  # distinct problem texts kept per table; the rest are only counted
 
 _ROW_COLUMNS = {"test": "i", "name": "i", "stage": "i", "session": "i", "turn": "i",
-                "trace": "i", "start_ns": "q", "end_ns": "q", "bar": "b"}
+                "trace": "i", "start_ns": "q", "end_ns": "q", "bar": "b", "flags": "b"}
 _METRIC_COLUMNS = {"m_row": "i", "m_name": "i", "m_value": "d"}
 
 
@@ -74,6 +74,7 @@ class SpanTable:
             c["start_ns"].append(record.start_ns)
             c["end_ns"].append(record.end_ns)
             c["bar"].append(record.bar)
+            c["flags"].append(record.flags)
             for metric, value in record.metrics:
                 c["m_row"].append(row)
                 c["m_name"].append(intern(metric))
@@ -103,7 +104,8 @@ class SpanTable:
         for row in range(len(self)):
             yield SpanRecord(s[c["name"][row]], s[c["stage"][row]], s[c["session"][row]],
                              s[c["turn"][row]], s[c["trace"][row]], c["start_ns"][row],
-                             c["end_ns"][row], tuple(metrics[row]), bool(c["bar"][row]))
+                             c["end_ns"][row], tuple(metrics[row]), bool(c["bar"][row]), (),
+                             c["flags"][row])
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data (lists, bytes, ints) that pytest-xdist can serialise on a report."""
@@ -136,7 +138,7 @@ class SpanTable:
                 c["test"].extend(remap[i] for i in incoming["test"])
             else:
                 c["test"].extend([forced] * len(incoming["stage"]))
-            for key in ("start_ns", "end_ns", "bar", "m_value"):
+            for key in ("start_ns", "end_ns", "bar", "flags", "m_value"):
                 c[key].extend(incoming[key])
             c["m_row"].extend(offset + r for r in incoming["m_row"])
             c["m_name"].extend(remap[i] for i in incoming["m_name"])

@@ -51,6 +51,9 @@ class StageRow:
     p95: float
     p99: float
     max: float
+    missed: int = 0
+    censored: int = 0
+    unreliable: int = 0
     notes: tuple[str, ...] = field(default=())
 
 
@@ -72,5 +75,6 @@ def summarize(samples: SampleSet, metrics: dict[str, str] | None = None) -> list
         if selection.n == 0 and selection.nothing == 0:
             continue
         rows.append(StageRow(stage, metric, selection.n, selection.nothing,
-                             *_quantiles(selection.values)))
+                             *_quantiles(selection.values), selection.missed, selection.censored,
+                             selection.unreliable))
     return sorted(rows, key=lambda r: order_key(r.stage))

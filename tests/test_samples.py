@@ -108,3 +108,33 @@ def test_samples_are_a_snapshot_the_table_can_grow_after():
     t.add(record("asr", 2, 3, turn="2"))
     assert len(s.select("asr", "duration_ms").values) == 1 and len(t) == 2
     assert np.isfinite(s.value).all()
+
+
+def test_missed_and_censored_count_as_infinite_and_keep_their_bound():
+    """Unknown is never fast: missed/censored become +inf for quantiles; the bound is kept."""
+    from pytest_voicelatency.spans import CENSORED, MISSED, UNRELIABLE
+    from tests.helpers import table_of
+    import dataclasses
+
+    base = [record("caller.barge_in", 0, 1, turn=str(i), metrics={"latency_ms": 100.0}) for i in range(3)]
+    t = table_of(base[0], dataclasses.replace(base[1], flags=MISSED),
+                 dataclasses.replace(base[2], flags=CENSORED | UNRELIABLE))
+    sel = derive(t).select("caller.barge_in", "latency_ms")
+    assert sel.values.tolist() == [100.0, float("inf"), float("inf")]
+    assert sel.recorded.tolist() == [100.0, 100.0, 100.0]
+    assert (sel.missed, sel.censored, sel.unreliable) == (1, 1, 1)
+    assert [w.missed or w.censored for w in sel.worst(2)] == [True, True]
+
+
+def test_flags_come_from_span_attributes(raw_spans):
+    """audio.outcome and audio.reliable on a real span set the flags; a bad outcome is a problem."""
+    from pytest_voicelatency import capture_spans, stage_span
+
+    with capture_spans() as cap:
+        with stage_span("x", "s", 1, attributes={"outcome": "missed", "reliable": False}):
+            pass
+        with stage_span("x", "s", 2, attributes={"outcome": "late"}):
+            pass
+    sel = cap.select("x", "duration_ms")
+    assert (sel.missed, sel.unreliable) == (1, 1)
+    assert any("audio.outcome is 'late'" in p for p in cap.problems)
