@@ -1,7 +1,8 @@
 """The pytest plugin: options, the marker, the per-test capture, the fixture and the summary.
 
-This module only wires hooks. What they do lives in pure modules: capture (collect spans),
-samples/summary (derive numbers), table (render). Run state lives in ``config.stash``.
+This module only wires hooks and options. Fixtures live in ``fixtures.py``, run state in
+``state.py`` (kept in ``config.stash``), and what the hooks do in pure modules: capture (collect
+spans), samples/summary (derive numbers), table/report (render).
 
 Under pytest-xdist each test's spans travel, as compact bytes, on its teardown report; the
 controller merges every report's payload as it arrives, so a crashed worker loses only the test
@@ -12,14 +13,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from .capture import Capture
-    from .store import SpanTable
+from .fixtures import *  # noqa: F403  (registers the plugin's fixtures)
+from .state import CAPTURE, STATE, RunState
 
 __all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE"]
 
@@ -29,28 +28,6 @@ MARKER = "voice_latency"
 REPORT_ATTRIBUTE = "voice_latency"
 SKIP_REASON = ("voice latency test: run it with `pytest --voice-latency` "
                "(or set `voice_latency = true` in the ini file)")
-
-
-@dataclass
-class RunState:
-    """Everything the plugin remembers about a run (kept in ``config.stash``)."""
-
-    enabled: bool
-    is_worker: bool
-    table: SpanTable | None = None
-    tests_with_spans: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def run_table(self) -> SpanTable:
-        if self.table is None:
-            from .store import SpanTable
-
-            self.table = SpanTable()
-        return self.table
-
-
-STATE = pytest.StashKey[RunState]()
-CAPTURE = pytest.StashKey["Capture"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,24 +89,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if capture is not None and len(capture):
             setattr(report, REPORT_ATTRIBUTE, capture.table.to_payload())
     return report
-
-
-@pytest.fixture
-def voice_spans(request: pytest.FixtureRequest) -> Iterator[Capture]:
-    """The voice spans finished during this test (a :class:`~pytest_voicelatency.Capture`).
-
-    Assertions such as ``assert_p95(stage="asr", lt=150)`` read it by default. Inside a
-    hypothesis ``@given`` test use the ``capture_spans()`` context manager instead, which resets
-    per example.
-    """
-    capture = request.node.stash.get(CAPTURE, None)
-    if capture is not None:
-        yield capture
-        return
-    from .capture import capture_spans
-
-    with capture_spans(request.node.nodeid) as capture:
-        yield capture
 
 
 class _RunReporter:

@@ -1,0 +1,37 @@
+"""Run state kept in ``config.stash``, and the stash keys the hooks and fixtures share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .capture import Capture
+    from .store import SpanTable
+
+__all__ = ["RunState", "STATE", "CAPTURE"]
+
+
+@dataclass
+class RunState:
+    """Everything the plugin remembers about a run."""
+
+    enabled: bool
+    is_worker: bool
+    table: SpanTable | None = None
+    tests_with_spans: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def run_table(self) -> SpanTable:
+        """The merged span table of the whole run (controller side), made on first use."""
+        if self.table is None:
+            from .store import SpanTable
+
+            self.table = SpanTable()
+        return self.table
+
+
+STATE = pytest.StashKey[RunState]()
+CAPTURE = pytest.StashKey["Capture"]()
