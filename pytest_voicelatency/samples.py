@@ -19,8 +19,8 @@ needs no ``metric=``.
 >>> from pytest_voicelatency.store import SpanTable
 >>> from pytest_voicelatency.spans import SpanRecord
 >>> t = SpanTable()
->>> t.add(SpanRecord("audio.asr", "asr", "s", "1", "x", 0, 100_000_000, (), True))
->>> t.add(SpanRecord("audio.llm", "llm", "s", "1", "x", 130_000_000, 400_000_000, (), True))
+>>> t.add(SpanRecord("audio.asr", "asr", "s", "1", 7, 0, 100_000_000, (), True))
+>>> t.add(SpanRecord("audio.llm", "llm", "s", "1", 7, 130_000_000, 400_000_000, (), True))
 >>> derive(t).select("gap.asr_to_llm", "duration_ms").values.tolist()
 [30.0]
 """
@@ -183,7 +183,7 @@ class SampleSet:
     def sample(self, stage: str, metric: str, value: float, row: int) -> Sample:
         c, s = self.table.columns, self.table.strings
         return Sample(stage, metric, value, s[c["session"][row]], s[c["turn"][row]],
-                      s[c["trace"][row]], s[c["test"][row]], c["flags"][row])
+                      self.table.trace_id(row), s[c["test"][row]], c["flags"][row])
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):

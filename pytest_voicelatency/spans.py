@@ -24,8 +24,7 @@ spans, which stage they belong to, and which of their attributes are metrics:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -46,19 +45,20 @@ UNRELIABLE, CENSORED, MISSED = 1, 2, 4
 _OUTCOMES = {"ok": 0, "censored": CENSORED, "missed": MISSED}
 
 
-@dataclass(frozen=True, slots=True)
-class SpanRecord:
+class SpanRecord(NamedTuple):
     """What the plugin keeps of one voice span: identity, timing and numeric metrics.
 
-    Times are the span's own integer nanoseconds. ``session_id``/``turn_id`` are ``""`` when the
-    span did not carry them (its samples count, but it cannot join a turn's gaps).
+    Times are the span's own integer nanoseconds; ``trace_id`` is the integer trace id (0 when
+    none). ``session_id``/``turn_id`` are ``""`` when the span did not carry them (its samples
+    count, but it cannot join a turn's gaps). A named tuple because one is made per span on the
+    hot path of the agent under test.
     """
 
     name: str
     stage: str
     session_id: str
     turn_id: str
-    trace_id: str
+    trace_id: int
     start_ns: int
     end_ns: int
     metrics: tuple[tuple[str, float], ...]
@@ -80,31 +80,40 @@ def stage_of(name: str, stage_attribute: Any) -> str | None:
     return None
 
 
-def _metric(key: str, value: Any, span_name: str, problems: list[str]) -> float | None:
-    """Validate one ``audio.*`` attribute as a metric; record a problem and return None if bad."""
+_INF = float("inf")
+
+
+def _bad_metric(key: str, value: Any, span_name: str) -> str | None:
+    """Why an ``audio.*`` attribute cannot be a metric (None when it is simply a label)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         number = float(value)
-        if math.isnan(number) or math.isinf(number):
-            problems.append(f"span {span_name!r}: attribute {key} is {number}; dropped "
-                            f"(set a finite number of milliseconds)")
-            return None
-        if number < 0 and not (key == "audio.first_byte_ms" and number == NOTHING):
-            problems.append(f"span {span_name!r}: attribute {key} is negative ({number:g}); "
-                            f"dropped (use a monotonic clock; -1 is only meaningful for "
-                            f"audio.first_byte_ms)")
-            return None
-        return number
+        if number != number or number in (_INF, -_INF):
+            return (f"span {span_name!r}: attribute {key} is {number}; dropped "
+                    f"(set a finite number of milliseconds)")
+        return (f"span {span_name!r}: attribute {key} is negative ({number:g}); dropped (use a "
+                f"monotonic clock; -1 is only meaningful for audio.first_byte_ms)")
     if key.endswith("_ms"):
-        problems.append(f"span {span_name!r}: attribute {key} is {type(value).__name__} "
-                        f"{value!r}, not a number; dropped (set it as a float of milliseconds)")
+        return (f"span {span_name!r}: attribute {key} is {type(value).__name__} {value!r}, "
+                f"not a number; dropped (set it as a float of milliseconds)")
     return None
+
+
+def _attribute_dict(span: ReadableSpan) -> Any:
+    """The span's attributes as cheaply as possible: the SDK's own dict when reachable.
+
+    Going through the public ``MappingProxyType`` over ``BoundedAttributes`` costs a lock and
+    several Python calls per key; this runs once per span on the agent's hot path. Falls back
+    to the public mapping for any other span implementation.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return inner if isinstance(inner, dict) else (span.attributes or {})
 
 
 def record_from_span(span: ReadableSpan) -> SpanRecord | None:
     """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span."""
-    attributes = span.attributes or {}
+    attributes = _attribute_dict(span)
     name = span.name
     stage = stage_of(name, attributes.get("audio.stage"))
     if stage is None:
@@ -112,10 +121,17 @@ def record_from_span(span: ReadableSpan) -> SpanRecord | None:
     problems: list[str] = []
     metrics: list[tuple[str, float]] = []
     for key, value in attributes.items():
-        if key.startswith("audio.") and key not in IDENTITY_ATTRIBUTES:
-            number = _metric(key, value, name, problems)
-            if number is not None:
-                metrics.append((key[6:], number))
+        if not key.startswith("audio.") or key in IDENTITY_ATTRIBUTES:
+            continue
+        kind = type(value)
+        if (kind is float or kind is int) and 0 <= value < _INF:  # the common case, fast
+            metrics.append((key[6:], float(value)))
+        elif (kind is float or kind is int) and value == NOTHING and key == "audio.first_byte_ms":
+            metrics.append(("first_byte_ms", NOTHING))
+        else:
+            problem = _bad_metric(key, value, name)
+            if problem:
+                problems.append(problem)
     start, end = span.start_time or 0, span.end_time or 0
     if end >= start:
         metrics.append(("duration_ms", (end - start) / 1e6))
@@ -128,17 +144,21 @@ def record_from_span(span: ReadableSpan) -> SpanRecord | None:
         problems.append(f"span {name!r} (stage {stage}) has no audio.session_id/audio.turn_id; "
                         f"its samples count but it joins no turn, so no gap samples (pass "
                         f"session_id and turn_id to stage_span)")
-    context = span.context
-    trace_id = format(context.trace_id, "032x") if context is not None else ""
     flags = 0 if attributes.get("audio.reliable", True) is not False else UNRELIABLE
-    outcome = attributes.get("audio.outcome", "ok")
-    if outcome in _OUTCOMES:
-        flags |= _OUTCOMES[outcome]
-    else:
-        problems.append(f"span {name!r}: audio.outcome is {outcome!r}; expected one of "
-                        f"{', '.join(map(repr, _OUTCOMES))}; treated as 'ok'")
+    outcome = attributes.get("audio.outcome")
+    if outcome is not None:
+        if outcome in _OUTCOMES:
+            flags |= _OUTCOMES[outcome]
+        else:
+            problems.append(f"span {name!r}: audio.outcome is {outcome!r}; expected one of "
+                            f"{', '.join(map(repr, _OUTCOMES))}; treated as 'ok'")
+    context = span.context
     source = attributes.get("audio.source")
-    bar = stage != "turn" and source != "caller" and not stage.startswith(("gap.", "caller.", "handoff."))
+    bar = stage != "turn" and source != "caller" and not stage.startswith(_NOT_BARS)
     return SpanRecord(name, stage, "" if session is None else str(session),
-                      "" if turn is None else str(turn), trace_id, start, end,
+                      "" if turn is None else str(turn),
+                      context.trace_id if context is not None else 0, start, end,
                       tuple(metrics), bar, tuple(problems), flags)
+
+
+_NOT_BARS = ("gap.", "caller.", "handoff.")

@@ -2,7 +2,8 @@
 
 A long latency run can finish hundreds of thousands of spans; keeping every OpenTelemetry span
 object would cost kilobytes each. :class:`SpanTable` keeps one row per voice span in typed
-arrays (strings interned once per table), about a hundred bytes per span with its metrics.
+arrays (strings interned once per table, trace ids as two 64-bit integers), about a hundred and fifty
+bytes per span with its metrics.
 
 It is also the unit that travels: :meth:`SpanTable.to_payload` gives plain lists and bytes that
 pytest-xdist can serialise on a test report, and :meth:`SpanTable.extend_payload` merges them on
@@ -10,7 +11,7 @@ the controller. Thread-safe for concurrent :meth:`add` calls.
 
 >>> from pytest_voicelatency.spans import SpanRecord
 >>> table = SpanTable()
->>> table.add(SpanRecord("audio.llm", "llm", "s", "t", "ab", 0, 5_000_000,
+>>> table.add(SpanRecord("audio.llm", "llm", "s", "t", 0xab, 0, 5_000_000,
 ...                      (("first_byte_ms", 2.0),), True))
 >>> len(table), table.stage_names()
 (1, ['llm'])
@@ -33,7 +34,7 @@ PAYLOAD_VERSION = 1
 MAX_PROBLEMS = 200  # distinct problem texts kept per table; the rest are only counted
 
 _ROW_COLUMNS = {"test": "i", "name": "i", "stage": "i", "session": "i", "turn": "i",
-                "trace": "i", "start_ns": "q", "end_ns": "q", "bar": "b", "flags": "b"}
+                "trace_hi": "Q", "trace_lo": "Q", "start_ns": "q", "end_ns": "q", "bar": "b", "flags": "b"}
 _METRIC_COLUMNS = {"m_row": "i", "m_name": "i", "m_value": "d"}
 
 
@@ -60,25 +61,29 @@ class SpanTable:
         return len(self.columns["stage"])
 
     def add(self, record: SpanRecord, test: str = "") -> None:
-        """Append one record (thread-safe)."""
+        """Append one record (thread-safe). Runs once per span: kept lean on purpose."""
+        ids, intern = self._ids, self._intern
         with self._lock:
             c = self.columns
             row = len(c["stage"])
-            intern = self._intern
-            c["test"].append(intern(test))
-            c["name"].append(intern(record.name))
-            c["stage"].append(intern(record.stage))
-            c["session"].append(intern(record.session_id))
-            c["turn"].append(intern(record.turn_id))
-            c["trace"].append(intern(record.trace_id))
+            c["test"].append(ids[test] if test in ids else intern(test))
+            c["name"].append(ids[record.name] if record.name in ids else intern(record.name))
+            c["stage"].append(ids[record.stage] if record.stage in ids else intern(record.stage))
+            session, turn = record.session_id, record.turn_id
+            c["session"].append(ids[session] if session in ids else intern(session))
+            c["turn"].append(ids[turn] if turn in ids else intern(turn))
+            trace = record.trace_id
+            c["trace_hi"].append(trace >> 64)
+            c["trace_lo"].append(trace & 0xFFFF_FFFF_FFFF_FFFF)
             c["start_ns"].append(record.start_ns)
             c["end_ns"].append(record.end_ns)
             c["bar"].append(record.bar)
             c["flags"].append(record.flags)
+            m_row, m_name, m_value = c["m_row"], c["m_name"], c["m_value"]
             for metric, value in record.metrics:
-                c["m_row"].append(row)
-                c["m_name"].append(intern(metric))
-                c["m_value"].append(value)
+                m_row.append(row)
+                m_name.append(ids[metric] if metric in ids else intern(metric))
+                m_value.append(value)
             for problem in record.problems:
                 self._note_problem(problem)
 
@@ -89,6 +94,12 @@ class SpanTable:
 
     def string(self, index: int) -> str:
         return self.strings[index]
+
+    def trace_id(self, row: int) -> str:
+        """The row's trace id as 32 hex digits ("" when the span had none)."""
+        c = self.columns
+        value = (c["trace_hi"][row] << 64) | c["trace_lo"][row]
+        return format(value, "032x") if value else ""
 
     def stage_names(self) -> list[str]:
         """Distinct stages present, in first-seen order."""
@@ -103,7 +114,8 @@ class SpanTable:
             metrics[row].append((s[name], value))
         for row in range(len(self)):
             yield SpanRecord(s[c["name"][row]], s[c["stage"][row]], s[c["session"][row]],
-                             s[c["turn"][row]], s[c["trace"][row]], c["start_ns"][row],
+                             s[c["turn"][row]], (c["trace_hi"][row] << 64) | c["trace_lo"][row],
+                             c["start_ns"][row],
                              c["end_ns"][row], tuple(metrics[row]), bool(c["bar"][row]), (),
                              c["flags"][row])
 
@@ -132,13 +144,13 @@ class SpanTable:
             forced = self._intern(test) if test is not None else None
             c = self.columns
             offset = len(c["stage"])
-            for key in ("name", "stage", "session", "turn", "trace"):
+            for key in ("name", "stage", "session", "turn"):
                 c[key].extend(remap[i] for i in incoming[key])
             if forced is None:
                 c["test"].extend(remap[i] for i in incoming["test"])
             else:
                 c["test"].extend([forced] * len(incoming["stage"]))
-            for key in ("start_ns", "end_ns", "bar", "flags", "m_value"):
+            for key in ("trace_hi", "trace_lo", "start_ns", "end_ns", "bar", "flags", "m_value"):
                 c[key].extend(incoming[key])
             c["m_row"].extend(offset + r for r in incoming["m_row"])
             c["m_name"].extend(remap[i] for i in incoming["m_name"])

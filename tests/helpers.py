@@ -16,7 +16,7 @@ def record(stage: str, start_ms: float, end_ms: float, *, session: str = "s", tu
         bar = not stage.startswith(("handoff.", "caller.", "gap.")) and stage != "turn"
     items = dict(metrics or {})
     items.setdefault("duration_ms", end_ms - start_ms)
-    return SpanRecord(name or f"audio.{stage}", stage, session, turn, "ab" * 16,
+    return SpanRecord(name or f"audio.{stage}", stage, session, turn, int("ab" * 16, 16),
                       int(start_ms * MS), int(end_ms * MS), tuple(items.items()), bar)
 
 

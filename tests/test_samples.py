@@ -114,11 +114,10 @@ def test_missed_and_censored_count_as_infinite_and_keep_their_bound():
     """Unknown is never fast: missed/censored become +inf for quantiles; the bound is kept."""
     from pytest_voicelatency.spans import CENSORED, MISSED, UNRELIABLE
     from tests.helpers import table_of
-    import dataclasses
 
     base = [record("caller.barge_in", 0, 1, turn=str(i), metrics={"latency_ms": 100.0}) for i in range(3)]
-    t = table_of(base[0], dataclasses.replace(base[1], flags=MISSED),
-                 dataclasses.replace(base[2], flags=CENSORED | UNRELIABLE))
+    t = table_of(base[0], base[1]._replace(flags=MISSED),
+                 base[2]._replace(flags=CENSORED | UNRELIABLE))
     sel = derive(t).select("caller.barge_in", "latency_ms")
     assert sel.values.tolist() == [100.0, float("inf"), float("inf")]
     assert sel.recorded.tolist() == [100.0, 100.0, 100.0]

@@ -67,7 +67,7 @@ def test_problems_are_kept_once_and_counted_always():
 
     t = SpanTable()
     for _ in range(3):
-        t.add(SpanRecord("audio.x", "x", "", "", "", 0, 1, (), True, ("span 'audio.x' has no ids",)))
+        t.add(SpanRecord("audio.x", "x", "", "", 0, 0, 1, (), True, ("span 'audio.x' has no ids",)))
     assert t.problems == ["span 'audio.x' has no ids"] and t.problem_count == 3
 
 
