@@ -5,7 +5,8 @@
 ...     for turn in range(20):
 ...         with stage_span("asr", "s1", turn) as first_partial:
 ...             first_partial()
->>> assert_p95(stage="asr", lt=1000, capture=cap)
+>>> assert_p95(stage="asr", lt=1000, capture=cap).outcome
+'pass'
 
 A failure raises :class:`~pytest_voicelatency.errors.LatencyAssertionError` naming the stage,
 metric, quantile, limit, n, the bound (with ``confidence=``), how many turns produced nothing and

@@ -1,0 +1,66 @@
+"""The documentation's examples run: README code blocks and every module's doctests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pytest_voicelatency
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+MODULES = sorted(m.name for m in pkgutil.iter_modules(pytest_voicelatency.__path__,
+                                                       "pytest_voicelatency.")
+                 if m.name != "pytest_voicelatency.__main__")
+
+
+def test_readme_starts_with_the_two_commands():
+    """First the main job (install + examples with the table), then install + tests."""
+    commands = re.search(r"```bash\n(.*?)```", README, flags=re.S).group(1)
+    lines = [line for line in commands.splitlines() if line and not line.startswith("#")]
+    assert "pip install ." in lines[0] and "pytest --voice-latency examples/" in lines[0]
+    assert 'pip install -e ".[test]"' in lines[1] and "pytest" in lines[1]
+    assert "pytest" in (ROOT / ".ci" / "run").read_text() and "[test]" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("index", [i for i, b in enumerate(BLOCKS) if "def test_" in b])
+def test_readme_test_modules_pass_as_written(pytester, index):
+    """README blocks that are test modules pass under pytest --voice-latency."""
+    pytester.makepyfile(**{f"test_readme_{index}": BLOCKS[index]})
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=BLOCKS[index].count("\ndef test_"))
+    result.stdout.fnmatch_lines(["*voice latency (ms)*"])
+
+
+@pytest.mark.parametrize("index", [i for i, b in enumerate(BLOCKS) if "def test_" not in b])
+def test_readme_scripts_run_as_written(tmp_path, index):
+    """README blocks that are scripts run cleanly in a fresh interpreter."""
+    script = tmp_path / f"readme_{index}.py"
+    script.write_text(BLOCKS[index], encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_doctests_pass(name):
+    """Every public module's docstring examples run and give what they show."""
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("name", sorted(pytest_voicelatency.__all__))
+def test_every_public_name_resolves_and_is_documented(name):
+    """Everything in __all__ imports lazily and has a docstring."""
+    value = getattr(pytest_voicelatency, name)
+    if name != "__version__":
+        assert (value.__doc__ or "").strip(), f"{name} has no docstring"
