@@ -136,3 +136,17 @@ def test_bad_quantile_level_is_a_usage_error(q):
     """q outside (0, 1) names q and gives an example."""
     with pytest.raises(VoiceLatencyUsageError, match="quantile q must be"):
         estimate(np.array([1.0]), q)
+
+
+def test_the_sample_size_table_in_the_docs_matches_the_code():
+    """docs/statistics.md: each n is the first with an upper bound (n-1 has none)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "statistics.md").read_text()
+    rows = re.findall(r"^\| p(\d+) \| (\d+) \| (\d+) \| (\d+) \|$", doc, flags=re.M)
+    assert len(rows) == 4
+    for pct, *ns in rows:
+        for c, n in zip((0.90, 0.95, 0.99), map(int, ns)):
+            q = int(pct) / 100
+            assert upper_rank(n, q, c) == n and upper_rank(n - 1, q, c) is None, (pct, c, n)
