@@ -28,7 +28,9 @@ needs no ``metric=``.
 from __future__ import annotations
 
 import fnmatch
+from array import array
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -222,9 +224,9 @@ def _gaps(table: SpanTable, names: list[str], ids: dict[str, int]
     return out_stage, out_value, out_row
 
 
-def _column(column: object, dtype: type) -> np.ndarray:
+def _column(column: array[Any], dtype: type[np.generic]) -> np.ndarray:
     """A numpy copy of an array column (a view would stop the table from growing)."""
-    return np.frombuffer(column, dtype=dtype).copy() if len(column) else np.empty(0, dtype)  # type: ignore[arg-type]
+    return np.frombuffer(column, dtype=dtype).copy() if len(column) else np.empty(0, dtype)
 
 
 def derive(table: SpanTable) -> SampleSet:

@@ -59,7 +59,7 @@ class StageRow:
 
 def _quantiles(values: np.ndarray) -> tuple[float, float, float, float]:
     if values.size == 0:
-        return (math.nan,) * 4  # type: ignore[return-value]
+        return (math.nan,) * 4
     n = values.size
     ks = [rank(n, q) - 1 for q in (0.5, 0.95, 0.99)] + [n - 1]
     part = np.partition(values, sorted(set(ks)))
