@@ -28,6 +28,9 @@ _EXPORTS = {
     # assertions
     "assert_quantile": "assertions", "assert_p50": "assertions", "assert_p95": "assertions",
     "assert_p99": "assertions",
+    # audio in, and hearing it
+    "Clip": "audio", "load_clip": "audio", "list_clips": "audio", "AudioError": "audio",
+    "EnergyVAD": "vad", "speech_regions": "vad",
     # time
     "Clock": "clock", "RealClock": "clock",
     # errors
@@ -53,6 +56,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .assertions import assert_p50, assert_p95, assert_p99, assert_quantile
+    from .audio import AudioError, Clip, list_clips, load_clip
+    from .vad import EnergyVAD, speech_regions
     from .capture import Capture, attach, capture_spans, current_capture
     from .clock import Clock, RealClock
     from .errors import (LatencyAssertionError, VoiceLatencyError, VoiceLatencyUsageError,
