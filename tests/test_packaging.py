@@ -1,0 +1,48 @@
+"""The wheel is what users install: it carries the plugin entry point and every audio fixture."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
+                             str(ROOT)], capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"building the wheel failed:\n{result.stderr[-3000:]}")
+    return next(out.glob("*.whl"))
+
+
+def test_wheel_ships_every_fixture_and_the_entry_point(wheel):
+    """Each clip in SHA256SUMS is inside the package; pytest11 points at the plugin."""
+    names = zipfile.ZipFile(wheel).namelist()
+    sums = (ROOT / "fixtures_audio" / "SHA256SUMS").read_text().split("\n")
+    for line in filter(None, sums):
+        assert f"pytest_voicelatency/fixtures_audio/{line.split()[-1]}" in names
+    assert "pytest_voicelatency/fixtures_audio/labels.json" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry).decode()
+    assert "[pytest11]" in text and "voicelatency = pytest_voicelatency.plugin" in text
+
+
+def test_load_clip_works_from_the_installed_wheel(wheel, tmp_path):
+    """Unpacked away from the source tree, load_clip finds the bundled clips inside the package."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import pytest_voicelatency as p; from pytest_voicelatency import load_clip, list_clips;"
+            f"c = load_clip('cancel_order'); assert p.__file__.startswith({str(site)!r}), p.__file__;"
+            "print(len(list_clips()), c.transcript, c.source.parent.name)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1:] == ["I", "want", "to", "cancel", "my", "order", "fixtures_audio"]
