@@ -7,23 +7,51 @@ spans), samples/summary (derive numbers), table/report (render).
 Under pytest-xdist each test's spans travel, as compact bytes, on its teardown report; the
 controller merges every report's payload as it arrives, so a crashed worker loses only the test
 it was running, and only the controller prints.
+
+CI gates: thresholds and policies are parsed at configure time (a bad value is a usage error);
+at session end the controller judges them over every sample of the run, compares with a
+baseline and writes the outputs (``finish.py``), and a failure changes the session's exit status
+(see ``exitcodes.py``) instead of raising from a reporting hook. Each test also records its
+stages' p50/p95/n as JUnit XML properties.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .fixtures import *  # noqa: F403  (registers the plugin's fixtures)
 from .state import CAPTURE, STATE, RunState
 
-__all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE", "JSON_OPTION",
+           "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION", "THRESHOLDS_INI", "CONFIDENCE_INI",
+           "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI", "COMPARE_CONFIDENCE_INI",
+           "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "STEP_SUMMARY_ENV"]
 
 OPTION = "--voice-latency"
 INI = "voice_latency"
+JSON_OPTION = "--voice-latency-json"
+SAVE_OPTION = "--voice-latency-save"
+COMPARE_OPTION = "--voice-latency-compare"
+MARKDOWN_OPTION = "--voice-latency-markdown"
+THRESHOLDS_INI = "voice_latency_thresholds"
+CONFIDENCE_INI = "voice_latency_confidence"
+INCONCLUSIVE_INI = "voice_latency_inconclusive"
+MISSING_INI = "voice_latency_missing"
+UNRELIABLE_INI = "voice_latency_unreliable"
+COMPARE_CONFIDENCE_INI = "voice_latency_compare_confidence"
+MIN_EFFECT_PCT_INI = "voice_latency_min_effect_pct"
+MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+_PATH_OPTIONS = {JSON_OPTION: "voice_latency_json", SAVE_OPTION: "voice_latency_save",
+                 COMPARE_OPTION: "voice_latency_compare", MARKDOWN_OPTION: "voice_latency_markdown"}
 MARKER = "voice_latency"
 REPORT_ATTRIBUTE = "voice_latency"
 SKIP_REASON = ("voice latency test: run it with `pytest --voice-latency` "
@@ -38,15 +66,72 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"{INI} = true)")
     parser.addini(INI, type="bool", default=False,
                   help="same as --voice-latency (default: false)")
+    group.addoption(JSON_OPTION, metavar="PATH", dest=_PATH_OPTIONS[JSON_OPTION], default=None,
+                    help="write every sample, the per-stage summary, gate verdicts and the "
+                         "environment to PATH as JSON (implies --voice-latency; default: none)")
+    group.addoption(SAVE_OPTION, metavar="PATH", dest=_PATH_OPTIONS[SAVE_OPTION], default=None,
+                    help="save this run as a baseline (small JSON, meant for git) to PATH "
+                         "(implies --voice-latency; default: none)")
+    group.addoption(COMPARE_OPTION, metavar="PATH", dest=_PATH_OPTIONS[COMPARE_OPTION],
+                    default=None,
+                    help="compare this run with the baseline at PATH; a regression fails the "
+                         "run (implies --voice-latency; default: none)")
+    group.addoption(MARKDOWN_OPTION, metavar="PATH", dest=_PATH_OPTIONS[MARKDOWN_OPTION],
+                    default=None,
+                    help=f"write the Markdown summary (PR comment) to PATH; it is also appended "
+                         f"to ${STEP_SUMMARY_ENV} when set (implies --voice-latency; default: none)")
+    parser.addini(THRESHOLDS_INI, type="linelist", default=[],
+                  help="CI gates, one per line: '<stage or glob>[.<metric>_ms]: p<NN> <|<= <ms>', "
+                       "e.g. 'barge_in: p95 < 200' (default: none)")
+    parser.addini(CONFIDENCE_INI, default="",
+                  help="judge gates with order-statistic bounds at this confidence and Holm's "
+                       "correction, e.g. 0.95 (default: empty = point estimates)")
+    parser.addini(INCONCLUSIVE_INI, default="warn",
+                  help="warn|fail: what an inconclusive gate or comparison does (default: warn)")
+    parser.addini(MISSING_INI, default="fail",
+                  help="fail|warn: what a gate whose stage has no samples does (default: fail)")
+    parser.addini(UNRELIABLE_INI, default="warn",
+                  help="warn|fail|retry: what a gate on samples marked unreliable does; retry "
+                       "is done by the caller and acts as warn here (default: warn)")
+    parser.addini(COMPARE_CONFIDENCE_INI, default="0.99",
+                  help="confidence of baseline comparisons, Holm-corrected over all compared "
+                       "stages (default: 0.99)")
+    parser.addini(MIN_EFFECT_PCT_INI, default="10",
+                  help="smallest p95 growth, in %, that counts as a regression (default: 10)")
+    parser.addini(MIN_EFFECT_MS_INI, default="10",
+                  help="smallest p95 growth, in ms, that counts as a regression (default: 10)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: a voice latency test; runs only with {OPTION}")
-    enabled = bool(config.getoption("voice_latency") or config.getini(INI))
-    config.stash[STATE] = RunState(enabled=enabled, is_worker=hasattr(config, "workerinput"))
+    paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
+    enabled = bool(config.getoption("voice_latency") or config.getini(INI) or any(paths.values()))
+    state = config.stash[STATE] = RunState(enabled=enabled, is_worker=hasattr(config, "workerinput"))
     if enabled:
+        state.settings = _settings(config, paths)
         config.pluginmanager.register(_RunReporter(config), "voicelatency-run-reporter")
+
+
+def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
+    from .errors import VoiceLatencyUsageError
+    from .settings import build
+
+    try:
+        return build(
+            thresholds=config.getini(THRESHOLDS_INI), confidence=config.getini(CONFIDENCE_INI),
+            inconclusive=config.getini(INCONCLUSIVE_INI), missing=config.getini(MISSING_INI),
+            unreliable=config.getini(UNRELIABLE_INI),
+            compare_confidence=config.getini(COMPARE_CONFIDENCE_INI),
+            min_effect_pct=config.getini(MIN_EFFECT_PCT_INI),
+            min_effect_ms=config.getini(MIN_EFFECT_MS_INI),
+            json_path=paths["voice_latency_json"], save_path=paths["voice_latency_save"],
+            compare_path=paths["voice_latency_compare"],
+            markdown_path=paths["voice_latency_markdown"],
+            step_summary=os.environ.get(STEP_SUMMARY_ENV) or None, root=str(config.rootpath),
+            judge=not config.getoption("collectonly"))
+    except VoiceLatencyUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,17 +167,21 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if call.when == "teardown":
         capture = item.stash.get(CAPTURE, None)
         if capture is not None and len(capture):
+            from .report import junit_properties
+
             setattr(report, REPORT_ATTRIBUTE, capture.table.to_payload())
+            report.user_properties.extend(junit_properties(capture.sample_set()))
     return report
 
 
 class _RunReporter:
-    """Collects every test's payload (on the controller) and prints the run-wide table."""
+    """Collects every test's payload (on the controller), finishes the run, prints the table."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.state = config.stash[STATE]
@@ -107,12 +196,34 @@ class _RunReporter:
         except Exception as exc:  # a bad payload must not lose the other tests' samples
             self.state.errors.append(f"{report.nodeid}: voice spans not merged: {exc}")
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        state = self.state
+        if state.is_worker or state.settings is None:
+            return
+        from .exitcodes import ExitCode
+        from .finish import finish
+
+        try:
+            state.finish = finish(state.table, state.tests_with_spans, state.settings, state.errors)
+            code = state.finish.exit_code
+        except Exception as exc:  # a bug here must not hide the tests' own outcome
+            state.errors.append(f"pytest-voicelatency failed at the end of the run: {exc!r}; "
+                                "please report it")
+            code = ExitCode.INTERNAL_ERROR
+        if session.exitstatus == 0 and code != ExitCode.OK:
+            session.exitstatus = int(code)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.state.is_worker:
+        state = self.state
+        if state.is_worker:
             return
         from .report import terminal_lines
 
         terminalreporter.write_sep("=", "voice latency (ms)")
-        for line in terminal_lines(self.state.table, self.state.tests_with_spans,
-                                   self.state.errors):
-            terminalreporter.write_line(line)
+        done = state.finish
+        lines = terminal_lines(None, state.errors) if done is None else terminal_lines(
+            done.run, done.errors, gates=done.gates, comparison=done.comparison,
+            warnings=done.warnings, notes=done.notes)
+        for line in lines:
+            red = line.startswith("error:") or line.endswith(": FAILED")
+            terminalreporter.write_line(line, red=red, yellow=line.startswith("warning:"))

@@ -9,6 +9,8 @@ import pytest
 
 if TYPE_CHECKING:
     from .capture import Capture
+    from .finish import Finish
+    from .settings import Settings
     from .store import SpanTable
 
 __all__ = ["RunState", "STATE", "CAPTURE"]
@@ -23,6 +25,8 @@ class RunState:
     table: SpanTable | None = None
     tests_with_spans: int = 0
     errors: list[str] = field(default_factory=list)
+    settings: Settings | None = None  # gates and outputs, parsed at configure time
+    finish: Finish | None = None  # what the end of the run produced (controller only)
 
     def run_table(self) -> SpanTable:
         """The merged span table of the whole run (controller side), made on first use."""

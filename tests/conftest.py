@@ -6,9 +6,22 @@ import numpy  # noqa: F401  (imported once here: in-process pytester runs cannot
 import pytest
 
 import pytest_voicelatency.assertions  # noqa: F401
+import pytest_voicelatency.baseline  # noqa: F401
+import pytest_voicelatency.compare  # noqa: F401
+import pytest_voicelatency.finish  # noqa: F401
+import pytest_voicelatency.gates  # noqa: F401
+import pytest_voicelatency.markdown  # noqa: F401
 import pytest_voicelatency.report  # noqa: F401
+import pytest_voicelatency.settings  # noqa: F401
 import pytest_voicelatency.summary  # noqa: F401
 import pytest_voicelatency.table  # noqa: F401
+import pytest_voicelatency.validate  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _no_github_step_summary(monkeypatch):
+    """Inner pytest runs must not append to the real CI job's step summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,205 @@
+"""Specification of the results/baseline file: contents, round trip, validation, merge, writing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from helpers import record, table_of
+from pytest_voicelatency.baseline import (FORMAT, FORMAT_VERSION, Distribution, RunResult, dumps,
+                                          environment_differences, fingerprint, from_samples,
+                                          git_commit, load, loads, merge, save)
+from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.files import append_text, write_atomic
+from pytest_voicelatency.samples import derive
+from pytest_voicelatency.spans import CENSORED, UNRELIABLE
+
+
+def a_run(**stages: list[float]) -> RunResult:
+    return RunResult({(s, "duration_ms"): Distribution(s, "duration_ms", np.sort(np.array(v, float)))
+                      for s, v in stages.items()}, plugin_version="0.1.0",
+                     environment={"python": "3.12.1", "cpu_count": 4, "git_commit": "abc"})
+
+
+def test_results_hold_every_sample_with_its_identity_and_flags():
+    """--voice-latency-json lists stage, metric, value, flags, test, session, turn, trace id."""
+    table = table_of(record("asr", 0, 100, session="s1", turn="7"),
+                     record("llm", 130, 400, session="s1", turn="7")._replace(flags=UNRELIABLE),
+                     test="test_a.py::test_x")
+    run = from_samples(derive(table), tests=1, spans=2, with_samples=True)
+    doc = json.loads(dumps(run))
+    gap = [s for s in doc["samples"] if s["stage"] == "gap.asr_to_llm"]
+    assert gap == [{"stage": "gap.asr_to_llm", "metric": "duration_ms", "value": 30.0,
+                    "flags": ["unreliable"], "test": "test_a.py::test_x", "session": "s1",
+                    "turn": "7", "trace": "ab" * 16}]
+    assert {(s["stage"], s["metric"]) for s in doc["samples"]} >= {("asr", "duration_ms"), ("llm", "duration_ms")}
+    summary = {(d["stage"], d["metric"]): d for d in doc["distributions"]}
+    assert summary[("llm", "duration_ms")]["unreliable"] == 1
+    assert summary[("asr", "duration_ms")]["p95"] == 100.0 and doc["spans"] == 2
+
+
+def test_a_baseline_round_trips_exactly_and_leaves_the_sample_listing_out():
+    """Saved without samples, loaded back: same distributions, same quantiles; +inf as null."""
+    run = a_run(asr=[1.5, 2.25, 3.0, math.inf])
+    run.samples = [{"stage": "asr"}]
+    text = dumps(run, with_samples=False)
+    assert "samples" not in json.loads(text) and "null" in text
+    back = loads(text)
+    d = back.select("asr", "duration_ms")
+    assert d.values.tolist() == [1.5, 2.25, 3.0, math.inf] and d.quantile(0.5) == 2.25
+    assert back.environment == run.environment and back.version == FORMAT_VERSION
+
+
+def test_censored_and_missed_samples_keep_their_counts(tmp_path):
+    """A censored sample stays +inf in the distribution and is counted."""
+    table = table_of(record("asr", 0, 50), record("asr", 0, 60, turn="2")._replace(flags=CENSORED))
+    run = from_samples(derive(table))
+    back = load(save(run, tmp_path / "r.json"))
+    d = back.select("asr", "duration_ms")
+    assert d.censored == 1 and d.values.tolist() == [50.0, math.inf]
+
+
+def test_a_missing_baseline_says_how_to_create_one(tmp_path):
+    """The error names the path and the command that writes it."""
+    with pytest.raises(VoiceLatencyError, match=r"does not exist.*--voice-latency-save"):
+        load(tmp_path / "base.json")
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"format": ', r"not valid JSON \(.* line 1 column"),
+    ("[1, 2]", "not a pytest-voicelatency results file"),
+    ('{"format": "other"}', "not a pytest-voicelatency results file"),
+    ('{"format": "%s", "version": "1"}' % FORMAT, r"corrupt at version: expected a format version"),
+    ('{"format": "%s", "version": 1, "distributions": [{"stage": "asr", "metric": "m", '
+     '"values": [1, -2]}]}' % FORMAT, r"corrupt at distributions\[0\]\.values\[1\]"),
+    ('{"format": "%s", "version": 1, "distributions": [{"stage": "asr", "metric": "m", '
+     '"values": [1], "n": 5}]}' % FORMAT, r"distributions\[0\]\.n: says 5 but values holds 1"),
+    ('{"format": "%s", "version": 1, "distributions": [{"stage": "asr", "metric": "m", '
+     '"values": ["x"]}]}' % FORMAT, r"values\[0\]: expected a number"),
+    ('{"format": "%s", "version": 1, "distributions": [{"stage": "a", "metric": "m", "values": []},'
+     '{"stage": "a", "metric": "m", "values": []}]}' % FORMAT, "appears twice"),
+])
+def test_a_corrupt_file_is_refused_naming_the_file_and_the_place(tmp_path, text, match):
+    """Truncated, foreign or hand-edited files fail with the file name and the JSON path."""
+    path = tmp_path / "base.json"
+    path.write_text(text)
+    with pytest.raises(VoiceLatencyError, match=match) as info:
+        load(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_file_from_a_newer_format_asks_for_an_upgrade(tmp_path):
+    """Version 99 written by a future plugin: refused, naming both versions and the fix."""
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps({"format": FORMAT, "version": 99, "plugin_version": "9.0",
+                                "distributions": []}))
+    with pytest.raises(VoiceLatencyError, match=r"format version 99 \(written by pytest-voicelatency 9.0\).*upgrade"):
+        load(path)
+
+
+def test_the_fingerprint_names_where_the_numbers_were_measured(tmp_path):
+    """Python, platform, CPU count, plugin version; git commit only inside a repository."""
+    env = fingerprint(tmp_path)
+    assert {"python", "implementation", "system", "machine", "platform", "cpu_count",
+            "plugin_version", "git_commit"} <= set(env)
+    assert env["cpu_count"] == os.cpu_count() and env["git_commit"] is None
+    assert git_commit(tmp_path / "does-not-exist") is None  # never fatal
+
+
+def test_environment_differences_name_key_and_both_values():
+    """Python is compared as major.minor; the git commit is expected to differ."""
+    base = {"python": "3.12.1", "cpu_count": 4, "system": "Linux", "git_commit": "a"}
+    head = {"python": "3.12.7", "cpu_count": 2, "system": "Linux", "git_commit": "b"}
+    assert environment_differences(base, head) == ["cpu_count 4 in the baseline, 2 in this run"]
+    assert environment_differences(base, {**head, "python": "3.13.0", "cpu_count": 4}) == \
+        ["python 3.12 in the baseline, 3.13 in this run"]
+
+
+def test_merging_shards_pools_their_samples():
+    """Quantiles of the merged file are those of all shards' samples together."""
+    a, b = a_run(asr=[1, 2, 3], llm=[10]), a_run(asr=[4, 5], tts=[7])
+    a.spans, b.spans = 3, 2
+    merged, warnings = merge([a, b])
+    assert merged.select("asr", "duration_ms").values.tolist() == [1, 2, 3, 4, 5]
+    assert set(merged.distributions) == {("asr", "duration_ms"), ("llm", "duration_ms"), ("tts", "duration_ms")}
+    assert merged.spans == 5 and warnings == []
+
+
+def test_merging_shards_of_different_plugin_versions_is_refused():
+    """Numbers from two plugin versions need not mean the same: refuse, name both files."""
+    a, b = a_run(asr=[1]), a_run(asr=[2])
+    a.source, b.source, b.plugin_version = "a.json", "b.json", "0.2.0"
+    with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' \(pytest-voicelatency 0.2.0\) with 'a.json' \(0.1.0\)"):
+        merge([a, b])
+
+
+def test_merging_shards_gated_differently_is_refused():
+    """Shards must share their gate settings, or the merged verdict is ambiguous."""
+    a, b = a_run(asr=[1]), a_run(asr=[2])
+    b.settings = {"thresholds": ["asr: p95 < 1"]}
+    with pytest.raises(VoiceLatencyError, match="different voice_latency_\\* settings"):
+        merge([a, b])
+
+
+def test_merging_shards_from_different_commits_or_machines_warns():
+    """A commit or CPU-count mismatch between shards is named in a warning."""
+    a, b = a_run(asr=[1]), a_run(asr=[2])
+    a.source, b.source = "a.json", "b.json"
+    b.environment = {**a.environment, "git_commit": "def", "cpu_count": 8}
+    _, warnings = merge([a, b])
+    assert any("from commit def" in w for w in warnings)
+    assert any("cpu_count 4 in a.json, 8 in b.json" in w for w in warnings)
+
+
+def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    """Readers see the old or the new file, never half of one; nothing else is left behind."""
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    write_atomic(target, "new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["out.json"]
+
+
+def test_write_atomic_gives_new_files_normal_permissions_and_keeps_existing_ones(tmp_path):
+    """A baseline is read by others (git, CI): not the 0600 of a temporary file."""
+    umask = os.umask(0o022)
+    try:
+        fresh = write_atomic(tmp_path / "new.json", "{}")
+        kept = tmp_path / "kept.json"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        write_atomic(kept, "new")
+    finally:
+        os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o644 and kept.stat().st_mode & 0o777 == 0o640
+
+
+def test_an_unwritable_path_names_the_path_and_the_fix(tmp_path):
+    """A directory that is a file: the error quotes the path and says what to do."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(VoiceLatencyError, match=r"cannot write '.*file/sub/out.json'.*writable directory"):
+        write_atomic(blocker / "sub" / "out.json", "{}")
+    with pytest.raises(VoiceLatencyError, match="cannot write"):
+        append_text(tmp_path, "x")  # a directory cannot be appended to
+
+
+def test_append_text_appends(tmp_path):
+    """The step summary accumulates: each run adds, none overwrites."""
+    path = tmp_path / "summary.md"
+    append_text(path, "one\n")
+    append_text(path, "two\n")
+    assert path.read_text() == "one\ntwo\n"
+
+
+def test_rows_follow_the_table_rules():
+    """One row per stage's default metric plus extra keys, in pipeline order."""
+    run = a_run(tts=[1], asr=[2])
+    run.distributions[("asr", "first_byte_ms")] = Distribution("asr", "first_byte_ms", np.array([0.5]))
+    rows = run.rows(extra=[("asr", "duration_ms")])
+    assert [(r.stage, r.metric) for r in rows] == [
+        ("asr", "duration_ms"), ("asr", "first_byte_ms"), ("tts", "duration_ms")]
+    assert [r.n for r in rows] == [1, 1, 1]

@@ -1,0 +1,131 @@
+"""Specification of the baseline comparison: the tail test, minimum effect, outcomes, Holm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_voicelatency.baseline import Distribution, RunResult
+from pytest_voicelatency.compare import ComparePolicy, compare, to_record
+
+KEY = ("asr", "first_byte_ms")
+
+
+def run(values, stage: str = "asr", **env) -> RunResult:
+    d = Distribution(stage, "first_byte_ms", np.sort(np.asarray(values, dtype=float)))
+    return RunResult({(stage, "first_byte_ms"): d}, environment=env, plugin_version="0.1.0",
+                     source=f"{stage}.json")
+
+
+def lognormal(seed: int, n: int = 300, scale: float = 1.0, sigma: float = 0.2) -> np.ndarray:
+    return 150 * scale * np.random.default_rng(seed).lognormal(0, sigma, n)
+
+
+def only(comparison):
+    (change,) = comparison.changes
+    return change
+
+
+def test_an_identical_rerun_is_no_change():
+    """A/A with the very same samples: nothing above chance, no change, nothing failed."""
+    c = only(compare(run(lognormal(1)), run(lognormal(1))))
+    assert (c.outcome, c.failed, c.delta_ms) == ("no change", False, 0.0)
+    assert c.above == 15 and c.expected == pytest.approx(15.9, abs=0.1)
+
+
+def test_a_20_percent_slower_stage_is_a_regression_with_its_figures():
+    """Head 1.2× slower: many more samples above the baseline's p95; fails, names the figures."""
+    cmp = compare(run(lognormal(1)), run(lognormal(2, scale=1.2)))
+    c = only(cmp)
+    assert (c.outcome, c.failed) == ("regression", True) and cmp.failed
+    assert c.pvalue < 1e-6 and c.above > 3 * c.expected and 10 < c.delta_pct < 35
+    assert "REGRESSION" in c.cell and "asr first_byte_ms p95" in c.headline(0.95)
+
+
+def test_a_significant_but_small_change_is_not_a_regression():
+    """5 % slower with 20 000 samples: significant, below the 10 % minimum effect: no change."""
+    c = only(compare(run(lognormal(1, n=20000)), run(lognormal(2, n=20000, scale=1.05))))
+    assert c.outcome == "no change" and c.pvalue < 1e-6
+    assert "below the minimum effect" in c.note
+
+
+def test_the_minimum_effect_needs_both_the_relative_and_the_absolute_floor():
+    """A 50 % jump of a 10 ms stage is only 5 ms: under the 10 ms floor, so no regression."""
+    base, head = lognormal(1) / 15, lognormal(2, scale=1.5) / 15  # p95 ≈ 14 ms
+    c = only(compare(run(base), run(head)))
+    assert c.delta_ms < 10 and c.outcome == "no change"
+    looser = only(compare(run(base), run(head), ComparePolicy(min_ms=1.0)))
+    assert looser.outcome == "regression"
+
+
+def test_a_faster_run_is_an_improvement_with_a_hint_to_refresh():
+    """30 % faster: improvement (never a failure), and the note says to refresh the baseline."""
+    c = only(compare(run(lognormal(1)), run(lognormal(2, scale=0.7))))
+    assert (c.outcome, c.failed) == ("improvement", False) and "refresh the baseline" in c.note
+
+
+def test_a_big_but_unproven_slowdown_is_inconclusive_with_the_n_that_would_decide():
+    """p95 290 → 400 ms, but only 3 of 30 samples above the baseline's p95 (p ≈ 0.3): the
+    effect is large, the evidence is not; the result names about how many samples would do."""
+    base = np.arange(10.0, 301.0, 10.0)
+    head = np.concatenate([base[:27], [400.0] * 3])
+    cmp = compare(run(base), run(head))
+    c = only(cmp)
+    assert (c.outcome, c.failed, c.above) == ("inconclusive", False, 3)
+    assert c.delta_ms == 110 and 0.2 < c.pvalue < 0.5
+    assert c.needed is not None and c.needed > 30 and f"n≈{c.needed}" in c.cell
+    assert any("inconclusive" in w and f"n={c.needed}" in w for w in cmp.warnings)
+    strict = only(compare(run(base), run(head), ComparePolicy(inconclusive="fail")))
+    assert strict.failed and "INCONCLUSIVE" in strict.cell
+
+
+def test_too_few_samples_for_any_verdict_is_inconclusive_not_no_change():
+    """Three samples a side can never reach 99 %: even a tripling is only inconclusive."""
+    c = only(compare(run([10.0, 20.0, 30.0]), run([100.0, 200.0, 300.0])))
+    assert c.outcome == "inconclusive" and "too few samples" in c.note and c.needed > 3
+    tiny = only(compare(run([10.0, 20.0, 30.0]), run([10.0, 20.0, 30.0])))
+    assert tiny.outcome == "inconclusive"  # "no change" would claim more than 3 samples show
+
+
+def test_holm_spreads_the_error_budget_over_every_compared_stage():
+    """28 of 300 above the baseline's p95 (15 expected; p ≈ 0.03) is a regression when it is the
+    only comparison at 95 %, but not among 20 compared stages (it would need p ≤ 0.0025)."""
+    policy = ComparePolicy(confidence=0.95, min_relative=0.0, min_ms=0.0)
+    base = np.arange(1.0, 301.0)
+    head = base.copy()
+    head[100:113] = 1000.0  # 13 more samples above 285
+    alone = only(compare(run(base), run(head), policy))
+    assert alone.outcome == "regression" and alone.above == 28
+    dists = {KEY: Distribution(*KEY, base)}
+    heads = {KEY: Distribution(*KEY, np.sort(head))}
+    for i in range(19):
+        dists[(f"s{i}", "first_byte_ms")] = heads[(f"s{i}", "first_byte_ms")] = \
+            Distribution(f"s{i}", "first_byte_ms", base)
+    many = compare(RunResult(dists), RunResult(heads), policy)
+    assert many.family == 20
+    assert next(c for c in many.changes if c.stage == "asr").outcome == "inconclusive"
+
+
+def test_stages_on_one_side_only_are_listed_not_judged():
+    """A stage only in the baseline is 'gone', only in this run 'new'; a warning names both."""
+    base, head = run(lognormal(1), stage="asr"), run(lognormal(1), stage="tts")
+    cmp = compare(base, head)
+    assert {(c.stage, c.outcome) for c in cmp.changes} == {("asr", "gone"), ("tts", "new")}
+    assert not cmp.failed and cmp.family == 0
+    assert any("different stages" in w and "only in the baseline: asr" in w and "only in this run: tts" in w
+               for w in cmp.warnings)
+
+
+def test_an_environment_mismatch_warns_naming_the_difference():
+    """A different CPU count is named in a warning; the comparison still happens."""
+    cmp = compare(run(lognormal(1), cpu_count=4), run(lognormal(1), cpu_count=2))
+    assert only(cmp).outcome == "no change"
+    assert any("cpu_count 4 in the baseline, 2 in this run" in w for w in cmp.warnings)
+
+
+def test_the_record_keeps_policy_and_figures():
+    """The JSON form of a comparison has the policy, family and each change's numbers."""
+    rec = to_record(compare(run(lognormal(1)), run(lognormal(2, scale=1.2))))
+    assert rec["confidence"] == 0.99 and rec["family"] == 1 and rec["quantile"] == 0.95
+    (change,) = rec["changes"]
+    assert change["outcome"] == "regression" and change["base_n"] == 300 and change["pvalue"] < 1e-6
