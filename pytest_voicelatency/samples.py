@@ -44,6 +44,10 @@ __all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFA
 #: stage has it, else ``duration_ms``.
 DEFAULT_METRICS: list[tuple[str, str]] = [
     ("barge_in", "silence_ms"),
+    ("caller.response", "latency_ms"),
+    ("caller.barge_in", "latency_ms"),
+    ("caller.playout", "jitter_ms"),
+    ("caller.pacing", "lateness_p99_ms"),
     ("handoff.*", "duration_ms"),
     ("gap.*", "duration_ms"),
     ("turn", "duration_ms"),

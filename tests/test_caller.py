@@ -1,0 +1,273 @@
+"""Specification of the simulated caller, run in real time against small agents.
+
+Timing-sensitive numbers are checked against the oracle in ``test_oracle.py``; here the caller's
+behaviour is pinned down: spans, concurrency, sync/async use, bad agents, bad input, and what a
+starved event loop does to the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pytest_voicelatency import assert_p95, capture_spans
+from pytest_voicelatency.agent import AgentAudio, AgentProtocolError, AgentState
+from pytest_voicelatency.audio import AudioError, load_clip
+from pytest_voicelatency.caller import AgentTimeoutError, Caller
+from pytest_voicelatency.fixtures import simulated_caller
+from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
+from pytest_voicelatency.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.script import answer, background, barge_in, pause, say
+
+SHORT = [say(tone_clip(300, lead_ms=100, trail_ms=100)), answer(until="audible")]
+QUICK = OracleConfig(response_delay_ms=200, reply_ms=300)
+
+
+class Silent:
+    """An agent that listens and never says anything."""
+
+    honours_clock = True
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed = 0
+
+    async def start(self, session):
+        self.session = session
+
+    async def receive(self, pcm: bytes) -> None:
+        self.frames.append(pcm)
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+class RaisesOnReceive(Silent):
+    async def receive(self, pcm: bytes) -> None:
+        if len(self.frames) == 5:
+            raise RuntimeError("boom in receive")
+        self.frames.append(pcm)
+
+
+class FailsInBackground(Silent):
+    async def receive(self, pcm: bytes) -> None:
+        if not self.frames:
+            self.session.fail(ValueError("the TTS provider hung up"))
+        self.frames.append(pcm)
+
+
+class Emits(Silent):
+    """Emits one given event on the 3rd inbound frame."""
+
+    def __init__(self, event: object) -> None:
+        super().__init__()
+        self.event = event
+
+    async def receive(self, pcm: bytes) -> None:
+        self.frames.append(pcm)
+        if len(self.frames) == 3:
+            try:
+                self.session.emit(self.event)
+            except AgentProtocolError:
+                pass  # a sloppy agent swallows it; the caller still fails the call
+
+
+def test_a_sync_test_runs_a_call_and_gets_caller_spans(raw_spans):
+    """run() drives the loop; caller.* spans carry source, session and turn ids."""
+    with capture_spans() as cap, simulated_caller() as caller:
+        result = caller.run(OracleAgent(QUICK), SHORT, session_id="s-42")
+    assert result.session_id == "s-42" and result.metrics.responses[0].outcome == "ok"
+    assert sorted(cap.stages()) == ["caller.pacing", "caller.playout", "caller.response"]
+    assert_p95(stage="caller.response", lt=2000, capture=cap)  # default metric: latency_ms
+    [span] = [s for s in raw_spans.get_finished_spans() if s.name == "caller.response"]
+    assert span.attributes["audio.source"] == "caller"
+    assert (span.attributes["audio.session_id"], span.attributes["audio.turn_id"]) == ("s-42", "1")
+    assert span.attributes["audio.reliable"] is True
+
+
+def test_many_calls_share_one_event_loop_from_async_code():
+    """calls() runs the calls concurrently on one loop: every call starts before any ends."""
+    caller = Caller()
+    results = asyncio.run(caller.calls(lambda: OracleAgent(QUICK), [SHORT] * 3))
+    assert [r.session_id for r in results] == ["call-1", "call-2", "call-3"]
+    starts = [r.log.origin_ns for r in results]
+    ends = [r.log.ended.at_ns for r in results]
+    assert max(starts) < min(ends)
+    assert len(caller.results) == 3
+
+
+def test_run_inside_a_running_loop_says_to_await_instead():
+    async def main():
+        Caller().run(Silent(), SHORT)
+
+    with pytest.raises(VoiceLatencyUsageError, match=r"await caller.call\(...\)"):
+        asyncio.run(main())
+
+
+def test_an_agent_that_never_answers_times_out_naming_the_turn_and_is_measured_missed():
+    agent = Silent()
+    with capture_spans() as cap, pytest.raises(AgentTimeoutError, match="turn 1: the agent did not answer within 300 ms"):
+        Caller().run(agent, [say(tone_clip(200, lead_ms=50, trail_ms=50)), answer(300)])
+    assert agent.closed == 1
+    [sample] = cap.samples(stage="caller.response", metric="latency_ms")
+    assert sample.missed and sample.value == 300
+
+
+def test_an_agent_that_raises_surfaces_its_error_and_the_call_is_torn_down():
+    agent = RaisesOnReceive()
+    with capture_spans() as cap, pytest.raises(RuntimeError, match="boom in receive") as info:
+        Caller().run(agent, SHORT)
+    assert agent.closed == 1
+    assert any("session call-1" in note for note in info.value.__notes__)
+    assert "caller.pacing" in cap.stages()  # what was measured is still reported
+
+
+class HangsInReceive(Silent):
+    async def receive(self, pcm: bytes) -> None:
+        if len(self.frames) == 3:
+            await asyncio.Event().wait()  # never returns
+        self.frames.append(pcm)
+
+
+def test_an_agent_whose_receive_never_returns_is_timed_out_not_waited_for():
+    agent = HangsInReceive()
+    with pytest.raises(AgentTimeoutError, match="receive\\(\\) is blocking"):
+        Caller(agent_timeout_ms=300).run(agent, SHORT)
+    assert agent.closed == 1
+
+
+def test_a_failure_reported_from_an_agent_task_ends_the_call():
+    with pytest.raises(ValueError, match="TTS provider hung up"):
+        Caller().run(FailsInBackground(), SHORT)
+
+
+def test_an_agent_that_keeps_talking_after_barge_in_is_measured_missed_not_hung():
+    agent = OracleAgent(replace(QUICK, stop_delay_ms=None, reply_ms=2500))
+    script = [say(tone_clip(200, lead_ms=50, trail_ms=50)),
+              barge_in(tone_clip(200, lead_ms=50, trail_ms=50), after_ms=100, stop_timeout_ms=400)]
+    result = Caller().run(agent, script)
+    [m] = result.metrics.barge_ins
+    assert (m.outcome, m.value_ms) == ("missed", 400)
+    assert result.log.ended is not None and result.log.ended.reason == "done"
+
+
+def test_barge_in_at_a_chosen_agent_state():
+    """at_state="speaking": the interruption lands after_ms after the agent says it speaks."""
+    script = [say(tone_clip(200, lead_ms=50, trail_ms=50)),
+              barge_in(tone_clip(200, lead_ms=50, trail_ms=50), at_state="speaking", after_ms=100)]
+    result = Caller().run(OracleAgent(replace(QUICK, reply_ms=1500)), script)
+    [m] = result.metrics.barge_ins
+    assert m.outcome == "ok" and m.value_ms < 200
+
+
+@pytest.mark.parametrize("event, message", [
+    (AgentAudio(b"\x01\x02\x03", 16_000), "3 bytes; 16-bit PCM needs a positive, even number"),
+    (AgentAudio(np.zeros(320, np.int16), 16_000), "numpy int16 array; send 16-bit little-endian PCM bytes"),  # type: ignore[arg-type]
+    (AgentAudio(bytes(640), 8_000), "8000 Hz on a 16000 Hz line; resample"),
+    (AgentAudio(bytes(640), 16_000, channels=2), "2 channels; the line is mono"),
+    ("hello", "emit one of AgentAudio"),
+    (AgentState(""), "AgentState.state must be a non-empty string"),
+])
+def test_malformed_agent_events_fail_the_call_with_a_message_naming_the_fix(event, message):
+    with pytest.raises(AgentProtocolError, match=message.replace("(", r"\(")):
+        Caller().run(Emits(event), SHORT)
+
+
+def test_bad_input_fails_before_the_call_with_the_fix():
+    caller = Caller()
+    with pytest.raises(AudioError, match="no bundled clip named 'nope'; available: .*confirm_order"):
+        caller.run(Silent(), [say("nope"), answer()])
+    with pytest.raises(VoiceLatencyUsageError, match="8000 Hz but the line is 16000 Hz"):
+        caller.run(Silent(), [say(load_clip("hello", sample_rate=8000)), answer()])
+    with pytest.raises(VoiceLatencyUsageError, match="script step 1 .*nothing to answer yet"):
+        caller.run(Silent(), [answer(), say("hello")])
+    with pytest.raises(AgentProtocolError, match="object.start is missing"):
+        caller.run(object(), SHORT)  # type: ignore[arg-type]
+    with pytest.raises(VoiceLatencyUsageError, match="several calls need an agent factory"):
+        caller.run_calls(Silent(), [SHORT, SHORT])
+    with pytest.raises(VoiceLatencyUsageError, match="no ground truth"):
+        caller.run(Silent(), [say("pink_noise"), answer()])
+
+
+def test_background_noise_is_mixed_under_everything_sent():
+    agent = Silent()
+    Caller().run(agent, [background("pink_noise", gain_db=-20), pause(100),
+                         background(None), pause(60)])
+    levels = [np.abs(np.frombuffer(f, "<i2")).max() for f in agent.frames]
+    assert min(levels[:5]) > 0 and levels[-1] == 0
+
+
+async def _hog(seconds_blocked: float, every: float) -> None:
+    """Starve the event loop: block it outright, again and again (like CPU steal)."""
+    while True:
+        time.sleep(seconds_blocked)
+        await asyncio.sleep(every)
+
+
+class StarvedOracle(OracleAgent):
+    """An oracle that, for the first call only, runs a task blocking the loop 30 ms in 60."""
+
+    made = 0
+
+    async def start(self, session):
+        StarvedOracle.made += 1
+        self._hog = asyncio.ensure_future(_hog(0.03, 0.03)) if StarvedOracle.made == 1 else None
+        await super().start(session)
+
+    async def close(self):
+        if self._hog is not None:
+            self._hog.cancel()
+        await super().close()
+
+
+def test_a_starved_event_loop_marks_the_call_unreliable_instead_of_reporting_good_numbers():
+    StarvedOracle.made = 0
+    with capture_spans() as cap, pytest.warns(VoiceLatencyWarning, match="fell behind real time"):
+        result = Caller().run(StarvedOracle(QUICK), SHORT)
+    assert not result.reliable and result.metrics.pacing.lateness_max_ms > 20
+    samples = cap.samples(stage="caller.response")
+    assert samples and all(s.unreliable for s in samples)
+    assert cap.select("caller.pacing").unreliable == 1
+
+
+def test_the_retry_policy_reruns_an_unreliable_call_with_a_fresh_agent():
+    StarvedOracle.made = 0
+    with capture_spans() as cap, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = Caller(unreliable="retry").run(lambda: StarvedOracle(QUICK), SHORT)
+    assert result.attempts == 2 and result.reliable
+    assert result.session_id == "call-1.retry1" and not result.discarded[0].reliable
+    assert any("retrying the call (attempt 2 of 3)" in str(w.message) for w in caught)
+    assert {s.session_id for s in cap.samples(stage="caller.response")} == {"call-1.retry1"}
+
+
+def test_the_fixture_works_in_a_plain_test_and_inside_an_event_loop(pytester):
+    pytester.makeini("[pytest]\nvoice_latency_unreliable = retry\n")
+    pytester.makepyfile(test_fixture='''
+import asyncio
+from pytest_voicelatency import assert_p95
+from pytest_voicelatency.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.script import answer, say
+
+SCRIPT = [say(tone_clip(300, lead_ms=100, trail_ms=100)), answer(until="audible")]
+AGENT = lambda: OracleAgent(OracleConfig(response_delay_ms=200, reply_ms=300))
+
+def test_sync(voice_caller):
+    assert voice_caller.unreliable == "retry"
+    voice_caller.run_calls(AGENT, [SCRIPT, SCRIPT])
+    assert_p95(stage="caller.response", lt=2000)
+
+def test_async(voice_caller, voice_spans):
+    async def main():
+        return await voice_caller.calls(AGENT, [SCRIPT])
+    [result] = asyncio.run(main())
+    assert result.metrics.responses[0].outcome == "ok"
+    assert "caller.response" in voice_spans.stages()
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

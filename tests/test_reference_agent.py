@@ -1,0 +1,118 @@
+"""The reference agent: its spans follow the seeds, and each seed incident knob is caught.
+
+The two knob tests run the example suite as shipped (``examples/``) with ``--incident``: the
+suite must fail on exactly the stage at fault, with a message naming it. The fix — the default,
+healthy configuration — passing the same suite is ``tests/test_examples.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from pytest_voicelatency import capture_spans
+from pytest_voicelatency.caller import Caller
+from pytest_voicelatency.clock import RealClock
+from pytest_voicelatency.crosscheck import disagreements, spans_lie
+from pytest_voicelatency.reference_agent import (NO_FLUSH, AsrPool, Latency, PoolConfig,
+                                                 ReferenceServer)
+from pytest_voicelatency.script import answer, barge_in, say
+from test_examples import copy_examples
+
+
+@pytest.mark.parametrize("incident, stage, metric, table_warning", [
+    ("cold-asr-pool", "handoff.vad_to_asr", "duration_ms", None),
+    ("no-flush", "caller.barge_in", "latency_ms",
+     "warning: spans lie: barge_in silence_ms (agent) is more than 50 ms below "
+     "caller.barge_in latency_ms (heard)*"),
+])
+def test_each_seed_incident_fails_the_example_suite_naming_the_stage(pytester, incident, stage,
+                                                                     metric, table_warning):
+    """Each knob fails exactly the stage at fault; without the flush, the run-wide table also
+    warns that the agent's barge_in span disagrees with what the caller heard."""
+    copy_examples(pytester)
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider",
+                                           "--incident", incident)
+    result.assert_outcomes(failed=1, passed=8)
+    result.stdout.fnmatch_lines([
+        f"*LatencyAssertionError: {stage} {metric} p95 = * ms, limit < * ms (n=*) -> FAIL",
+        *([table_warning] if table_warning else []),
+        f"FAILED *test_{stage.replace('.', '_')}*",
+    ])
+    if table_warning is None:
+        assert "spans lie" not in result.stdout.str()
+
+
+def test_flush_on_barge_in_is_what_the_listener_needs_and_the_spans_alone_cannot_tell():
+    """Without the flush the agent's own barge_in span still looks fast; the caller hears
+    ~500 ms more and the crosscheck says the spans lie. With it, both agree under 200 ms."""
+    script = [say("hello"), answer(until="audible"), barge_in("wait_stop", after_ms=300)]
+
+    async def main():
+        return await asyncio.gather(
+            Caller(session_prefix="flush").calls(ReferenceServer(), [script] * 2),
+            Caller(session_prefix="noflush").calls(ReferenceServer(**NO_FLUSH), [script] * 2))
+
+    with capture_spans() as cap:
+        flush, no_flush = asyncio.run(main())
+    assert all(m.value_ms < 200 for r in flush for m in r.metrics.barge_ins)
+    assert all(m.value_ms > 350 for r in no_flush for m in r.metrics.barge_ins)
+    assert all(s.value < 200 for s in cap.samples(stage="barge_in", metric="silence_ms"))
+    found, paired = disagreements(cap.table, margin_ms=100)
+    assert sum(paired.values()) == 4
+    assert {d.session_id.split("-")[0] for d in found} == {"noflush"} and len(found) == 2
+    [line] = spans_lie(cap.table, margin_ms=100)
+    assert line.startswith("spans lie: barge_in silence_ms (agent) is more than 100 ms below "
+                           "caller.barge_in latency_ms (heard) in 2 of 4 paired turns")
+    metrics = cap.sample_set().metrics_by_stage()
+    assert {"first_byte_ms", "final_ms", "partials", "revision_words"} <= set(metrics["asr"])
+    assert {"vad_detect_ms", "cancel_ms", "silence_ms"} <= set(metrics["barge_in"])
+    assert "first_byte_ms" in metrics["llm"] and "max_gap_ms" in metrics["tts"]
+
+
+def handoffs(config: PoolConfig, calls: int, hold_ms: float) -> list[float]:
+    """Handoff times (ms) of ``calls`` turns starting together, each holding its connection."""
+    pool, clock = AsrPool(config), RealClock()
+
+    async def turn(seed: int) -> float:
+        started = clock.now_ns()
+        conn = await pool.acquire(clock, np.random.default_rng(seed))
+        handoff = (clock.now_ns() - started) / 1e6
+        await clock.sleep_until(clock.now_ns() + round(hold_ms * 1e6))
+        pool.release(conn)
+        return handoff
+
+    async def main():
+        return await asyncio.gather(*(turn(k) for k in range(calls)))
+
+    return asyncio.run(main())
+
+
+def test_a_cold_lazy_pool_queues_handoffs_and_a_warm_one_is_a_borrow():
+    """Lazy opens go one at a time; past the pool's size a turn waits for another to finish."""
+    fixed = dict(connect=Latency(30, 30), borrow=Latency(5, 5))
+    cold = sorted(handoffs(PoolConfig(size=3, prewarm=False, keepalive=False, **fixed), 4, 100))
+    assert cold[:3] == pytest.approx([35, 65, 95], abs=15)
+    assert cold[3] == pytest.approx(35 + 100 + 30 + 5, abs=25)
+    warm = handoffs(PoolConfig(size=4, **fixed), 4, 100)
+    assert max(warm) < 20
+
+
+def test_latency_draws_follow_their_median_and_p95_and_repeat_with_the_seed():
+    rng = np.random.default_rng(7)
+    draws = np.array([Latency(100, 200).draw(rng) for _ in range(4000)])
+    assert np.median(draws) == pytest.approx(100, rel=0.05)
+    assert np.percentile(draws, 95) == pytest.approx(200, rel=0.08)
+    assert Latency(50, 50).draw(rng) == 50
+    again = np.random.default_rng(7)
+    assert Latency(100, 200).draw(again) == draws[0]
+
+
+def test_a_server_shares_one_pool_and_its_agents_honour_the_clock():
+    server = ReferenceServer()
+    first, second = server(), server()
+    assert first.pool is second.pool is server.pool
+    assert first.honours_clock and not np.array_equal(first.rng.random(3), second.rng.random(3))
