@@ -31,6 +31,17 @@ _EXPORTS = {
     # audio in, and hearing it
     "Clip": "audio", "load_clip": "audio", "list_clips": "audio", "AudioError": "audio",
     "EnergyVAD": "vad", "speech_regions": "vad",
+    # the agent under test, the simulated caller and its script
+    "VoiceAgent": "agent", "AgentSession": "agent", "AudioFormat": "agent",
+    "AgentAudio": "agent", "AgentClear": "agent", "AgentState": "agent",
+    "AgentProtocolError": "agent",
+    "Caller": "caller", "CallResult": "caller", "AgentTimeoutError": "caller",
+    "simulated_caller": "fixtures", "PlayoutConfig": "playout",
+    "say": "script", "answer": "script", "barge_in": "script", "pause": "script",
+    "background": "script",
+    "OracleAgent": "oracle", "OracleConfig": "oracle", "tone_clip": "oracle",
+    "ReferenceServer": "reference_agent", "ReferenceConfig": "reference_agent",
+    "spans_lie": "crosscheck",
     # time
     "Clock": "clock", "RealClock": "clock",
     # errors
@@ -56,7 +67,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .assertions import assert_p50, assert_p95, assert_p99, assert_quantile
+    from .agent import (AgentAudio, AgentClear, AgentProtocolError, AgentSession, AgentState,
+                        AudioFormat, VoiceAgent)
     from .audio import AudioError, Clip, list_clips, load_clip
+    from .caller import AgentTimeoutError, Caller, CallResult
+    from .crosscheck import spans_lie
+    from .fixtures import simulated_caller
+    from .oracle import OracleAgent, OracleConfig, tone_clip
+    from .playout import PlayoutConfig
+    from .reference_agent import ReferenceConfig, ReferenceServer
+    from .script import answer, background, barge_in, pause, say
     from .vad import EnergyVAD, speech_regions
     from .capture import Capture, attach, capture_spans, current_capture
     from .clock import Clock, RealClock

@@ -45,6 +45,7 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
            errors: list[str] | None = None) -> Finish:
     """Judge, compare and write (see the module docstring)."""
     from .baseline import fingerprint, from_samples
+    from .crosscheck import spans_lie
     from .gates import evaluate, records
     from .samples import derive
     from .store import SpanTable
@@ -62,6 +63,7 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
     done = Finish(run, gates, errors=list(errors or ()))
     if gates is not None:
         done.warnings += gates.warnings
+    done.warnings += spans_lie(table, margin_ms=settings.spans_lie_margin_ms)
     if settings.compare_path and settings.judge:
         _compare(done, settings)
     _write(done, settings)

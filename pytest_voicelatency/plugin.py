@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE", "JSON_OPTION",
            "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION", "THRESHOLDS_INI", "CONFIDENCE_INI",
            "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI", "COMPARE_CONFIDENCE_INI",
-           "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "STEP_SUMMARY_ENV"]
+           "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI", "STEP_SUMMARY_ENV"]
 
 OPTION = "--voice-latency"
 INI = "voice_latency"
@@ -49,6 +49,7 @@ UNRELIABLE_INI = "voice_latency_unreliable"
 COMPARE_CONFIDENCE_INI = "voice_latency_compare_confidence"
 MIN_EFFECT_PCT_INI = "voice_latency_min_effect_pct"
 MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
+SPANS_LIE_INI = "voice_latency_spans_lie_margin_ms"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _PATH_OPTIONS = {JSON_OPTION: "voice_latency_json", SAVE_OPTION: "voice_latency_save",
                  COMPARE_OPTION: "voice_latency_compare", MARKDOWN_OPTION: "voice_latency_markdown"}
@@ -100,6 +101,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="smallest p95 growth, in %, that counts as a regression (default: 10)")
     parser.addini(MIN_EFFECT_MS_INI, default="10",
                   help="smallest p95 growth, in ms, that counts as a regression (default: 10)")
+    parser.addini(SPANS_LIE_INI, default="50",
+                  help="warn when the agent's own span (e.g. barge_in silence_ms) is more than "
+                       "this many ms below what the caller heard (default: 50)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -129,7 +133,8 @@ def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
             compare_path=paths["voice_latency_compare"],
             markdown_path=paths["voice_latency_markdown"],
             step_summary=os.environ.get(STEP_SUMMARY_ENV) or None, root=str(config.rootpath),
-            judge=not config.getoption("collectonly"))
+            judge=not config.getoption("collectonly"),
+            spans_lie_margin_ms=config.getini(SPANS_LIE_INI))
     except VoiceLatencyUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -38,6 +38,7 @@ class Settings:
     step_summary: str | None = None  # $GITHUB_STEP_SUMMARY
     root: str | None = None  # where to ask git for the commit
     judge: bool = True  # False for --collect-only: nothing ran, nothing to gate
+    spans_lie_margin_ms: float = 50.0  # agent span vs what the caller heard (crosscheck.py)
 
     @property
     def needs_environment(self) -> bool:
@@ -68,7 +69,8 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
           min_effect_pct: str = "10", min_effect_ms: str = "10", json_path: str | None = None,
           save_path: str | None = None, compare_path: str | None = None,
           markdown_path: str | None = None, step_summary: str | None = None,
-          root: str | None = None, judge: bool = True) -> Settings:
+          root: str | None = None, judge: bool = True,
+          spans_lie_margin_ms: str = "50") -> Settings:
     """Parse raw ini strings and option values into :class:`Settings`."""
     policy = policy_from_strings(confidence, inconclusive, missing, unreliable)
     compare_policy = ComparePolicy(
@@ -79,6 +81,8 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
         min_ms=_number("voice_latency_min_effect_ms", min_effect_ms, -1e-12, 1e9,
                        "milliseconds >= 0 (default 10)"),
         inconclusive=policy.inconclusive)
+    margin = _number("voice_latency_spans_lie_margin_ms", spans_lie_margin_ms, 0, 1e9,
+                     "milliseconds > 0 (default 50)")
     return Settings(tuple(parse_thresholds(thresholds)), policy, compare_policy, json_path or None,
                     save_path or None, compare_path or None, markdown_path or None,
-                    step_summary or None, root, judge)
+                    step_summary or None, root, judge, margin)
