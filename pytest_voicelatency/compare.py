@@ -39,7 +39,8 @@ from typing import Literal
 import numpy as np
 
 from .baseline import RunResult, environment_differences
-from .significance import exceedance_pvalue, holm, smallest_n
+from .significance import exceedance_pvalue, holm
+from .stats import smallest_n
 from .stats import rank
 from .thresholds import quantile_label
 

@@ -42,8 +42,8 @@ import numpy as np
 
 from .errors import VoiceLatencyUsageError
 from .samples import default_metric
-from .significance import gate_pvalue, holm, smallest_n
-from .stats import check_confidence
+from .significance import gate_pvalue, holm
+from .stats import check_confidence, smallest_n
 from .thresholds import Threshold
 from .verdict import Verdict, judge
 

@@ -35,8 +35,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .stats import smallest_n
+
 __all__ = ["binomial_sf", "binomial_cdf_at", "betabinomial_sf", "betabinomial_cdf_at",
-           "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels", "smallest_n"]
+           "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels"]
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -152,21 +154,3 @@ def holm(pvalues: Sequence[float], alpha: float) -> np.ndarray:
         reject[index] = True
     return reject
 
-
-def smallest_n(decides: Callable[[int], bool], start: int, limit: int = 10_000_000) -> int | None:
-    """The smallest n ≥ ``start`` for which ``decides(n)``, assuming it stays true once true.
-
-    Doubling then bisection; None when even ``limit`` does not decide.
-    """
-    lo, hi = start, max(start, 2)
-    while not decides(hi):
-        lo, hi = hi + 1, hi * 2
-        if hi > limit:
-            return None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if decides(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return hi

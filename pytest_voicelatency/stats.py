@@ -24,6 +24,7 @@ n ≥ ⌈ln(0.05)/ln(0.95)⌉ = 59, on p99 n ≥ 299.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from .errors import VoiceLatencyUsageError
 
 __all__ = ["nearest_rank", "rank", "upper_rank", "lower_rank", "binomial_cdf", "Estimate",
-           "estimate", "samples_needed", "check_q", "check_confidence"]
+           "estimate", "samples_needed", "smallest_n", "check_q", "check_confidence"]
 
 
 _EPS = 1e-12  # float slack at exact boundaries, e.g. P(B <= 0) = 0.05 for n=1, q=0.95
@@ -154,6 +155,25 @@ def estimate(values: np.ndarray, q: float, confidence: float | None = None) -> E
                     None if ur is None else float(part[ur - 1]), lr, ur)
 
 
+def smallest_n(decides: Callable[[int], bool], start: int, limit: int = 10_000_000) -> int | None:
+    """The smallest n ≥ ``start`` for which ``decides(n)``, assuming it stays true once true.
+
+    Doubling then bisection; None when even ``limit`` does not decide.
+    """
+    lo, hi = start, max(start, 2)
+    while not decides(hi):
+        lo, hi = hi + 1, hi * 2
+        if hi > limit:
+            return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if decides(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def samples_needed(q: float, confidence: float, fraction_below: float,
                    limit_n: int = 10_000_000) -> int | None:
     """Samples needed for the upper bound to fall under a limit, if the data keep their shape.
@@ -167,15 +187,5 @@ def samples_needed(q: float, confidence: float, fraction_below: float,
     def clears(n: int) -> bool:
         u = upper_rank(n, q, confidence)
         return u is not None and u <= math.floor(fraction_below * n + 1e-9)
-    lo, hi = 1, max(2, math.ceil(math.log(1 - confidence) / math.log(q)))
-    while not clears(hi):
-        lo, hi = hi, hi * 2
-        if hi > limit_n:
-            return None
-    while lo < hi:  # clears() is monotone enough in n for a bisection to find the threshold
-        mid = (lo + hi) // 2
-        if clears(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return hi
+
+    return smallest_n(clears, max(1, math.ceil(math.log(1 - confidence) / math.log(q))), limit_n)

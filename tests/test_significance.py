@@ -10,7 +10,8 @@ from scipy.stats import betabinom, binom
 
 from pytest_voicelatency.significance import (betabinomial_cdf_at, betabinomial_sf,
                                               binomial_cdf_at, binomial_sf, exceedance_pvalue,
-                                              gate_pvalue, holm, holm_levels, smallest_n)
+                                              gate_pvalue, holm, holm_levels)
+from pytest_voicelatency.stats import smallest_n
 from pytest_voicelatency.stats import lower_rank
 
 
