@@ -40,8 +40,7 @@ import numpy as np
 
 from .baseline import RunResult, environment_differences
 from .significance import exceedance_pvalue, holm
-from .stats import smallest_n
-from .stats import rank
+from .stats import rank, smallest_n
 from .thresholds import quantile_label
 
 __all__ = ["ComparePolicy", "Change", "Comparison", "compare", "to_record"]
