@@ -16,8 +16,10 @@ of a trace store directly.
 
 from __future__ import annotations
 
+import warnings
+
 from .capture import Capture, current_capture
-from .errors import LatencyAssertionError, VoiceLatencyUsageError
+from .errors import LatencyAssertionError, VoiceLatencyUsageError, VoiceLatencyWarning
 from .samples import Sample, Selection
 from .stats import check_q
 from .verdict import Verdict, judge, limit_from
@@ -63,6 +65,21 @@ def format_verdict(selection: Selection, verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
+def _unreliable(capture: Capture, selection: Selection, verdict: Verdict) -> None:
+    """Never a silent verdict on numbers the harness could not time: warn, or fail by policy."""
+    __tracebackhide__ = True
+    text = (f"{selection.unreliable} of {selection.n} samples of {selection.stage} "
+            f"{selection.metric} were measured while the harness could not keep time (e.g. a "
+            f"starved event loop), so this {verdict.outcome} is not trustworthy; rerun on a quieter "
+            f"machine, or set voice_latency_unreliable = retry")
+    if capture.unreliable == "fail":
+        raise LatencyAssertionError(f"{format_verdict(selection, verdict)}\n  UNRELIABLE: {text}",
+                                    stage=selection.stage, metric=selection.metric,
+                                    value=verdict.estimate.value, limit=verdict.limit.value,
+                                    n=verdict.estimate.n, verdict="unreliable")
+    warnings.warn(VoiceLatencyWarning(text), stacklevel=4)
+
+
 def _describe(sample: Sample) -> str:
     if sample.missed:
         return f"missed (waited {sample.value:.1f} ms)"
@@ -106,6 +123,8 @@ def assert_quantile(q: float, *, stage: str, lt: float | None = None, le: float 
             "capture=cap")
     selection = capture.select(stage, metric)
     verdict = judge(selection.values, q, limit, confidence)
+    if selection.unreliable and verdict.outcome != "missing":
+        _unreliable(capture, selection, verdict)
     if verdict.outcome == "missing":
         raise LatencyAssertionError(_missing_message(capture, stage, metric, selection),
                                     stage=stage, metric=selection.metric, limit=limit.value,

@@ -46,8 +46,11 @@ class Capture:
     arrive. Thread-safe: spans may end on any thread.
     """
 
-    def __init__(self, test_id: str = "") -> None:
+    def __init__(self, test_id: str = "", unreliable: str = "warn") -> None:
         self.test_id = test_id
+        #: what an assertion does with samples marked unreliable: "warn", "fail" or "retry"
+        #: (retry is the caller's job; here it warns) — the ``voice_latency_unreliable`` ini
+        self.unreliable = unreliable
         self.table = SpanTable()
         self.spans_seen = 0
         self._cache: tuple[int, SampleSet] | None = None
@@ -154,10 +157,10 @@ def current_capture() -> Capture | None:
     return _active[-1] if _active else None
 
 
-def start(test_id: str = "") -> Capture:
+def start(test_id: str = "", unreliable: str = "warn") -> Capture:
     """Open a capture (prefer :func:`capture_spans`; the plugin uses this across hooks)."""
     attach()
-    capture = Capture(test_id)
+    capture = Capture(test_id, unreliable)
     with _lock:
         _active.append(capture)
     return capture
@@ -173,13 +176,16 @@ def stop(capture: Capture) -> Capture:
 
 
 @contextmanager
-def capture_spans(test_id: str = "") -> Iterator[Capture]:
+def capture_spans(test_id: str = "", *, unreliable: str = "warn") -> Iterator[Capture]:
     """Capture the voice spans finished inside the block; the twin of the ``voice_spans`` fixture.
 
     Usable anywhere, including inside a hypothesis ``@given`` test where a function-scoped
-    fixture would not reset between examples.
+    fixture would not reset between examples. ``unreliable`` is what assertions on this capture
+    do with samples the harness marked unreliable: ``"warn"`` (default) or ``"fail"``.
     """
-    capture = start(test_id)
+    if unreliable not in ("warn", "fail", "retry"):
+        raise VoiceLatencyUsageError(f"unreliable= must be 'warn', 'fail' or 'retry', got {unreliable!r}")
+    capture = start(test_id, unreliable)
     try:
         yield capture
     finally:

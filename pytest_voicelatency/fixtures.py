@@ -35,7 +35,7 @@ def voice_spans(request: pytest.FixtureRequest) -> Iterator[Capture]:
         return
     from .capture import capture_spans
 
-    with capture_spans(request.node.nodeid) as capture:
+    with capture_spans(request.node.nodeid, unreliable=unreliable_policy(request.config)) as capture:
         yield capture
 
 

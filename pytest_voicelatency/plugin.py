@@ -153,7 +153,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.config.stash[STATE].enabled:
         from .capture import start
 
-        item.stash[CAPTURE] = start(item.nodeid)
+        from .fixtures import unreliable_policy
+
+        item.stash[CAPTURE] = start(item.nodeid, unreliable_policy(item.config))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -148,3 +148,37 @@ def test_helper_frames_are_hidden_from_tracebacks():
     import pytest_voicelatency.assertions as a
     for fn in (a.assert_quantile, a.assert_p50, a.assert_p95, a.assert_p99):
         assert "__tracebackhide__" in fn.__code__.co_varnames
+
+
+def _unreliable_capture(policy):
+    from pytest_voicelatency.spans import UNRELIABLE
+
+    cap = Capture("t", policy)
+    for i in range(20):
+        cap.table.add(record("caller.response", 0, 1, turn=str(i),
+                             metrics={"latency_ms": 100.0})._replace(flags=UNRELIABLE), "t")
+    return cap
+
+
+def test_a_verdict_on_unreliable_samples_warns_by_default():
+    """Never silent: a pass on samples the harness could not time comes with a warning."""
+    from pytest_voicelatency import VoiceLatencyWarning
+
+    with pytest.warns(VoiceLatencyWarning, match="20 of 20 samples of caller.response"):
+        assert_p95(stage="caller.response", metric="latency_ms", lt=200,
+                   capture=_unreliable_capture("warn"))
+
+
+def test_a_verdict_on_unreliable_samples_fails_under_the_fail_policy():
+    """voice_latency_unreliable = fail turns the same pass into a failure that says why."""
+    with pytest.raises(LatencyAssertionError, match="UNRELIABLE: 20 of 20 samples") as info:
+        assert_p95(stage="caller.response", metric="latency_ms", lt=200,
+                   capture=_unreliable_capture("fail"))
+    assert info.value.verdict == "unreliable"
+
+
+def test_capture_spans_refuses_an_unknown_unreliable_policy():
+    """A typo in the policy is a usage error naming the choices."""
+    with pytest.raises(VoiceLatencyUsageError, match="'warn', 'fail' or 'retry'"):
+        with capture_spans(unreliable="ignore"):
+            pass
