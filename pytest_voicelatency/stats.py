@@ -35,9 +35,6 @@ __all__ = ["nearest_rank", "rank", "upper_rank", "lower_rank", "binomial_cdf", "
            "estimate", "samples_needed", "smallest_n", "check_q", "check_confidence"]
 
 
-_EPS = 1e-12  # float slack at exact boundaries, e.g. P(B <= 0) = 0.05 for n=1, q=0.95
-
-
 def check_q(q: float) -> float:
     """Validate a quantile level: a number strictly between 0 and 1."""
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
@@ -101,7 +98,7 @@ def upper_rank(n: int, q: float, confidence: float) -> int | None:
     """Smallest rank u with P(ξ_q ≤ x₍ᵤ₎) ≥ confidence, or None when n is too small."""
     lo, cdf = binomial_cdf(n, q)
     # need P(B ≤ u-1) ≥ c  →  u-1 = first k with cdf ≥ c
-    hits = np.nonzero(cdf >= confidence - _EPS)[0]
+    hits = np.nonzero(cdf >= confidence)[0]
     if hits.size == 0:
         return None
     u = lo + int(hits[0]) + 1
@@ -112,7 +109,7 @@ def lower_rank(n: int, q: float, confidence: float) -> int | None:
     """Largest rank l with P(x₍ₗ₎ ≤ ξ_q) ≥ confidence, or None when n is too small."""
     lo, cdf = binomial_cdf(n, q)
     # P(B ≥ l) = 1 - P(B ≤ l-1) ≥ c  →  P(B ≤ l-1) ≤ 1-c; largest such l-1
-    ok = np.nonzero(cdf <= 1 - confidence + _EPS)[0]
+    ok = np.nonzero(cdf <= 1 - confidence)[0]
     if ok.size == 0:
         return None if lo == 0 else lo  # all of the window exceeds: l-1 < lo (mass below ~0)
     l = lo + int(ok[-1]) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from helpers import record, table_of
@@ -42,6 +42,7 @@ def test_point_estimate_gates_pass_and_fail_on_the_nearest_rank_quantile():
 
 @given(st.lists(st.floats(0, 1000, allow_nan=False), min_size=1, max_size=200),
        st.sampled_from([0.5, 0.95, 0.99]), st.floats(1, 1000), st.sampled_from([None, 0.9, 0.95]))
+@example(values=[1.0], q=0.95, limit=1.0, confidence=0.95)  # exact boundary: P(B >= 1) = 1 - q
 def test_a_single_gate_decides_exactly_like_the_in_test_assertion(values, q, limit, confidence):
     """One gate and `judge` (what assert_p95 uses) agree on every input (Holm over 1 = no-op)."""
     s = samples_of(asr=values)
