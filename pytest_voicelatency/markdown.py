@@ -61,7 +61,7 @@ def render(run: RunResult, comparison: Comparison | None = None, *, errors: Sequ
     confidence = next((float(g["confidence"]) for g in run.gates if g.get("confidence")),
                       BOUND_CONFIDENCE)
     out = [f"### {title}: {status}", ""]
-    facts = [f"{run.spans} voice spans from {run.tests} tests"]
+    facts = [f"{run.spans} voice spans from {run.tests} test{'' if run.tests == 1 else 's'}"]
     if run.gates:
         facts.append(f"{len(run.gates)} gates, {sum(1 for g in run.gates if g.get('failed'))} failed")
     if comparison is not None:

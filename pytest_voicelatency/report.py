@@ -89,7 +89,7 @@ def terminal_lines(run: RunResult | None, errors: Sequence[str] = (), *,
     else:
         lines.append(table_text(run, comparison))
         samples = sum(d.n + d.nothing for d in run.distributions.values())
-        lines.append(f"{run.spans} voice spans, {samples} samples from {run.tests} tests; "
+        lines.append(f"{run.spans} voice spans, {samples} samples from {run.tests} test{'' if run.tests == 1 else 's'}; "
                      "quantiles are nearest-rank; 'nothing' = first_byte_ms -1, excluded")
         if run.problem_count:
             lines.append(f"{run.problem_count} span problems (first "
