@@ -30,8 +30,10 @@ so both sides agree to the sample on when the user started or stopped talking.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -43,7 +45,10 @@ if TYPE_CHECKING:
     from .clock import Clock
 
 __all__ = ["AudioFormat", "AgentAudio", "AgentClear", "AgentState", "AgentEvent", "AgentSession",
-           "VoiceAgent", "AgentProtocolError", "check_agent", "check_event", "sample_instant_ns"]
+           "VoiceAgent", "AgentProtocolError", "SessionTasks", "check_agent", "check_event",
+           "sample_instant_ns"]
+
+_T = TypeVar("_T")
 
 
 class AgentProtocolError(VoiceLatencyError):
@@ -153,6 +158,63 @@ class VoiceAgent(Protocol):
     async def receive(self, pcm: bytes) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class SessionTasks:
+    """The background tasks of one agent session: a task that fails ends the call.
+
+    Why: an agent does its work in its own tasks (``receive`` must return promptly), and an
+    exception in a task nobody awaits is lost — the call would just go quiet until a timeout. A
+    task spawned here that raises is reported with ``session.fail(exc)``, so the caller tears the
+    call down and raises that error from the test; a cancelled task is not a failure.
+
+    Make one in the agent's ``__init__`` (so ``close()`` works even if ``start()`` never ran), set
+    :attr:`session` in ``start()``, :meth:`spawn` work from then on, and ``await``
+    :meth:`cancel_all` in ``close()``. Not thread-safe: use it from the event loop only.
+
+    >>> import asyncio
+    >>> class Line:  # stands in for the caller's AgentSession
+    ...     def fail(self, error): print("call ended by", repr(error))
+    >>> async def call():
+    ...     tasks = SessionTasks(Line())
+    ...     async def asr(): raise ConnectionError("ASR socket closed")
+    ...     await asyncio.gather(tasks.spawn(asr()), return_exceptions=True)
+    ...     idle = tasks.spawn(asyncio.Event().wait())
+    ...     await tasks.cancel_all()   # what close() does: a cancelled task is no failure
+    ...     return idle.cancelled()
+    >>> asyncio.run(call())
+    call ended by ConnectionError('ASR socket closed')
+    True
+    """
+
+    def __init__(self, session: AgentSession | None = None) -> None:
+        self.session = session
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        """Run ``coro`` as a task of this session; it is forgotten once done."""
+        if self.session is None:
+            coro.close()
+            raise VoiceLatencyUsageError(
+                "SessionTasks.spawn() before its session is set: set tasks.session = session in "
+                "start() (or pass it to SessionTasks(session)) first")
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self.session is not None:
+            self.session.fail(error)
+
+    async def cancel_all(self) -> None:
+        """Cancel every running task and wait until all have finished (errors are dropped)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def check_agent(agent: object) -> None:

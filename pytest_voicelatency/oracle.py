@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .agent import AgentAudio, AgentClear, AgentSession, AgentState, sample_instant_ns
+from .agent import (AgentAudio, AgentClear, AgentSession, AgentState, SessionTasks,
+                    sample_instant_ns)
 from .errors import VoiceLatencyUsageError
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class OracleAgent:
         self.turns: list[OracleTurn] = []
         self._rng = np.random.default_rng(self.config.seed)
         self._session: AgentSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = SessionTasks()
         self._reply: asyncio.Task[None] | None = None
         self._in_speech = False
         self._last_loud = 0
@@ -162,20 +162,10 @@ class OracleAgent:
 
     async def start(self, session: AgentSession) -> None:
         self._session = session
+        self._tasks.session = session
         self._rate = session.format.sample_rate
         self._threshold = round(10 ** (self.config.threshold_dbfs / 20) * 32768)
         session.emit(AgentState("listening"))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._session is not None:
-            self._session.fail(task.exception())  # type: ignore[arg-type]
 
     async def receive(self, pcm: bytes) -> None:
         session = self._session
@@ -189,12 +179,12 @@ class OracleAgent:
                 self._in_speech = True
                 onset = sample_instant_ns(now, n, int(loud[0]), self._rate)
                 if onset < self._speaking_until and self.config.stop_delay_ms is not None:
-                    self._spawn(self._stop(onset))
+                    self._tasks.spawn(self._stop(onset))
             self._last_loud = sample_instant_ns(now, n, int(loud[-1]) + 1, self._rate)
         elif self._in_speech and now - self._last_loud >= self.config.end_hold_ms * 1e6:
             self._in_speech = False
             if self._reply is None or self._reply.done():
-                self._reply = self._spawn(self._answer(self._last_loud))
+                self._reply = self._tasks.spawn(self._answer(self._last_loud))
 
     def _reply_samples(self) -> np.ndarray:
         cfg, rate = self.config, self._rate
@@ -257,7 +247,4 @@ class OracleAgent:
         if self._closed:
             return
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()

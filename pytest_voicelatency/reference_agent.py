@@ -41,14 +41,13 @@ import asyncio
 import itertools
 import math
 from collections import deque
-from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from .agent import AgentAudio, AgentClear, AgentSession, AgentState
+from .agent import AgentAudio, AgentClear, AgentSession, AgentState, SessionTasks
 from .clock import Clock
 from .errors import VoiceLatencyUsageError
 from .instrument import handoff_span, stage_span, turn_span
@@ -219,7 +218,7 @@ class ReferenceAgent:
         self.config = config or ReferenceConfig()
         self.pool = pool or AsrPool(self.config.asr_pool)
         self.rng = np.random.default_rng([self.config.seed, index])
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = SessionTasks()  # every background task; close() cancels them
         self._inbox: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self._out: asyncio.Queue[tuple[int, np.ndarray]] = asyncio.Queue()
         self._generation = 0  # bumped on barge-in: frames of an older generation are dropped
@@ -237,12 +236,13 @@ class ReferenceAgent:
         from .vad import EnergyVAD
 
         self.session, self.clock = session, session.clock
+        self._tasks.session = session  # from now on a task that raises ends the call
         self.rate = session.format.sample_rate
         self.vad = EnergyVAD(sample_rate=self.rate, frame_ms=session.format.frame_ms,
                              hangover_ms=self.config.vad_hangover_ms)
         self._voice = _voice(self.config.voice, self.rate)
-        self._spawn(self._listen())
-        self._spawn(self._transport())
+        self._tasks.spawn(self._listen())
+        self._tasks.spawn(self._transport())
         session.emit(AgentState("listening"))
 
     async def receive(self, pcm: bytes) -> None:
@@ -252,23 +252,9 @@ class ReferenceAgent:
         if self._closed:
             return
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     # ------------------------------------------------------------------ plumbing
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.session.fail(task.exception())  # type: ignore[arg-type]
 
     async def _sleep(self, latency: Latency) -> float:
         ms = latency.draw(self.rng)
@@ -314,11 +300,11 @@ class ReferenceAgent:
         turn = str(self._turn)
         previous = self._reply
         if self._speaking():
-            self._spawn(self._barge_in(turn, previous, onset_ns, fired_ns))
+            self._tasks.spawn(self._barge_in(turn, previous, onset_ns, fired_ns))
         elif previous is not None:
             previous.cancel()  # the user went on talking: the new turn supersedes the old one
         self._utterance = _Utterance(onset_ns, fired_ns)
-        self._reply = self._spawn(self._turn_pipeline(turn, self._utterance))
+        self._reply = self._tasks.spawn(self._turn_pipeline(turn, self._utterance))
 
     async def _barge_in(self, turn: str, reply: asyncio.Task[None] | None, onset_ns: int,
                         fired_ns: int) -> None:
@@ -352,7 +338,7 @@ class ReferenceAgent:
                 self.pool.release(conn)
             self.session.emit(AgentState("thinking"))
             tokens: asyncio.Queue[str] = asyncio.Queue()
-            llm = self._spawn(self._llm(turn, tokens))
+            llm = self._tasks.spawn(self._llm(turn, tokens))
             try:
                 await self._tts(turn, tokens)
             finally:
