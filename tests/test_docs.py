@@ -64,3 +64,28 @@ def test_every_public_name_resolves_and_is_documented(name):
     value = getattr(pytest_voicelatency, name)
     if name != "__version__":
         assert (value.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+AGENTS_DOC = (ROOT / "docs" / "agents.md").read_text(encoding="utf-8")
+AGENT_BLOCKS = re.findall(r"```python\n(.*?)```", AGENTS_DOC, flags=re.S)
+BEEP_AGENT = next(b for b in AGENT_BLOCKS if "class BeepAgent" in b)
+
+
+def test_the_agents_doc_example_agent_passes_its_example_test(pytester):
+    """docs/agents.md: the BeepAgent and the test written for it pass as written."""
+    test = next(b for b in AGENT_BLOCKS if "def test_" in b)
+    pytester.makepyfile(test_beep=BEEP_AGENT + "\n\n" + test)
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["caller.response*latency_ms*10 *"])
+
+
+def test_the_agents_doc_context_manager_example_runs(tmp_path):
+    """docs/agents.md: the simulated_caller() twin runs one call outside pytest."""
+    script = next(b for b in AGENT_BLOCKS if "with simulated_caller()" in b)
+    path = tmp_path / "beep.py"
+    path.write_text(BEEP_AGENT + "\n\n" + script, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert 250 < float(result.stdout.strip().splitlines()[-1]) < 2000  # ~300 ms reply delay
