@@ -87,7 +87,9 @@ def test_a_sync_test_runs_a_call_and_gets_caller_spans(raw_spans):
     [span] = [s for s in raw_spans.get_finished_spans() if s.name == "caller.response"]
     assert span.attributes["audio.source"] == "caller"
     assert (span.attributes["audio.session_id"], span.attributes["audio.turn_id"]) == ("s-42", "1")
-    assert span.attributes["audio.reliable"] is True
+    # reliable unless this machine's own pacing slipped (then it must say so, and consistently)
+    assert span.attributes["audio.reliable"] is result.reliable
+    assert result.reliable == (result.metrics.pacing.lateness_p99_ms <= 5.0)
 
 
 def test_many_calls_share_one_event_loop_from_async_code():
@@ -239,7 +241,8 @@ def test_the_retry_policy_reruns_an_unreliable_call_with_a_fresh_agent():
     StarvedOracle.made = 0
     with capture_spans() as cap, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = Caller(unreliable="retry").run(lambda: StarvedOracle(QUICK), SHORT)
+        # 15 ms: the starved attempt is >= 20 ms late; a clean one on a busy CI box is not
+        result = Caller(unreliable="retry", pacing_limit_ms=15).run(lambda: StarvedOracle(QUICK), SHORT)
     assert result.attempts == 2 and result.reliable
     assert result.session_id == "call-1.retry1" and not result.discarded[0].reliable
     assert any("retrying the call (attempt 2 of 3)" in str(w.message) for w in caught)
