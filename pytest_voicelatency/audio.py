@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Iterator
@@ -162,8 +163,10 @@ def list_clips(kind: ClipKind | None = None) -> list[str]:
 def _bundled(name: str) -> dict[str, Any]:
     entry = _manifest().get(name)
     if entry is None:
+        close = difflib.get_close_matches(name, list_clips(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise AudioError(
-            f"no bundled clip named {name!r}; available: {', '.join(list_clips())}. "
+            f"no bundled clip named {name!r}{hint}; available: {', '.join(list_clips())}. "
             "To load your own file pass a pathlib.Path or a path with an extension, e.g. 'call.wav'"
         )
     return entry

@@ -245,6 +245,7 @@ def test_unknown_name_lists_the_available_clips() -> None:
         load_clip("confirm_ordr")
     assert all(name in str(info.value) for name in list_clips())
     assert "pathlib.Path" in str(info.value)
+    assert "did you mean 'confirm_order'?" in str(info.value)
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
