@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -184,6 +185,11 @@ def load_clip(name_or_path: str | Path, *, sample_rate: int = 16_000) -> Clip:
     bundled clips only and is kept across resampling (the resampler has no delay).
     """
     _check_rate(sample_rate, "sample_rate")
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise AudioError(
+            f"load_clip() takes a bundled clip name or a file path, got "
+            f"{type(name_or_path).__name__} {name_or_path!r}; see list_clips() for the names"
+        )
     if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
         entry = _bundled(name_or_path)
         clip = _read(fixtures_dir() / entry["file"], sample_rate)
@@ -214,6 +220,12 @@ def _read(path: Path, sample_rate: int) -> Clip:
     if data.shape[0] == 0:
         raise AudioError(
             f"audio file {path} has a valid header but no samples; re-record or re-export it"
+        )
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise AudioError(
+            f"audio file {path} has {bad} NaN or infinite samples (a float file written from "
+            "broken data); re-export it, e.g. `sox in.wav -b 16 out.wav`"
         )
     notes: list[str] = []
     if data.shape[1] > 1:

@@ -43,8 +43,18 @@ def _mode(target: Path) -> int:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically, creating missing parent directories."""
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating missing parent directories.
+
+    A symlink is followed (its target is replaced, the link stays); a path that exists but is
+    not a regular file (a FIFO, a device, a directory) is refused rather than replaced.
+    """
     target = Path(path)
+    if target.is_symlink():
+        target = target.resolve()
+    if target.exists() and not target.is_file():
+        raise VoiceLatencyError(
+            f"cannot write {str(path)!r}: it exists and is not a regular file (a directory, "
+            f"FIFO or device); choose a file path")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

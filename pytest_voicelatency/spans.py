@@ -115,10 +115,15 @@ def record_from_span(span: ReadableSpan) -> SpanRecord | None:
     """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span."""
     attributes = _attribute_dict(span)
     name = span.name
-    stage = stage_of(name, attributes.get("audio.stage"))
+    stage_attribute = attributes.get("audio.stage")
+    stage = stage_of(name, stage_attribute)
     if stage is None:
         return None
     problems: list[str] = []
+    if stage_attribute is not None and not (isinstance(stage_attribute, str) and stage_attribute):
+        problems.append(f"span {name!r}: audio.stage is {stage_attribute!r}, not a stage name; "
+                        f"used {stage!r} from the span name (set audio.stage to a string such "
+                        f"as 'asr')")
     metrics: list[tuple[str, float]] = []
     for key, value in attributes.items():
         if not key.startswith("audio.") or key in IDENTITY_ATTRIBUTES:

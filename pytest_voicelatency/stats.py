@@ -37,6 +37,7 @@ __all__ = ["nearest_rank", "rank", "upper_rank", "lower_rank", "binomial_cdf", "
 
 def check_q(q: float) -> float:
     """Validate a quantile level: a number strictly between 0 and 1."""
+    __tracebackhide__ = True
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
         raise VoiceLatencyUsageError(
             f"quantile q must be a number strictly between 0 and 1 (0.95 for p95), got {q!r}")
@@ -45,6 +46,7 @@ def check_q(q: float) -> float:
 
 def check_confidence(confidence: float) -> float:
     """Validate a confidence level: a number strictly between 0 and 1 (e.g. 0.95)."""
+    __tracebackhide__ = True
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
             or not 0 < confidence < 1:
         raise VoiceLatencyUsageError(
@@ -134,6 +136,7 @@ class Estimate:
 
 def estimate(values: np.ndarray, q: float, confidence: float | None = None) -> Estimate:
     """Point estimate of the q-quantile and, with ``confidence``, its lower and upper bounds."""
+    __tracebackhide__ = True
     q = check_q(q)
     x = np.asarray(values, dtype=np.float64)
     n = int(x.size)

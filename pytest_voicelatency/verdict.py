@@ -45,6 +45,7 @@ class Limit:
 
 
 def _positive(name: str, value: object) -> float:
+    __tracebackhide__ = True
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or math.isnan(value) or math.isinf(value) or value <= 0:
         raise VoiceLatencyUsageError(
@@ -55,6 +56,7 @@ def _positive(name: str, value: object) -> float:
 
 def limit_from(lt: float | None, le: float | None) -> Limit:
     """Build a :class:`Limit` from the assertion keywords; exactly one must be given."""
+    __tracebackhide__ = True
     if (lt is None) == (le is None):
         raise VoiceLatencyUsageError(
             "give exactly one limit: lt=<ms> (strictly below) or le=<ms> (at most), "
@@ -78,6 +80,7 @@ class Verdict:
 
 def judge(values: np.ndarray, q: float, limit: Limit, confidence: float | None = None) -> Verdict:
     """Decide whether the q-quantile of ``values`` is within ``limit``."""
+    __tracebackhide__ = True
     if confidence is not None:
         check_confidence(confidence)
     est = estimate(values, q, confidence)

@@ -182,3 +182,19 @@ def test_capture_spans_refuses_an_unknown_unreliable_policy():
     with pytest.raises(VoiceLatencyUsageError, match="'warn', 'fail' or 'retry'"):
         with capture_spans(unreliable="ignore"):
             pass
+
+
+def test_argument_errors_point_at_the_callers_line(pytester):
+    """A bad lt= shows the user's call, not the plugin's validation helpers."""
+    pytester.makepyfile(test_bad_lt='''
+from pytest_voicelatency import assert_p95, capture_spans
+
+def test_x():
+    with capture_spans() as cap:
+        assert_p95(stage="asr", lt=-1, capture=cap)
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "lt= must be a positive" in out
+    assert "def _positive" not in out and "def limit_from" not in out

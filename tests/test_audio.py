@@ -460,3 +460,20 @@ def test_odd_byte_count_is_not_pcm16() -> None:
     """from_pcm16() refuses an odd number of bytes."""
     with pytest.raises(AudioError, match="even"):
         from_pcm16(b"\x00\x01\x02")
+
+
+def test_a_file_with_nan_samples_is_refused_naming_the_count(tmp_path: Path) -> None:
+    """NaN/inf in a float file would become garbage PCM for the agent: refused, with the fix."""
+    path = tmp_path / "nan.wav"
+    data = np.zeros(1600, dtype=np.float32)
+    data[10:13] = np.nan
+    data[20] = np.inf
+    sf.write(path, data, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav has 4 NaN or infinite samples"):
+        load_clip(path)
+
+
+def test_something_that_is_neither_name_nor_path_is_an_audio_error() -> None:
+    """load_clip(123) says what it takes instead of a bare TypeError."""
+    with pytest.raises(AudioError, match="takes a bundled clip name or a file path, got int 123"):
+        load_clip(123)  # type: ignore[arg-type]

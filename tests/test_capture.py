@@ -102,3 +102,15 @@ def test_samples_are_recomputed_when_more_spans_arrive():
         with stage_span("asr", "s", 2):
             pass
         assert cap.select("asr", "duration_ms").n == 2
+
+
+def test_a_non_string_stage_attribute_is_reported_and_the_name_used():
+    """audio.stage = 5 is a mistake: the span name decides, and the problem says so."""
+    tracer = trace.get_tracer("x")
+    with capture_spans() as cap:
+        with tracer.start_as_current_span("audio.tts") as span:
+            span.set_attribute("audio.stage", 5)
+            span.set_attribute("audio.session_id", "s")
+            span.set_attribute("audio.turn_id", "1")
+    assert cap.stages() == ["tts"]
+    assert any("audio.stage is 5, not a stage name; used 'tts'" in p for p in cap.problems)
