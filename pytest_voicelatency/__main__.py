@@ -3,25 +3,34 @@
 ::
 
     python -m pytest_voicelatency compare BASE.json HEAD.json [--markdown]
-    python -m pytest_voicelatency merge A.json B.json ... -o ALL.json
+    python -m pytest_voicelatency merge A.json B.json ... -o ALL.json [--missing fail|warn]
 
 ``compare`` prints the same table as the pytest plugin (gate verdicts recorded in HEAD, and the
 comparison with BASE), or with ``--markdown`` the PR-comment form. Its policy (confidence,
 minimum effect) is the one HEAD was run with, unless given here. ``merge`` joins shards of one
 run, re-judges the gates they were configured with over the merged samples, writes ``-o``
-atomically and prints the table.
+atomically and prints the table. A gate whose stage no shard produced is *missing*, and fails
+the merge unless ``--missing warn``: shards usually relax ``voice_latency_missing`` to ``warn``
+(each sees only its own stages), but the merged run sees them all, so its default is ``fail``.
+``merge`` refuses a file given twice and shards that share measurements (the same test in two
+files' samples; without samples, the same run in two files).
 
 Exit codes (:mod:`pytest_voicelatency.exitcodes`): 0 no regression and no failed gate; 1 a
-regression or a failed gate (or an inconclusive one under ``--inconclusive fail``); 4 a file is
-missing, corrupt, of a newer format, from another plugin version, or the command line is wrong.
-Warnings (environment differences, stages only on one side) go to stderr.
+regression or a failed gate (also a missing one, and an inconclusive one under
+``--inconclusive fail``); 4 a file is missing, corrupt, of a newer format, from another plugin
+version, given twice or overlapping another, or the command line is wrong. Warnings
+(environment differences, stages only on one side) go to stderr. Output into a closed pipe
+(``| head -1``) is dropped quietly; the exit code is still the verdict's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import VoiceLatencyError
@@ -31,9 +40,20 @@ __all__ = ["main", "EPILOG"]
 
 EPILOG = """exit codes:
   0  no regression and no failed gate (warnings may be printed on stderr)
-  1  a regression, or a failed gate (also inconclusive ones under --inconclusive fail)
+  1  a regression, or a failed gate (also inconclusive ones under --inconclusive fail,
+     and in merge a gate whose stage no shard produced, unless --missing warn)
   4  bad input: a file missing, corrupt, of a newer format or from another plugin
-     version, an unwritable -o path, or a bad command line"""
+     version, a shard given twice or sharing tests with another, an unwritable -o
+     path, or a bad command line"""
+
+
+@dataclass
+class _Outcome:
+    """What a command prints and returns, decided before anything is printed."""
+
+    code: ExitCode
+    out: list[str] = field(default_factory=list)
+    err: list[str] = field(default_factory=list)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                      description="Compare pytest-voicelatency results with a baseline, or merge "
                                  "CI shards.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    cmp = sub.add_parser("compare", help="compare HEAD with the baseline BASE, stage by stage")
+    cmp = sub.add_parser("compare", help="compare HEAD with the baseline BASE, stage by stage",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     cmp.add_argument("base", metavar="BASE.json", help="the baseline (--voice-latency-save)")
     cmp.add_argument("head", metavar="HEAD.json", help="this run (--voice-latency-json or -save)")
     cmp.add_argument("--markdown", action="store_true",
@@ -84,10 +105,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="smallest p95 growth in ms that is a regression (default: HEAD's, else 10)")
     cmp.add_argument("--inconclusive", choices=("warn", "fail"), default=None,
                      help="what an inconclusive comparison does (default: HEAD's, else warn)")
-    mrg = sub.add_parser("merge", help="merge the results files of CI shards into one")
+    mrg = sub.add_parser("merge", help="merge the results files of CI shards into one",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     mrg.add_argument("inputs", metavar="SHARD.json", nargs="+", help="results files to merge")
     mrg.add_argument("-o", "--output", metavar="ALL.json", required=True,
                      help="where to write the merged results (atomically)")
+    mrg.add_argument("--missing", choices=("fail", "warn"), default="fail",
+                     help="what a gate whose stage no shard produced does in the merged run, "
+                          "whatever voice_latency_missing the shards used (default: fail)")
     return parser
 
 
@@ -107,7 +132,7 @@ def _policy(head: Any, args: argparse.Namespace) -> Any:
         inconclusive=args.inconclusive or head.settings.get("inconclusive", "warn"))
 
 
-def _compare(args: argparse.Namespace) -> ExitCode:
+def _compare(args: argparse.Namespace) -> _Outcome:
     from .baseline import load
     from .compare import compare
     from .markdown import render
@@ -117,13 +142,11 @@ def _compare(args: argparse.Namespace) -> ExitCode:
     comparison = compare(base, head, _policy(head, args))
     gate_failed = any(g.get("failed") for g in head.gates)
     if args.markdown:
-        print(render(head, comparison, warnings=comparison.warnings))
+        out = [render(head, comparison, warnings=comparison.warnings)]
     else:
-        for line in terminal_lines(head, comparison=comparison) + _gate_lines(head):
-            print(line)
-    for w in comparison.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    return ExitCode.FAILED if comparison.failed or gate_failed else ExitCode.OK
+        out = terminal_lines(head, comparison=comparison) + _gate_lines(head)
+    return _Outcome(ExitCode.FAILED if comparison.failed or gate_failed else ExitCode.OK, out,
+                    [f"warning: {w}" for w in comparison.warnings])
 
 
 def _gate_lines(run: Any) -> list[str]:
@@ -131,38 +154,85 @@ def _gate_lines(run: Any) -> list[str]:
             + (f": {g['note']}" if g.get("note") else "") for g in run.gates if g.get("failed")]
 
 
-def _merge(args: argparse.Namespace) -> ExitCode:
+def _given_twice(paths: Sequence[str]) -> None:
+    """Refuse one file named twice (``a.json ./a.json``, or a glob and an explicit name)."""
+    seen: dict[Path, str] = {}
+    for given in paths:
+        key = Path(given).resolve()
+        if key in seen:
+            raise VoiceLatencyError(
+                f"{seen[key]!r} and {given!r} are the same file: merging it with itself would "
+                "count its samples twice; give each shard's file once")
+        seen[key] = given
+
+
+def _merge(args: argparse.Namespace) -> _Outcome:
     from .baseline import load, merge, save
     from .gates import evaluate, records
     from .report import terminal_lines
     from .settings import build
 
+    _given_twice(args.inputs)
     merged, warnings = merge([load(p) for p in args.inputs])
     s = merged.settings
     report = None
     if s.get("thresholds"):
+        # Shards relax `missing` (each sees only its own stages); the merged run sees all of
+        # them, so --missing, not the shards' setting, decides what a missing stage does.
         settings = build(thresholds=s["thresholds"], confidence=str(s.get("confidence") or ""),
-                         inconclusive=s.get("inconclusive", "warn"),
-                         missing=s.get("missing", "fail"), unreliable=s.get("unreliable", "warn"))
+                         inconclusive=s.get("inconclusive", "warn"), missing=args.missing,
+                         unreliable=s.get("unreliable", "warn"))
         report = evaluate(merged, settings.thresholds, settings.policy)
         merged.gates = records(report)
+        merged.settings = {**s, "missing": args.missing}
         warnings += report.warnings
     save(merged, args.output, with_samples=True)
-    for line in terminal_lines(merged, gates=report, notes=[f"wrote {args.output}"]):
-        print(line)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    return ExitCode.FAILED if report is not None and report.failed else ExitCode.OK
+    return _Outcome(ExitCode.FAILED if report is not None and report.failed else ExitCode.OK,
+                    terminal_lines(merged, gates=report, notes=[f"wrote {args.output}"]),
+                    [f"warning: {w}" for w in warnings])
+
+
+def _flush_stdout() -> None:
+    """Flush stdout; if its reader has gone (``| head -1``), drop the rest quietly.
+
+    Python's documented recipe: point the stdout descriptor at devnull so the flush at exit
+    cannot raise again (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no real descriptor (captured stdout)
+            sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
+def _emit(outcome: _Outcome) -> int:
+    try:
+        for line in outcome.out:
+            print(line)
+    except BrokenPipeError:
+        pass
+    _flush_stdout()
+    for line in outcome.err:
+        print(line, file=sys.stderr)
+    return int(outcome.code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
-    args = _parser().parse_args(argv)
     try:
-        return int(_compare(args) if args.command == "compare" else _merge(args))
+        args = _parser().parse_args(argv)
+    except SystemExit:  # --help or a bad command line: argparse has printed its text
+        _flush_stdout()
+        raise
+    try:
+        outcome = _compare(args) if args.command == "compare" else _merge(args)
     except VoiceLatencyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(ExitCode.BAD_INPUT)
+    return _emit(outcome)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from .stats import rank
 from .summary import StageRow, order_key
 
 __all__ = ["Distribution", "RunResult", "FORMAT", "FORMAT_VERSION", "from_samples", "dumps",
-           "loads", "load", "save", "fingerprint", "environment_differences", "merge"]
+           "loads", "load", "save", "fingerprint", "environment_differences", "merge", "overlap"]
 
 FORMAT = "pytest-voicelatency/results"
 FORMAT_VERSION = 1
@@ -287,15 +287,58 @@ def environment_differences(base: Mapping[str, Any], head: Mapping[str, Any]) ->
     return out
 
 
+def _tests_of(run: RunResult) -> set[str]:
+    return {str(x["test"]) for x in run.samples or () if isinstance(x, dict) and x.get("test")}
+
+
+def _identity(run: RunResult) -> tuple[Any, ...]:
+    """What makes a run itself, whatever file holds it and whether it lists its samples."""
+    return (run.created, run.plugin_version, json.dumps(run.environment, sort_keys=True),
+            run.spans, run.tests,
+            sorted((key, d.values.tolist(), d.nothing, d.missed, d.censored, d.unreliable)
+                   for key, d in run.distributions.items()))
+
+
+def overlap(a: RunResult, b: RunResult) -> str | None:
+    """Why ``a`` and ``b`` must not be merged because they share measurements, or None.
+
+    When both list samples naming their tests, they overlap exactly when a test id is in both
+    (shards must run disjoint tests). Otherwise (a baseline has no samples) they are one run
+    when their created time, plugin version, environment, counts and every value are identical:
+    a file given twice or copied, or the ``--voice-latency-json`` and ``--voice-latency-save``
+    files of one run.
+    """
+    tests_a, tests_b = _tests_of(a), _tests_of(b)
+    if a.samples is not None and b.samples is not None and tests_a and tests_b:
+        shared = sorted(tests_a & tests_b)
+        if not shared:
+            return None
+        more = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
+        return (f"cannot merge {b.name!r} with {a.name!r}: both hold samples of test "
+                f"{shared[0]!r}{more}, so its samples would count twice; shards must run "
+                "disjoint tests (check the shard selection, or drop a duplicate file)")
+    if _identity(a) == _identity(b):
+        return (f"cannot merge: {b.name!r} and {a.name!r} hold the same run (created "
+                f"{a.created or 'at an unknown time'}, identical environment and values), so "
+                "every sample would count twice; give each shard's file once")
+    return None
+
+
 def merge(runs: Sequence[RunResult]) -> tuple[RunResult, list[str]]:
     """Join CI shards into one run; returns the merged run and warnings.
 
     Refuses shards written by different plugin versions or gated by different settings (their
-    numbers or verdicts would not mean the same thing); warns when their environments or git
-    commits differ. Gates are *not* carried over: re-judge them on the merged run.
+    numbers or verdicts would not mean the same thing), and shards that share measurements
+    (see :func:`overlap`); warns when their environments or git commits differ. Gates are *not*
+    carried over: re-judge them on the merged run.
     """
     if not runs:
         raise VoiceLatencyError("nothing to merge: give at least one results file")
+    for i, later in enumerate(runs):
+        for earlier in runs[:i]:
+            why = overlap(earlier, later)
+            if why:
+                raise VoiceLatencyError(why)
     first = runs[0]
     for other in runs[1:]:
         if other.plugin_version != first.plugin_version:

@@ -44,7 +44,7 @@ from .errors import VoiceLatencyUsageError
 from .samples import default_metric
 from .significance import gate_pvalue, holm
 from .stats import check_confidence, smallest_n
-from .thresholds import Threshold
+from .thresholds import Threshold, selector_hint
 from .verdict import Verdict, judge
 
 __all__ = ["GatePolicy", "GateResult", "GateReport", "evaluate", "policy_from_strings", "records"]
@@ -199,10 +199,14 @@ def _expand(samples: SampleSource, thresholds: Sequence[Threshold], policy: Gate
     for t in thresholds:
         matched = [s for s in stages if fnmatch.fnmatchcase(s, t.pattern)]
         if not matched:
-            what = "matched no stage" if t.is_glob else f"stage {t.pattern!r} has no samples"
-            out.append(_missing(t, t.pattern, t.metric or "", f"{what}; stages seen: "
-                                f"{_listing(stages)}; fix the line or instrument the stage",
-                                policy))
+            hint = selector_hint(t.pattern, stages)
+            if hint:
+                note = f"no stage is named {t.pattern!r}: {hint}"
+            else:
+                what = "matched no stage" if t.is_glob else f"stage {t.pattern!r} has no samples"
+                note = (f"{what}; stages seen: {_listing(stages)}; fix the line or instrument "
+                        "the stage")
+            out.append(_missing(t, t.pattern, t.metric or "", note, policy))
             continue
         out.extend(_judge_one(samples, t, s, stages[s], policy) for s in matched)
     return out

@@ -1,7 +1,8 @@
 """The pull-request form of a run: a Markdown summary for a PR comment or ``$GITHUB_STEP_SUMMARY``.
 
-One status line, then one table row per stage: n, p50, p95 with its upper confidence bound,
-the change of p95 against the baseline, the gate verdict and the comparison verdict. Problems
+One status line, then one table row per stage: n, p50, p95 with its upper confidence bound (at
+the confidence :func:`bound_confidence` picks, which the header names), the change of p95
+against the baseline, the gate verdict and the comparison verdict. Problems
 (failed gates, regressions, warnings, input errors) follow as a list, so a reviewer sees what
 turned the build red without opening the logs. Pure: data in, text out.
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from .baseline import Distribution, RunResult
     from .compare import Comparison
 
-__all__ = ["render", "BOUND_CONFIDENCE"]
+__all__ = ["render", "bound_confidence", "BOUND_CONFIDENCE"]
 
 BOUND_CONFIDENCE = 0.95
 
@@ -43,6 +44,25 @@ def _p95_with_bound(d: Distribution, confidence: float) -> str:
     return f"{_ms(d.quantile(0.95))} ({bound})"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 regression``, ``2 regressions``, ``0 regressions``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _percent(confidence: float) -> str:
+    """``0.99 → '99%'``, ``0.995 → '99.5%'``: never rounded into another confidence."""
+    return f"{round(confidence * 100, 6):g}%"
+
+
+def bound_confidence(run: RunResult, comparison: Comparison | None = None) -> float:
+    """The confidence of the p95 bound column: the gates' if they were judged with one, else
+    the comparison's, else :data:`BOUND_CONFIDENCE`. The header names it."""
+    gated = next((float(g["confidence"]) for g in run.gates if g.get("confidence")), None)
+    if gated is not None:
+        return gated
+    return comparison.policy.confidence if comparison is not None else BOUND_CONFIDENCE
+
+
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -58,20 +78,20 @@ def render(run: RunResult, comparison: Comparison | None = None, *, errors: Sequ
     gate_failed = bool(failing)
     regressed = comparison is not None and comparison.failed
     status = "error" if errors else ("FAILED" if gate_failed or regressed else "passed")
-    confidence = next((float(g["confidence"]) for g in run.gates if g.get("confidence")),
-                      BOUND_CONFIDENCE)
+    confidence = bound_confidence(run, comparison)
     out = [f"### {title}: {status}", ""]
-    facts = [f"{run.spans} voice spans from {run.tests} test{'' if run.tests == 1 else 's'}"]
+    facts = [f"{_count(run.spans, 'voice span')} from {_count(run.tests, 'test')}"]
     if run.gates:
-        facts.append(f"{len(run.gates)} gates, {sum(1 for g in run.gates if g.get('failed'))} failed")
+        facts.append(f"{_count(len(run.gates), 'gate')}, "
+                     f"{sum(1 for g in run.gates if g.get('failed'))} failed")
     if comparison is not None:
-        facts.append(f"compared with `{comparison.base_source}`: "
-                     f"{sum(1 for c in comparison.changes if c.outcome == 'regression')} regressions")
+        regressions = sum(1 for c in comparison.changes if c.outcome == "regression")
+        facts.append(f"compared with `{comparison.base_source}`: {_count(regressions, 'regression')}")
     commit = run.environment.get("git_commit")
     if commit:
         facts.append(f"commit `{str(commit)[:12]}`")
     out += ["; ".join(facts) + ".", ""]
-    header = ["stage", "metric", "n", "p50 ms", f"p95 ms (upper {confidence:.0%} bound)"]
+    header = ["stage", "metric", "n", "p50 ms", f"p95 ms (upper {_percent(confidence)} bound)"]
     if comparison is not None:
         header += ["Δ p95 vs baseline"]
     header += ["gate", "verdict"]

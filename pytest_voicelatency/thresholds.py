@@ -10,7 +10,10 @@ Grammar, one gate per line (k6-like)::
   ``gap.asr_to_llm``), so the rule is: **the last dotted part names a metric when it ends in
   ``_ms``** (``llm.first_byte_ms``, ``caller.response.duration_ms``); otherwise the whole text is
   the stage and the stage's default metric is used (see
-  :func:`pytest_voicelatency.samples.default_metric`).
+  :func:`pytest_voicelatency.samples.default_metric`). Count metrics (``underruns``, ``clears``,
+  ``frames``) do not end in ``_ms`` and so cannot be gated by a threshold line yet; a gate that
+  tries (or forgets the ``_ms``) matches no stage and is *missing*, with a hint from
+  :func:`selector_hint`.
 * ``p<percentile>``: ``p50``, ``p95``, ``p99``, ``p99.9``: strictly between 0 and 100.
 * ``<op>``: ``<`` (strictly below) or ``<=`` (at most).
 * Blank lines and lines starting with ``#`` are ignored.
@@ -29,14 +32,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import VoiceLatencyUsageError
 from .verdict import Limit
 
 __all__ = ["Threshold", "parse_threshold", "parse_thresholds", "GRAMMAR", "split_selector",
-           "quantile_label"]
+           "selector_hint", "quantile_label"]
 
 GRAMMAR = ("one gate per line: '<stage or glob>[.<metric>_ms]: p<percentile> <|<= <ms>', e.g.\n"
            "    barge_in: p95 < 200\n"
@@ -81,6 +84,34 @@ def split_selector(selector: str) -> tuple[str, str | None]:
     if dot and head and last.endswith("_ms") and not any(c in last for c in "*?["):
         return head, last
     return selector, None
+
+
+_RULE_TEXT = "a metric is selected only when the last dotted part ends in _ms"
+
+
+def selector_hint(selector: str, metrics_by_stage: Mapping[str, Sequence[str]]) -> str:
+    """Why ``selector``, which matched no stage, may have meant a metric of a known stage.
+
+    Only when the part before the last dot is a known stage; otherwise ``""``.
+
+    >>> selector_hint("asr.first_byte", {"asr": ["first_byte_ms"]})
+    "did you mean stage 'asr' with metric 'first_byte_ms'? a metric is selected only when the last dotted part ends in _ms"
+    """
+    stage, dot, last = selector.rpartition(".")
+    metrics = metrics_by_stage.get(stage) if dot and stage else None
+    if metrics is None:
+        return ""
+    if any(c in last for c in "*?["):
+        return (f"stage {stage!r} exists, but a metric cannot be a glob: name one of its metrics "
+                f"({', '.join(metrics)}); {_RULE_TEXT}")
+    if f"{last}_ms" in metrics:
+        return f"did you mean stage {stage!r} with metric {last + '_ms'!r}? {_RULE_TEXT}"
+    if last in metrics:
+        return (f"metric {last!r} of stage {stage!r} is a count, not milliseconds: counts "
+                f"cannot be gated by a threshold line yet ({_RULE_TEXT}); assert on them in a "
+                "test instead")
+    return (f"stage {stage!r} has no metric {last!r} or {last + '_ms'!r} (it has "
+            f"{', '.join(metrics)}); {_RULE_TEXT}")
 
 
 def _bad(line: str, why: str) -> VoiceLatencyUsageError:

@@ -155,6 +155,47 @@ def test_merging_shards_from_different_commits_or_machines_warns():
     assert any("cpu_count 4 in a.json, 8 in b.json" in w for w in warnings)
 
 
+def listed(run: RunResult, *tests: str) -> RunResult:
+    run.samples = [{"stage": "asr", "metric": "duration_ms", "value": 1.0, "flags": [], "test": t,
+                    "session": "s", "turn": "1", "trace": None} for t in tests]
+    return run
+
+
+def test_merging_shards_that_ran_the_same_test_is_refused():
+    """Overlapping shards would count a test's samples twice: refuse, name both files and the test."""
+    a, b = listed(a_run(asr=[1]), "t.py::x", "t.py::y"), listed(a_run(asr=[2]), "t.py::y")
+    a.source, b.source = "a.json", "b.json"
+    with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' with 'a.json': both hold "
+                                                r"samples of test 't.py::y'"):
+        merge([a, b])
+
+
+def test_shards_with_disjoint_tests_merge_even_when_their_values_are_identical():
+    """Samples name their tests, so deterministic shards with equal numbers are still two runs."""
+    a, b = listed(a_run(asr=[1]), "t.py::x"), listed(a_run(asr=[1]), "t.py::y")
+    merged, _ = merge([a, b])
+    assert merged.select("asr", "duration_ms").n == 2
+
+
+def test_merging_one_run_twice_without_samples_is_refused():
+    """Without samples, the same created time, environment, counts and values mean the same run."""
+    a, b = a_run(asr=[1, 2]), a_run(asr=[1, 2])
+    a.source, b.source = "a.json", "b.json"
+    a.created = b.created = "2025-01-01T00:00:00+00:00"
+    with pytest.raises(VoiceLatencyError, match=r"'b.json' and 'a.json' hold the same run"):
+        merge([a, b])
+    b.created = "2025-01-01T00:00:01+00:00"  # measured again: another run, merged
+    assert merge([a, b])[0].select("asr", "duration_ms").n == 4
+
+
+def test_a_results_file_and_the_baseline_of_the_same_run_are_one_run():
+    """run.json (samples) and baseline.json (none) written by one pytest run are refused together."""
+    a, b = listed(a_run(asr=[1]), "t.py::x"), a_run(asr=[1])
+    a.created = b.created = "2025-01-01T00:00:00+00:00"
+    with pytest.raises(VoiceLatencyError, match="hold the same run"):
+        merge([a, b])
+
+
 def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path):
     """Readers see the old or the new file, never half of one; nothing else is left behind."""
     target = tmp_path / "out.json"

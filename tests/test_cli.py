@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +18,7 @@ from pytest_voicelatency.report import table_text
 
 
 def results(path, scale: float = 1.0, seed: int = 1, version: str = "0.1.0", thresholds=(),
-            **env):
+            settings=None, samples=None, **env):
     rng = np.random.default_rng(seed)
     dists = {}
     for stage, median in (("asr", 120.0), ("barge_in", 150.0)):
@@ -24,7 +26,8 @@ def results(path, scale: float = 1.0, seed: int = 1, version: str = "0.1.0", thr
         dists[(stage, metric)] = Distribution(
             stage, metric, np.sort(median * scale * rng.lognormal(0, 0.2, 300)))
     run = RunResult(dists, environment={"cpu_count": 4, **env}, plugin_version=version,
-                    spans=600, tests=2, settings={"thresholds": list(thresholds)})
+                    spans=600, tests=2, settings={"thresholds": list(thresholds), **(settings or {})},
+                    samples=samples, created=f"2025-01-01T00:00:{seed:02d}+00:00")
     save(run, path)
     return path
 
@@ -56,7 +59,7 @@ def test_compare_markdown_has_p50_p95_bound_delta_and_verdict_per_stage(tmp_path
     assert main(["compare", str(base), str(head), "--markdown"]) == ExitCode.FAILED
     out = capsys.readouterr().out
     assert out.startswith("### Voice latency: FAILED")
-    assert "| stage | metric | n | p50 ms | p95 ms (upper 95% bound) | Δ p95 vs baseline | gate | verdict |" in out
+    assert "| stage | metric | n | p50 ms | p95 ms (upper 99% bound) | Δ p95 vs baseline | gate | verdict |" in out
     row = next(line for line in out.splitlines() if line.startswith("| `asr`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "first_byte_ms" and cells[2] == "300" and "(≤ " in cells[4]
@@ -153,3 +156,125 @@ def test_the_module_runs_as_a_program(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "pytest_voicelatency", "--help"],
                             capture_output=True, text=True, timeout=120, check=False)
     assert helped.returncode == 0 and EPILOG in helped.stdout
+
+
+def test_merge_judges_a_stage_no_shard_produced_as_missing_and_fails_by_default(tmp_path, capsys):
+    """Shards relax `missing` to warn (each sees only its stages); the merged run does not."""
+    shard = {"thresholds": ["asr: p95 < 1000", "tts: p95 < 100"], "missing": "warn"}
+    a = results(tmp_path / "a.json", settings=shard)
+    b = results(tmp_path / "b.json", seed=2, settings=shard)
+    target = tmp_path / "all.json"
+    assert main(["merge", str(a), str(b), "-o", str(target)]) == ExitCode.FAILED
+    gates = {g["stage"]: g for g in json.loads(target.read_text())["gates"]}
+    assert (gates["tts"]["outcome"], gates["tts"]["failed"]) == ("missing", True)
+    assert gates["asr"]["outcome"] == "pass"
+    assert "MISSING" in capsys.readouterr().out
+
+
+def test_merge_missing_warn_lets_a_missing_stage_pass_with_a_warning(tmp_path, capsys):
+    """`merge --missing warn` is the explicit opt-out: exit 0, the missing gate on stderr."""
+    shard = {"thresholds": ["tts: p95 < 100"], "missing": "fail"}
+    a = results(tmp_path / "a.json", settings=shard)
+    target = tmp_path / "all.json"
+    assert main(["merge", str(a), "--missing", "warn", "-o", str(target)]) == ExitCode.OK
+    assert "gate 'tts: p95 < 100'" in capsys.readouterr().err
+    assert json.loads(target.read_text())["settings"]["missing"] == "warn"
+
+
+def test_merge_help_documents_the_missing_option(capsys):
+    """`merge --help` names --missing, its choices and its default."""
+    with pytest.raises(SystemExit):
+        main(["merge", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--missing {fail,warn}" in out and "default: fail" in out
+
+
+def test_merge_refuses_the_same_file_given_twice(tmp_path, capsys):
+    """`merge a.json a.json` (or a.json ./a.json) would count every sample twice: exit 4."""
+    a = results(tmp_path / "a.json")
+    target = tmp_path / "all.json"
+    other_spelling = os.path.join(str(tmp_path), ".", "a.json")
+    assert main(["merge", str(a), other_spelling, "-o", str(target)]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(a) in err and other_spelling in err and "same file" in err
+    assert not target.exists()
+
+
+def test_merge_refuses_a_copy_of_a_baseline_without_samples(tmp_path, capsys):
+    """Without samples, a file identical in run identity (created, environment, values) is one run."""
+    a = results(tmp_path / "a.json")
+    copy = tmp_path / "copy.json"
+    shutil.copyfile(a, copy)
+    target = tmp_path / "all.json"
+    assert main(["merge", str(a), str(copy), "-o", str(target)]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(a) in err and str(copy) in err and "same run" in err
+    assert not target.exists()
+
+
+def test_merge_refuses_shards_that_ran_the_same_test(tmp_path, capsys):
+    """Overlapping shards (a test id in both files' samples) are refused, naming files and test."""
+    def listing(test):
+        return [{"stage": "asr", "metric": "first_byte_ms", "value": 1.0, "flags": [],
+                 "test": test, "session": "s", "turn": "1", "trace": None}]
+    a = results(tmp_path / "a.json", samples=listing("t.py::test_one"))
+    b = results(tmp_path / "b.json", seed=2, samples=listing("t.py::test_one"))
+    c = results(tmp_path / "c.json", seed=3, samples=listing("t.py::test_two"))
+    target = tmp_path / "all.json"
+    assert main(["merge", str(a), str(b), "-o", str(target)]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(a) in err and str(b) in err and "t.py::test_one" in err
+    assert not target.exists()
+    assert main(["merge", str(a), str(c), "-o", str(target)]) == ExitCode.OK
+
+
+def test_compare_into_a_closed_pipe_exits_quietly_with_its_code(tmp_path):
+    """`compare … | head -1`: no BrokenPipeError traceback, and the verdict's exit code."""
+    base, head = results(tmp_path / "base.json"), results(tmp_path / "head.json", scale=1.3, seed=2)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest_voicelatency", "compare", str(base),
+                               str(head)], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+    assert done.returncode == ExitCode.FAILED
+
+
+def one_stage_slower(path, seed):
+    """Like `results`, but only asr is 30 % slower: exactly one regression."""
+    results(path, seed=seed)
+    run = load(path)
+    d = run.distributions[("asr", "first_byte_ms")]
+    run.distributions[("asr", "first_byte_ms")] = Distribution(d.stage, d.metric, d.values * 1.3)
+    save(run, path)
+    return path
+
+
+@pytest.mark.parametrize("slower, phrase", [
+    (one_stage_slower, "1 regression."), (lambda p, seed: results(p, scale=1.3, seed=seed), "2 regressions.")])
+def test_compare_markdown_counts_regressions_in_good_english(tmp_path, capsys, slower, phrase):
+    """'1 regression', '2 regressions': every counted noun of the status line agrees with its number."""
+    base, head = results(tmp_path / "base.json"), slower(tmp_path / "head.json", 2)
+    run = load(head)
+    run.spans, run.tests = 1, 1
+    save(run, head)
+    assert main(["compare", str(base), str(head), "--markdown"]) == ExitCode.FAILED
+    status = capsys.readouterr().out.splitlines()[2]
+    assert status.startswith("1 voice span from 1 test;") and status.endswith(phrase)
+
+
+@pytest.mark.parametrize("confidence, label", [("0.99", "99%"), ("0.9", "90%"), ("0.995", "99.5%")])
+def test_compare_markdown_bound_header_names_the_confidence_used(tmp_path, capsys, confidence, label):
+    """Without gate confidence the p95 bound is at the comparison's confidence, and says so exactly."""
+    base, head = results(tmp_path / "base.json"), results(tmp_path / "head.json", seed=2)
+    main(["compare", str(base), str(head), "--markdown", "--confidence", confidence])
+    out = capsys.readouterr().out
+    assert f"| p95 ms (upper {label} bound) |" in out
+    from pytest_voicelatency.stats import upper_rank
+    values = load(head).select("asr", "first_byte_ms").values
+    bound = values[upper_rank(values.size, 0.95, float(confidence)) - 1]
+    row = next(line for line in out.splitlines() if line.startswith("| `asr`"))
+    assert f"(≤ {bound:.1f})" in row

@@ -85,6 +85,24 @@ def test_a_metric_after_the_last_dot_is_used_and_an_unknown_one_is_missing():
     assert r.outcome == "missing" and "has no metric 'silence_ms'" in r.note and "first_byte_ms" in r.note
 
 
+def test_a_metric_without_its_ms_suffix_is_missing_with_a_did_you_mean():
+    """`asr.first_byte` names no stage; the MISSING note suggests stage asr, metric first_byte_ms."""
+    r = gate(["asr.first_byte: p95 < 150"], samples_of(asr=[5.0] * 10)).results[0]
+    assert (r.outcome, r.failed) == ("missing", True)
+    assert "did you mean stage 'asr' with metric 'first_byte_ms'? a metric is selected only when " \
+        "the last dotted part ends in _ms" in r.note
+
+
+def test_a_count_metric_gate_is_missing_and_says_counts_cannot_be_gated_yet():
+    """`caller.playout.underruns` cannot be selected (no _ms): the note says so, not just 'no samples'."""
+    playout = record("caller.playout", 0, 1000, metrics={"jitter_ms": 3.0, "underruns": 2.0},
+                     bar=False)
+    r = gate(["caller.playout.underruns: p95 < 1"], derive(table_of(playout))).results[0]
+    assert r.outcome == "missing" and r.failed
+    assert "'underruns' of stage 'caller.playout' is a count" in r.note
+    assert "cannot be gated by a threshold line yet" in r.note
+
+
 def test_a_stage_that_always_produced_nothing_is_missing():
     """first_byte_ms = -1 everywhere: no number to gate, so the gate is missing, not passed."""
     report = gate(["asr: p95 < 100"], samples_of(asr=[-1.0] * 5))

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.thresholds import (GRAMMAR, parse_threshold, parse_thresholds,
-                                            quantile_label, split_selector)
+                                            quantile_label, selector_hint, split_selector)
 
 
 @pytest.mark.parametrize("line, pattern, metric, q, op, limit", [
@@ -34,6 +34,42 @@ def test_a_dotted_stage_is_a_metric_only_when_the_last_part_ends_in_ms():
     assert split_selector("caller.response.duration_ms") == ("caller.response", "duration_ms")
     assert split_selector("first_byte_ms") == ("first_byte_ms", None)  # no stage before it
     assert split_selector("gap.*_ms") == ("gap.*_ms", None)  # a glob is never a metric
+
+
+STAGES = {"asr": ["duration_ms", "first_byte_ms"],
+          "caller.playout": ["buffer_ms", "clears", "jitter_ms", "underruns"],
+          "caller.pacing": ["frames", "lateness_p99_ms"]}
+
+
+def test_a_metric_without_ms_on_a_known_stage_suggests_the_ms_metric():
+    """`asr.first_byte` is read as a stage; the hint names the stage, the metric and the rule."""
+    assert selector_hint("asr.first_byte", STAGES) == (
+        "did you mean stage 'asr' with metric 'first_byte_ms'? a metric is selected only when "
+        "the last dotted part ends in _ms")
+
+
+@pytest.mark.parametrize("selector, stage, metric", [
+    ("caller.playout.underruns", "caller.playout", "underruns"),
+    ("caller.playout.clears", "caller.playout", "clears"),
+    ("caller.pacing.frames", "caller.pacing", "frames")])
+def test_a_count_metric_is_named_as_not_gateable_yet(selector, stage, metric):
+    """Counts do not end in _ms, so a threshold line cannot select them; the hint says so."""
+    hint = selector_hint(selector, STAGES)
+    assert f"{metric!r} of stage {stage!r} is a count, not milliseconds" in hint
+    assert "cannot be gated by a threshold line yet" in hint
+
+
+def test_an_unknown_metric_on_a_known_stage_lists_the_stages_metrics():
+    """Neither `x` nor `x_ms` exists: the hint says the rule and what the stage has."""
+    hint = selector_hint("asr.latency", STAGES)
+    assert "stage 'asr' has no metric 'latency' or 'latency_ms'" in hint
+    assert "duration_ms, first_byte_ms" in hint and "ends in _ms" in hint
+
+
+@pytest.mark.parametrize("selector", ["tts", "tts.first_byte", "gap.*", "asr"])
+def test_no_hint_when_the_part_before_the_last_dot_is_no_known_stage(selector):
+    """Only a known stage before the last dot earns a hint (a plain typo gets the generic note)."""
+    assert selector_hint(selector, STAGES) == ""
 
 
 def test_blank_lines_and_comments_are_ignored():
