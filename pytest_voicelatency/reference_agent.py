@@ -97,7 +97,7 @@ class ReferenceConfig:
     seed: int = 0
     vad_hangover_ms: int = 300
     asr_pool: PoolConfig = field(default_factory=PoolConfig)
-    asr_first_partial: Latency = Latency(90, 130)
+    asr_first_partial: Latency = Latency(80, 110)
     asr_partial_every_ms: float = 160.0
     asr_final: Latency = Latency(70, 120)
     asr_revision_rate: float = 0.1
