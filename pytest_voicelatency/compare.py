@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 
 from .baseline import RunResult, environment_differences
+from .policy import ComparePolicy  # re-exported: part of this API
 from .significance import exceedance_pvalue, holm
 from .stats import rank, smallest_n
 from .thresholds import quantile_label
@@ -46,20 +47,6 @@ from .thresholds import quantile_label
 __all__ = ["ComparePolicy", "Change", "Comparison", "compare", "to_record"]
 
 ChangeOutcome = Literal["regression", "improvement", "inconclusive", "no change", "new", "gone"]
-
-
-@dataclass(frozen=True, slots=True)
-class ComparePolicy:
-    """How runs are compared (see the module docstring)."""
-
-    confidence: float = 0.99
-    q: float = 0.95
-    min_relative: float = 0.10
-    min_ms: float = 10.0
-    inconclusive: Literal["warn", "fail"] = "warn"
-
-    def min_effect(self, base_value: float) -> float:
-        return max(self.min_relative * base_value, self.min_ms)
 
 
 @dataclass(frozen=True, slots=True)

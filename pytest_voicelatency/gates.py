@@ -40,10 +40,10 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from .errors import VoiceLatencyUsageError
+from .policy import GatePolicy, policy_from_strings  # re-exported: part of this API
 from .samples import default_metric
 from .significance import gate_pvalue, holm
-from .stats import check_confidence, smallest_n
+from .stats import smallest_n
 from .thresholds import Threshold, selector_hint
 from .verdict import Verdict, judge
 
@@ -61,39 +61,6 @@ class SampleSource(Protocol):
 
 
 GateOutcome = Literal["pass", "fail", "inconclusive", "missing", "unreliable"]
-POLICY_CHOICES = {"inconclusive": ("warn", "fail"), "missing": ("fail", "warn"),
-                  "unreliable": ("warn", "fail", "retry")}
-
-
-@dataclass(frozen=True, slots=True)
-class GatePolicy:
-    """How gates are judged and which non-verdicts fail the run (see the module docstring)."""
-
-    confidence: float | None = None
-    inconclusive: Literal["warn", "fail"] = "warn"
-    missing: Literal["warn", "fail"] = "fail"
-    unreliable: Literal["warn", "fail", "retry"] = "warn"
-
-
-def policy_from_strings(confidence: str = "", inconclusive: str = "warn", missing: str = "fail",
-                        unreliable: str = "warn") -> GatePolicy:
-    """Build a policy from ini strings; a bad value names its ini key and the accepted values."""
-    level: float | None = None
-    if confidence.strip().lower() not in ("", "none", "off"):
-        try:
-            level = check_confidence(float(confidence))
-        except (ValueError, VoiceLatencyUsageError):
-            raise VoiceLatencyUsageError(
-                f"voice_latency_confidence = {confidence!r}: give a number strictly between 0 "
-                "and 1 (e.g. 0.95), or leave it empty to gate the point estimate") from None
-    values = {"inconclusive": inconclusive, "missing": missing, "unreliable": unreliable}
-    for key, value in values.items():
-        if value.strip().lower() not in POLICY_CHOICES[key]:
-            raise VoiceLatencyUsageError(
-                f"voice_latency_{key} = {value!r}: choose one of "
-                f"{', '.join(POLICY_CHOICES[key])} (default {POLICY_CHOICES[key][0]})")
-    return GatePolicy(level, inconclusive.strip().lower(), missing.strip().lower(),  # type: ignore[arg-type]
-                      unreliable.strip().lower())  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

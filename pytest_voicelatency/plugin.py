@@ -205,7 +205,7 @@ class _RunReporter:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         state = self.state
-        if state.is_worker or state.settings is None:
+        if state.is_worker or state.settings is None or not state.settings.has_work(state.table):
             return
         from .exitcodes import ExitCode
         from .finish import finish

@@ -12,13 +12,12 @@ error before any test runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
-from .compare import ComparePolicy
 from .errors import VoiceLatencyUsageError
-from .gates import GatePolicy, policy_from_strings
+from .policy import ComparePolicy, GatePolicy, policy_from_strings
 from .thresholds import Threshold, parse_thresholds
 
 __all__ = ["Settings", "build"]
@@ -39,6 +38,15 @@ class Settings:
     root: str | None = None  # where to ask git for the commit
     judge: bool = True  # False for --collect-only: nothing ran, nothing to gate
     spans_lie_margin_ms: float = 50.0  # agent span vs what the caller heard (crosscheck.py)
+
+    def has_work(self, table: Sized | None) -> bool:
+        """Whether the end of the run has anything to judge, compare or write.
+
+        With no voice spans, no thresholds and no outputs there is nothing to do, and the
+        run skips loading numpy and the statistics just to print "no voice spans".
+        """
+        return bool((table is not None and len(table)) or self.thresholds
+                    or self.needs_environment or self.markdown_path or self.step_summary)
 
     @property
     def needs_environment(self) -> bool:

@@ -31,11 +31,10 @@ vectorised (a million samples cost milliseconds).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .stats import smallest_n
 
 __all__ = ["binomial_sf", "binomial_cdf_at", "betabinomial_sf", "betabinomial_cdf_at",
            "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels"]

@@ -23,7 +23,6 @@ spans, which stage they belong to, and which of their attributes are metrics:
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:

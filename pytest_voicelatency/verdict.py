@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from .errors import VoiceLatencyUsageError
-from .stats import Estimate, check_confidence, estimate, samples_needed
+
+if TYPE_CHECKING:  # numpy and stats load on first judge(): Limit is parsed at configure time
+    import numpy as np
+
+    from .stats import Estimate
 
 __all__ = ["Limit", "Verdict", "judge", "limit_from"]
 
@@ -81,6 +83,10 @@ class Verdict:
 def judge(values: np.ndarray, q: float, limit: Limit, confidence: float | None = None) -> Verdict:
     """Decide whether the q-quantile of ``values`` is within ``limit``."""
     __tracebackhide__ = True
+    import numpy as np
+
+    from .stats import check_confidence, estimate, samples_needed
+
     if confidence is not None:
         check_confidence(confidence)
     est = estimate(values, q, confidence)

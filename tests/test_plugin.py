@@ -247,3 +247,20 @@ def test_x():
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*VoiceLatencyUsageError: no span capture is active*voice_spans*"])
+
+
+def test_a_run_without_voice_spans_never_imports_numpy(pytester):
+    """Start-up cost: with nothing captured, judged or written, numpy stays unloaded (the OTel
+    SDK does load: each test's capture must attach before any span can end)."""
+    pytester.makeconftest('''
+import sys
+
+def pytest_unconfigure(config):
+    heavy = sorted(m for m in ("numpy",) if m in sys.modules)
+    print("HEAVY:", heavy or "none")
+''')
+    pytester.makepyfile(test_plain="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(OPTION, "-s", "-p", "no:cacheprovider",
+                                           "-p", "no:hypothesispytest", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*no voice spans were captured*", "HEAVY: none"])
