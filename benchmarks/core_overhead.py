@@ -120,7 +120,10 @@ def startup(rounds: int) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    quick = parser.parse_args().quick
+    parser.add_argument("--startup-rounds", type=int, default=None, metavar="N",
+                        help="interleaved subprocess rounds for item 4 (default: 7, quick: 3)")
+    args = parser.parse_args()
+    quick = args.quick
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
 
     sdk_us, ours_us, ratio = capture_cost(2_000 if quick else 10_000, 3 if quick else 9)
@@ -135,7 +138,7 @@ def main() -> None:
     print(f"3. p50/p95/p99 + 95% bounds over 1M samples: {ms:.1f} ms (target <= 50 ms); "
           f"numpy.percentile of the three alone: {ref_ms:.1f} ms -> ratio {ms / ref_ms:.2f}x")
 
-    off, plain, flag = startup(3 if quick else 7)
+    off, plain, flag = startup(args.startup_rounds or (3 if quick else 7))
     print(f"4. start-up on an empty suite: plugin disabled (-p no:voicelatency) {off:.0f} ms, "
           f"plain pytest {plain:.0f} ms, pytest --voice-latency {flag:.0f} ms -> "
           f"+{flag - plain:.0f} ms over plain, +{flag - off:.0f} ms over no plugin (target <= 150 ms)")
