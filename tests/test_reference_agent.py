@@ -116,3 +116,25 @@ def test_a_server_shares_one_pool_and_its_agents_honour_the_clock():
     first, second = server(), server()
     assert first.pool is second.pool is server.pool
     assert first.honours_clock and not np.array_equal(first.rng.random(3), second.rng.random(3))
+
+
+def _barge_in_pairs(heard_ms):
+    """A table with one agent barge_in span (45 ms) and one caller span per turn."""
+    from pytest_voicelatency.spans import SpanRecord
+    from pytest_voicelatency.store import SpanTable
+
+    t = SpanTable()
+    for i, heard in enumerate(heard_ms):
+        start = i * 10_000_000_000
+        t.add(SpanRecord("audio.barge_in", "barge_in", "s", str(i), 0, start + 30_000_000,
+                         start + 40_000_000, (("silence_ms", 45.0),), True), "test")
+        t.add(SpanRecord("caller.barge_in", "caller.barge_in", "s", str(i), 0, start,
+                         start + int(heard * 1e6), (("latency_ms", heard),), False), "test")
+    return t
+
+
+def test_one_noisy_turn_in_twenty_is_not_called_a_lie_but_two_are():
+    """The warning means the agent's p95 misrepresents what was heard: > 5 % of paired turns."""
+    assert spans_lie(_barge_in_pairs([60.0] * 19 + [400.0])) == []
+    [line] = spans_lie(_barge_in_pairs([60.0] * 18 + [400.0, 420.0]))
+    assert "in 2 of 20 paired turns" in line
