@@ -142,7 +142,22 @@ def _check_frame(frame: object, size: int) -> np.ndarray:
     return frame
 
 
-class EnergyVAD:
+class _FrameFormat:
+    """The frame format every detector here declares (the :class:`VAD` protocol's properties)."""
+
+    _rate: int
+    _frame_ms: int
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def frame_ms(self) -> int:
+        return self._frame_ms
+
+
+class EnergyVAD(_FrameFormat):
     """Energy detector with an adaptive noise floor, a voicing gate and a hangover.
 
     A frame is *energetic* when its mean power exceeds the noise floor by ``margin_db``. The floor
@@ -198,14 +213,6 @@ class EnergyVAD:
         self._history = np.zeros(max(2 * int(self._lags[-1]), self._size) + 1)
         self._nfft = 1 << (len(self._history) + int(self._lags[-1])).bit_length()
         self.reset()
-
-    @property
-    def sample_rate(self) -> int:
-        return self._rate
-
-    @property
-    def frame_ms(self) -> int:
-        return self._frame_ms
 
     def reset(self) -> None:
         """Forget the stream: floor back to its initial value, sample index to 0."""
@@ -278,7 +285,7 @@ class EnergyVAD:
         return float(np.max(corr[usable] / np.sqrt(head[usable] * tail[usable])))
 
 
-class WindowedVAD:
+class WindowedVAD(_FrameFormat):
     """Adapter for a speech-probability model with a fixed window, e.g. Silero VAD (512 samples).
 
     ``model_factory()`` returns a scorer ``window -> probability``; it is called again on
@@ -307,14 +314,6 @@ class WindowedVAD:
         self._factory, self._window, self.threshold = model_factory, window, threshold
         self._segmenter = _Segmenter(math.ceil(hangover_ms / frame_ms))
         self.reset()
-
-    @property
-    def sample_rate(self) -> int:
-        return self._rate
-
-    @property
-    def frame_ms(self) -> int:
-        return self._frame_ms
 
     def reset(self) -> None:
         """Start a new stream with a fresh model and an empty buffer."""

@@ -40,14 +40,19 @@ def test_readme_test_modules_pass_as_written(pytester, index):
     result.stdout.fnmatch_lines(["*voice latency (ms)*"])
 
 
+def run_script(path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a script in a fresh interpreter; fail the test with its stderr if it fails."""
+    path.write_text(code, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 @pytest.mark.parametrize("index", [i for i, b in enumerate(BLOCKS) if "def test_" not in b])
 def test_readme_scripts_run_as_written(tmp_path, index):
     """README blocks that are scripts run cleanly in a fresh interpreter."""
-    script = tmp_path / f"readme_{index}.py"
-    script.write_text(BLOCKS[index], encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
+    run_script(tmp_path / f"readme_{index}.py", BLOCKS[index])
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -83,11 +88,7 @@ def test_the_agents_doc_example_agent_passes_its_example_test(pytester):
 def test_the_agents_doc_context_manager_example_runs(tmp_path):
     """docs/agents.md: the simulated_caller() twin runs one call outside pytest."""
     script = next(b for b in AGENT_BLOCKS if "with simulated_caller()" in b)
-    path = tmp_path / "beep.py"
-    path.write_text(BEEP_AGENT + "\n\n" + script, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
+    result = run_script(tmp_path / "beep.py", BEEP_AGENT + "\n\n" + script)
     assert 250 < float(result.stdout.strip().splitlines()[-1]) < 2000  # ~300 ms reply delay
 
 
@@ -98,11 +99,7 @@ API_BLOCKS = re.findall(r"```python\n(.*?)```", API_DOC, flags=re.S)
 @pytest.mark.parametrize("index", range(len(API_BLOCKS)))
 def test_the_api_reference_examples_run_as_written(tmp_path, index):
     """docs/api.md: every example is a complete script that runs cleanly."""
-    script = tmp_path / f"api_{index}.py"
-    script.write_text(API_BLOCKS[index], encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
+    run_script(tmp_path / f"api_{index}.py", API_BLOCKS[index])
 
 
 @pytest.mark.parametrize("name", sorted(set(pytest_voicelatency.__all__) - {"__version__"}))
