@@ -150,12 +150,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.config.stash[STATE].enabled:
+    state = item.config.stash[STATE]
+    if state.enabled:
         from .capture import start
 
-        from .fixtures import unreliable_policy
-
-        item.stash[CAPTURE] = start(item.nodeid, unreliable_policy(item.config))
+        policy = state.settings.policy.unreliable if state.settings is not None else "warn"
+        item.stash[CAPTURE] = start(item.nodeid, policy)
 
 
 @pytest.hookimpl(wrapper=True)

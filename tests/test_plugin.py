@@ -264,3 +264,25 @@ def pytest_unconfigure(config):
                                            "-p", "no:hypothesispytest", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*no voice spans were captured*", "HEAVY: none"])
+
+
+@pytest.mark.parametrize(("policy", "outcome", "line"), [
+    ("warn", {"passed": 1}, "*VoiceLatencyWarning: 5 of 5 samples of caller.response latency_ms*"),
+    ("fail", {"failed": 1}, "*UNRELIABLE: 5 of 5 samples of caller.response latency_ms*"),
+])
+def test_the_unreliable_ini_decides_what_an_assertion_does(pytester, policy, outcome, line):
+    """voice_latency_unreliable reaches in-test assertions: warn by default, fail when asked."""
+    pytester.makeini(f"[pytest]\nvoice_latency_unreliable = {policy}\n")
+    pytester.makepyfile(test_unreliable='''
+from pytest_voicelatency import assert_p95, stage_span
+
+def test_x():
+    for turn in range(5):
+        with stage_span("caller.response", "s", turn,
+                        attributes={"latency_ms": 100.0, "reliable": False, "source": "caller"}):
+            pass
+    assert_p95(stage="caller.response", lt=200)
+''')
+    result = pytester.runpytest(OPTION, "-p", "no:cacheprovider")
+    result.assert_outcomes(**outcome)
+    result.stdout.fnmatch_lines([line])
