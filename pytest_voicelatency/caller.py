@@ -16,7 +16,8 @@ All carry ``audio.source="caller"``, the session id and turn id. A missed or cen
 so (``audio.outcome``); when the caller fell behind real time (p99 frame lateness above
 ``pacing_limit_ms``) every sample of the call carries ``audio.reliable=False``. With the
 ``unreliable="retry"`` policy such a call is run again (agent factories only), up to
-``max_attempts``.
+``max_attempts``; the discarded attempt's session is marked ``caller.discarded`` so its samples,
+the agent's included, leave the results.
 
 This module decides which calls to run and what to do with each finished one; running one call
 (the line handed to the agent, the pacer, the script's steps) is
@@ -154,6 +155,7 @@ class Caller:
                         f"session {sid}: {_late(metrics)}; retrying the call (attempt "
                         f"{attempt + 1} of {self.max_attempts})"), stacklevel=2)
                     discarded.append(metrics)
+                    _discard(self.tracer, self.clock, sid)
                     continue
                 warnings.warn(VoiceLatencyWarning(
                     f"session {sid}: {_late(metrics)}; cannot retry: pass an agent factory (e.g. "
@@ -247,6 +249,25 @@ def _no_running_loop(method: str, async_method: str) -> None:
     raise VoiceLatencyUsageError(
         f"Caller.{method}() runs its own event loop, but one is already running: in an async "
         f"test use `await caller.{async_method}(...)`")
+
+
+def _discard(tracer: Tracer | None, clock: Clock, session_id: str) -> None:
+    """Mark a retried attempt's session as discarded (see :data:`~.samples.DISCARDED`).
+
+    The agent's own spans of that attempt are already in the capture; the marker makes the
+    sample layer drop them with the attempt, so white-box percentiles keep only the numbers
+    of calls the caller could time.
+    """
+    from opentelemetry import context, trace
+
+    from .instrument import TRACER_NAME
+    from .samples import DISCARDED
+
+    tracer = tracer or trace.get_tracer(TRACER_NAME)
+    now = clock.span_time_ns(clock.now_ns())
+    tracer.start_span(DISCARDED, context=context.Context(), start_time=now, attributes={
+        "audio.stage": DISCARDED, "audio.source": "caller", "audio.session_id": session_id,
+        "audio.turn_id": "call"}).end(end_time=now)
 
 
 def _emit(tracer: Tracer | None, clock: Clock, metrics: CallMetrics) -> None:

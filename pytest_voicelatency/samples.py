@@ -8,6 +8,8 @@ Pure functions over a :class:`~pytest_voicelatency.store.SpanTable`; no OpenTele
   ``gap.<previous>_to_<next>``, metric ``duration_ms`` (0 when they touch or overlap). Turn
   parents and black-box caller spans are not bars.
 * ``first_byte_ms == -1`` means "produced nothing": such samples are counted, never averaged in.
+* A session marked discarded (a :data:`DISCARDED` span: an attempt the caller retried) gives
+  no samples at all, the agent's included.
 * A *missed* or *censored* measurement (see :mod:`pytest_voicelatency.spans`) counts as +inf in
   quantiles, so it can only make a gate fail; its recorded number (the bound) is kept in
   ``Selection.recorded``. *Unreliable* samples count normally but are counted, so reports and
@@ -38,7 +40,13 @@ import numpy as np
 from .spans import CENSORED, MISSED, NOTHING, UNRELIABLE
 from .store import SpanTable
 
-__all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFAULT_METRICS"]
+__all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFAULT_METRICS",
+           "DISCARDED"]
+
+#: Stage of a marker span saying "drop every span of this session in this test": the caller
+#: emits one for an attempt it retried because it could not keep time, so the agent's spans of
+#: that attempt leave the samples with the caller's own.
+DISCARDED = "caller.discarded"
 
 #: Default metric per stage pattern, first match wins; otherwise ``first_byte_ms`` when the
 #: stage has it, else ``duration_ms``.
@@ -197,14 +205,23 @@ class SampleSet:
                               float(self.value[i]), int(self.row[i]))
 
 
-def _gaps(table: SpanTable, names: list[str], ids: dict[str, int]
-          ) -> tuple[list[int], list[float], list[int]]:
+def _discarded(table: SpanTable, ids: dict[str, int]) -> set[tuple[int, int]]:
+    """The (test, session) pairs marked discarded."""
+    marker = ids.get(DISCARDED)
+    if marker is None:
+        return set()
+    c = table.columns
+    return {(c["test"][r], c["session"][r]) for r, s in enumerate(c["stage"]) if s == marker}
+
+
+def _gaps(table: SpanTable, names: list[str], ids: dict[str, int],
+          discarded: set[tuple[int, int]]) -> tuple[list[int], list[float], list[int]]:
     """Gap samples (stage id, value ms, row of the later bar) for every turn in the table."""
     c = table.columns
     empty = ids.get("", -1)
     turns: dict[tuple[int, int, int], list[int]] = {}
     for row, (test, session, turn, bar) in enumerate(zip(c["test"], c["session"], c["turn"], c["bar"])):
-        if bar and session != empty and turn != empty:
+        if bar and session != empty and turn != empty and (test, session) not in discarded:
             turns.setdefault((test, session, turn), []).append(row)
     starts, ends, stages = c["start_ns"], c["end_ns"], c["stage"]
     out_stage: list[int] = []
@@ -240,7 +257,15 @@ def derive(table: SpanTable) -> SampleSet:
     ids = {n: i for i, n in enumerate(names)}
     rows, stage_col = _column(c["m_row"], np.int32), _column(c["stage"], np.int32)
     metric, value = _column(c["m_name"], np.int32), _column(c["m_value"], np.float64)
-    gap_stage, gap_value, gap_row = _gaps(table, names, ids)
+    discarded = _discarded(table, ids)
+    if discarded:
+        test, session = _column(c["test"], np.int32), _column(c["session"], np.int32)
+        pairs = np.array(sorted(discarded), dtype=np.int64)
+        row_key = test.astype(np.int64) * (len(names) + 1) + session
+        drop = np.isin(row_key, pairs[:, 0] * (len(names) + 1) + pairs[:, 1])
+        keep = ~drop[rows]
+        rows, metric, value = rows[keep], metric[keep], value[keep]
+    gap_stage, gap_value, gap_row = _gaps(table, names, ids, discarded)
     duration = ids.setdefault("duration_ms", len(names))
     if duration == len(names):
         names.append("duration_ms")

@@ -247,6 +247,8 @@ def test_the_retry_policy_reruns_an_unreliable_call_with_a_fresh_agent():
     assert result.session_id == "call-1.retry1" and not result.discarded[0].reliable
     assert any("retrying the call (attempt 2 of 3)" in str(w.message) for w in caught)
     assert {s.session_id for s in cap.samples(stage="caller.response")} == {"call-1.retry1"}
+    assert "caller.discarded" in cap.table.stage_names()      # the marker went out...
+    assert {s.session_id for s in cap.samples()} == {"call-1.retry1"}   # ...and took call-1
 
 
 def test_the_fixture_works_in_a_plain_test_and_inside_an_event_loop(pytester):

@@ -137,3 +137,21 @@ def test_flags_come_from_span_attributes(raw_spans):
     sel = cap.select("x", "duration_ms")
     assert (sel.missed, sel.unreliable) == (1, 1)
     assert any("audio.outcome is 'late'" in p for p in cap.problems)
+
+
+def test_a_discarded_session_gives_no_samples_agent_spans_included():
+    """A retried attempt's session (marked by the caller) leaves the samples and the gaps."""
+    from pytest_voicelatency.samples import DISCARDED
+    from pytest_voicelatency.store import SpanTable
+
+    t = SpanTable()
+    for session in ("call-1", "call-1.retry1"):
+        t.add(record("asr", 0, 100, session=session, metrics={"first_byte_ms": 90.0}), "test_a")
+        t.add(record("llm", 150, 400, session=session), "test_a")
+    t.add(record("asr", 0, 100, session="call-1", metrics={"first_byte_ms": 70.0}), "test_b")
+    t.add(record(DISCARDED, 500, 500, session="call-1", bar=False, name=DISCARDED), "test_a")
+    s = derive(t)
+    assert sorted((x.test_id, x.session_id) for x in s.select("asr").worst(10)) == [
+        ("test_a", "call-1.retry1"), ("test_b", "call-1")]      # same ids in another test stay
+    assert [x.session_id for x in s.select("gap.asr_to_llm").worst(10)] == ["call-1.retry1"]
+    assert DISCARDED not in s.metrics_by_stage()
