@@ -63,6 +63,10 @@ class OracleConfig:
     send_jitter_ms: float = 2.0
     honours_clear: bool = True
     threshold_dbfs: float = -45.0
+    #: Quiet needed before the oracle decides the user stopped. Speech pauses inside a clip
+    #: longer than this split one utterance in two: the bundled ``wait_stop`` pauses ~250 ms
+    #: and ``meant_tuesday`` ~170 ms, so use ``end_hold_ms=300`` with them (``tone_clip`` has
+    #: no pauses).
     end_hold_ms: float = 150.0
     level: float = 0.3
     seed: int = 0
