@@ -74,6 +74,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _body(text: str) -> tuple[float, ...]:
+    from .errors import VoiceLatencyUsageError
+    from .policy import parse_body
+
+    try:
+        return parse_body(text)
+    except VoiceLatencyUsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("voice_latency_compare_body = ", "")) from None
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -103,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="smallest p95 growth in %% that is a regression (default: HEAD's, else 10)")
     cmp.add_argument("--min-effect-ms", type=_non_negative, metavar="MS", default=None,
                      help="smallest p95 growth in ms that is a regression (default: HEAD's, else 10)")
+    cmp.add_argument("--body", type=_body, metavar="QUANTILES", default=None,
+                     help="baseline quantiles tested beside p95, e.g. 'p50 p75 p90', or 'none' "
+                          "for the p95 test alone (default: HEAD's, else 'p50 p75 p90')")
     cmp.add_argument("--inconclusive", choices=("warn", "fail"), default=None,
                      help="what an inconclusive comparison does (default: HEAD's, else warn)")
     mrg = sub.add_parser("merge", help="merge the results files of CI shards into one",
@@ -129,7 +142,26 @@ def _policy(head: Any, args: argparse.Namespace) -> Any:
         min_relative=float(args.min_effect_pct / 100 if args.min_effect_pct is not None
                            else recorded.get("min_relative", base.min_relative)),
         min_ms=float(pick(args.min_effect_ms, "min_ms", base.min_ms)),
-        inconclusive=args.inconclusive or head.settings.get("inconclusive", "warn"))
+        inconclusive=args.inconclusive or head.settings.get("inconclusive", "warn"),
+        body=args.body if args.body is not None else _recorded_body(recorded, base.body, args.head))
+
+
+def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...], path: str) -> tuple[float, ...]:
+    """The body quantiles HEAD ran with; files from before the body tests have none: default."""
+    from .errors import VoiceLatencyUsageError
+    from .policy import parse_body
+
+    body = recorded.get("body")
+    if body is None:
+        return default
+    try:
+        if not isinstance(body, list) or not all(isinstance(x, (int, float)) for x in body):
+            raise VoiceLatencyUsageError("not a list of numbers")
+        return parse_body(" ".join(f"p{100 * x:g}" for x in body) or "none")
+    except VoiceLatencyUsageError:
+        raise VoiceLatencyUsageError(
+            f"{path}: settings.compare.body = {body!r} is not a list of quantiles below 0.95; "
+            "pass --body 'p50 p75 p90' (or 'none') to choose them") from None
 
 
 def _compare(args: argparse.Namespace) -> _Outcome:

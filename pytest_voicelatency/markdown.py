@@ -123,5 +123,6 @@ def render(run: RunResult, comparison: Comparison | None = None, *, errors: Sequ
     if notes:
         out += [""] + [f"- {_escape(n)}" for n in notes]
     out += ["", "<sub>Quantiles are nearest-rank; bounds are order statistics; comparisons count "
-            "samples above the baseline's p95 (exact beta-binomial test, Holm-corrected).</sub>", ""]
+            "samples above the baseline's quantiles (exact beta-binomial tests, Holm-corrected; "
+            "docs/ci.md).</sub>", ""]
     return "\n".join(out)

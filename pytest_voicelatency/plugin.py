@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE", "JSON_OPTION",
            "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION", "THRESHOLDS_INI", "CONFIDENCE_INI",
            "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI", "COMPARE_CONFIDENCE_INI",
-           "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI", "STEP_SUMMARY_ENV"]
+           "COMPARE_BODY_INI", "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI",
+           "STEP_SUMMARY_ENV"]
 
 OPTION = "--voice-latency"
 INI = "voice_latency"
@@ -47,6 +48,7 @@ INCONCLUSIVE_INI = "voice_latency_inconclusive"
 MISSING_INI = "voice_latency_missing"
 UNRELIABLE_INI = "voice_latency_unreliable"
 COMPARE_CONFIDENCE_INI = "voice_latency_compare_confidence"
+COMPARE_BODY_INI = "voice_latency_compare_body"
 MIN_EFFECT_PCT_INI = "voice_latency_min_effect_pct"
 MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
 SPANS_LIE_INI = "voice_latency_spans_lie_margin_ms"
@@ -97,10 +99,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(COMPARE_CONFIDENCE_INI, default="0.99",
                   help="confidence of baseline comparisons, Holm-corrected over all compared "
                        "stages (default: 0.99)")
+    parser.addini(COMPARE_BODY_INI, default="p50 p75 p90",
+                  help="baseline quantiles whose exceedances are tested beside p95's, or 'none' "
+                       "for the p95 test alone (default: p50 p75 p90)")
     parser.addini(MIN_EFFECT_PCT_INI, default="10",
-                  help="smallest p95 growth, in %, that counts as a regression (default: 10)")
+                  help="smallest growth, in %, of p95 (or of the upper body's median) that "
+                       "counts as a regression (default: 10)")
     parser.addini(MIN_EFFECT_MS_INI, default="10",
-                  help="smallest p95 growth, in ms, that counts as a regression (default: 10)")
+                  help="smallest growth, in ms, of p95 (or of the upper body's median) that "
+                       "counts as a regression (default: 10)")
     parser.addini(SPANS_LIE_INI, default="50",
                   help="warn when the agent's own span (e.g. barge_in silence_ms) is more than "
                        "this many ms below what the caller heard (default: 50)")
@@ -127,6 +134,7 @@ def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
             inconclusive=config.getini(INCONCLUSIVE_INI), missing=config.getini(MISSING_INI),
             unreliable=config.getini(UNRELIABLE_INI),
             compare_confidence=config.getini(COMPARE_CONFIDENCE_INI),
+            compare_body=config.getini(COMPARE_BODY_INI),
             min_effect_pct=config.getini(MIN_EFFECT_PCT_INI),
             min_effect_ms=config.getini(MIN_EFFECT_MS_INI),
             json_path=paths["voice_latency_json"], save_path=paths["voice_latency_save"],

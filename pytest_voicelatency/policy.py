@@ -10,12 +10,13 @@ usage error before any test runs, and loading the plugin stays cheap.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from .errors import VoiceLatencyUsageError
 
-__all__ = ["GatePolicy", "ComparePolicy", "POLICY_CHOICES", "policy_from_strings"]
+__all__ = ["GatePolicy", "ComparePolicy", "POLICY_CHOICES", "policy_from_strings", "parse_body"]
 
 POLICY_CHOICES = {"inconclusive": ("warn", "fail"), "missing": ("fail", "warn"),
                   "unreliable": ("warn", "fail", "retry")}
@@ -63,6 +64,50 @@ class ComparePolicy:
     min_relative: float = 0.10
     min_ms: float = 10.0
     inconclusive: Literal["warn", "fail"] = "warn"
+    #: Quantiles of the upper body tested beside ``q`` (ini ``voice_latency_compare_body``);
+    #: empty: test exceedances over the baseline's ``q`` alone.
+    body: tuple[float, ...] = (0.5, 0.75, 0.9)
+    #: Share of the error budget kept by the test at ``q``; the body quantiles split the rest.
+    tail_share: float = 2 / 3
 
     def min_effect(self, base_value: float) -> float:
         return max(self.min_relative * base_value, self.min_ms)
+
+    def shares(self) -> tuple[tuple[float, float], ...]:
+        """``(quantile, share of α)`` of each exceedance test, body first, ``q`` last; sums to 1.
+
+        >>> [(q, round(share, 3)) for q, share in ComparePolicy().shares()]
+        [(0.5, 0.111), (0.75, 0.111), (0.9, 0.111), (0.95, 0.667)]
+        >>> ComparePolicy(body=()).shares()
+        ((0.95, 1.0),)
+        """
+        if not self.body:
+            return ((self.q, 1.0),)
+        rest = (1.0 - self.tail_share) / len(self.body)
+        return (*((b, rest) for b in self.body), (self.q, self.tail_share))
+
+
+def parse_body(text: str, q: float = 0.95) -> tuple[float, ...]:
+    """Parse ``voice_latency_compare_body``: quantiles below ``q`` (``p50 p75 p90``) or ``none``.
+
+    >>> parse_body("p50, p75 p90")
+    (0.5, 0.75, 0.9)
+    >>> parse_body("none")
+    ()
+    """
+    words = text.replace(",", " ").split()
+    if [w.lower() for w in words] in ([], ["none"]):
+        return ()
+    out: list[float] = []
+    for word in words:
+        try:
+            value = float(word[1:]) / 100 if word[:1] in "pP" else math.nan
+        except ValueError:
+            value = math.nan
+        if not 0 < value < q or value in out:
+            raise VoiceLatencyUsageError(
+                f"voice_latency_compare_body = {text!r}: {word!r} is not a new quantile below "
+                f"p{q * 100:g}; give quantiles such as 'p50 p75 p90' (the default), or 'none' to "
+                "test exceedances over the baseline's p95 alone")
+        out.append(value)
+    return tuple(sorted(out))

@@ -70,7 +70,8 @@ def _comparison_lines(comparison: Comparison) -> list[str]:
 
     p = comparison.policy
     counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items())) or "nothing compared"
-    lines = [f"baseline {comparison.base_source}: {counts} ({quantile_label(p.q)}, "
+    tested = "/".join(quantile_label(q) for q, _ in p.shares())
+    lines = [f"baseline {comparison.base_source}: {counts} ({tested} exceedances, "
              f"{p.confidence:.0%} confidence, Holm over {comparison.family}, minimum effect "
              f"{p.min_relative:.0%} and {p.min_ms:g} ms){': FAILED' if comparison.failed else ''}"]
     for c in comparison.changes:

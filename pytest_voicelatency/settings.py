@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import VoiceLatencyUsageError
-from .policy import ComparePolicy, GatePolicy, policy_from_strings
+from .policy import ComparePolicy, GatePolicy, parse_body, policy_from_strings
 from .thresholds import Threshold, parse_thresholds
 
 __all__ = ["Settings", "build"]
@@ -58,7 +58,8 @@ class Settings:
         return {"thresholds": [t.line for t in self.thresholds], "confidence": p.confidence,
                 "inconclusive": p.inconclusive, "missing": p.missing, "unreliable": p.unreliable,
                 "compare": {"confidence": c.confidence, "quantile": c.q,
-                            "min_relative": c.min_relative, "min_ms": c.min_ms}}
+                            "min_relative": c.min_relative, "min_ms": c.min_ms,
+                            "body": list(c.body), "tail_share": c.tail_share}}
 
 
 
@@ -74,6 +75,7 @@ def _number(key: str, text: str, low: float, high: float, what: str) -> float:
 
 def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive: str = "warn",
           missing: str = "fail", unreliable: str = "warn", compare_confidence: str = "0.99",
+          compare_body: str = "p50 p75 p90",
           min_effect_pct: str = "10", min_effect_ms: str = "10", json_path: str | None = None,
           save_path: str | None = None, compare_path: str | None = None,
           markdown_path: str | None = None, step_summary: str | None = None,
@@ -88,7 +90,7 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
                              "a percentage >= 0 (default 10)") / 100,
         min_ms=_number("voice_latency_min_effect_ms", min_effect_ms, -1e-12, 1e9,
                        "milliseconds >= 0 (default 10)"),
-        inconclusive=policy.inconclusive)
+        inconclusive=policy.inconclusive, body=parse_body(compare_body))
     margin = _number("voice_latency_spans_lie_margin_ms", spans_lie_margin_ms, 0, 1e9,
                      "milliseconds > 0 (default 50)")
     return Settings(tuple(parse_thresholds(thresholds)), policy, compare_policy, json_path or None,

@@ -95,6 +95,36 @@ def test_compare_with_a_bad_baseline_exits_4_naming_the_file(tmp_path, capsys, c
     assert err.startswith("error: ") and str(base) in err and message in err
 
 
+def test_compare_tests_the_body_quantiles_head_ran_with_unless_told(tmp_path, capsys):
+    """HEAD's recorded voice_latency_compare_body decides which exceedances are tested; --body
+    overrides it; the summary line names the tests and the headline the body's growth."""
+    base = results(tmp_path / "base.json")
+    head = results(tmp_path / "head.json", scale=1.3, seed=2, settings={"compare": {"body": []}})
+    assert main(["compare", str(base), str(head)]) == ExitCode.FAILED
+    out = capsys.readouterr().out
+    assert "(p95 exceedances, 99% confidence" in out and "upper body" not in out
+    assert main(["compare", str(base), str(head), "--body", "p50 p90"]) == ExitCode.FAILED
+    out = capsys.readouterr().out
+    assert "(p50/p90/p95 exceedances, 99% confidence" in out
+    assert "upper body +" in out and "of 300 samples above the baseline p50/p90/p95" in out
+
+
+def test_compare_refuses_a_bad_body_naming_the_file_or_option(tmp_path, capsys):
+    """A body in HEAD's settings that is not quantiles below p95 exits 4 naming the file and
+    --body; a bad --body exits 4 naming the value."""
+    base = results(tmp_path / "base.json")
+    head = results(tmp_path / "head.json", seed=2, settings={"compare": {"body": ["p50"]}})
+    assert main(["compare", str(base), str(head)]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(head) in err and "settings.compare.body" in err and "--body" in err
+    assert main(["compare", str(base), str(head), "--body", "none"]) == ExitCode.OK
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["compare", str(base), str(head), "--body", "p99"])
+    assert info.value.code == ExitCode.BAD_INPUT
+    assert "'p99' is not a new quantile below p95" in capsys.readouterr().err
+
+
 def test_a_bad_command_line_exits_4(capsys):
     """argparse's own errors use the documented bad-input code, not 2."""
     with pytest.raises(SystemExit) as info:

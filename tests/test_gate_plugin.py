@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pytest_voicelatency.exitcodes import ExitCode
-from pytest_voicelatency.plugin import (COMPARE_OPTION, CONFIDENCE_INI, INCONCLUSIVE_INI,
+from pytest_voicelatency.plugin import (COMPARE_BODY_INI, COMPARE_OPTION, CONFIDENCE_INI, INCONCLUSIVE_INI,
                                         JSON_OPTION, MARKDOWN_OPTION, MISSING_INI, OPTION,
                                         SAVE_OPTION, STEP_SUMMARY_ENV, THRESHOLDS_INI,
                                         UNRELIABLE_INI)
@@ -134,6 +134,16 @@ def test_a_bad_policy_value_is_a_usage_error_naming_the_ini_key(suite):
     result = suite.runpytest(OPTION)
     assert result.ret == ExitCode.BAD_INPUT
     assert f"{INCONCLUSIVE_INI} = 'maybe': choose one of warn, fail" in result.stderr.str()
+
+
+def test_a_bad_compare_body_is_a_usage_error_naming_the_ini_key(suite):
+    """The body quantiles must lie below p95: a p99 there is refused at configure time."""
+    suite.makeini(thresholds("asr: p95 < 150", **{COMPARE_BODY_INI: "p50 p99"}))
+    result = suite.runpytest(OPTION)
+    assert result.ret == ExitCode.BAD_INPUT
+    err = result.stderr.str()
+    assert f"{COMPARE_BODY_INI} = 'p50 p99': 'p99' is not a new quantile below p95" in err
+    assert "'none'" in err and "passed" not in result.stdout.str()
 
 
 def test_a_glob_matching_nothing_fails_by_default_and_only_warns_when_told(suite):
@@ -322,6 +332,7 @@ def test_help_lists_every_gate_option_and_ini(pytester):
     result.stdout.fnmatch_lines([f"*{JSON_OPTION}=PATH*", f"*{SAVE_OPTION}=PATH*",
                                  f"*{COMPARE_OPTION}=PATH*", f"*{MARKDOWN_OPTION}=PATH*"])
     out = result.stdout.str()
-    for key in (THRESHOLDS_INI, CONFIDENCE_INI, INCONCLUSIVE_INI, MISSING_INI, UNRELIABLE_INI):
+    for key in (THRESHOLDS_INI, CONFIDENCE_INI, INCONCLUSIVE_INI, MISSING_INI, UNRELIABLE_INI,
+                COMPARE_BODY_INI):
         assert key in out
     assert "(default: warn)" in out and "(default: fail)" in out
