@@ -110,9 +110,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="confidence, Holm-corrected over all compared stages "
                           "(default: HEAD's voice_latency_compare_confidence, else 0.99)")
     cmp.add_argument("--min-effect-pct", type=_non_negative, metavar="PCT", default=None,
-                     help="smallest p95 growth in %% that is a regression (default: HEAD's, else 10)")
+                     help="smallest growth in %% of p95 (or the middle growth of p75, p90, p95) that is "
+                          "a regression (default: HEAD's, else 10)")
     cmp.add_argument("--min-effect-ms", type=_non_negative, metavar="MS", default=None,
-                     help="smallest p95 growth in ms that is a regression (default: HEAD's, else 10)")
+                     help="smallest growth in ms of p95 (or the middle growth of p75, p90, p95) that is "
+                          "a regression (default: HEAD's, else 10)")
     cmp.add_argument("--body", type=_body, metavar="QUANTILES", default=None,
                      help="baseline quantiles tested beside p95, e.g. 'p50 p75 p90', or 'none' "
                           "for the p95 test alone (default: HEAD's, else 'p50 p75 p90')")
@@ -131,22 +133,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def _policy(head: Any, args: argparse.Namespace) -> Any:
     from .compare import ComparePolicy
+    from .errors import VoiceLatencyUsageError
 
     recorded = head.settings.get("compare", {}) if isinstance(head.settings, dict) else {}
     base = ComparePolicy()
 
     def pick(given: Any, key: str, default: Any) -> Any:
         return given if given is not None else recorded.get(key, default)
-    return ComparePolicy(
-        confidence=float(pick(args.confidence, "confidence", base.confidence)),
-        min_relative=float(args.min_effect_pct / 100 if args.min_effect_pct is not None
-                           else recorded.get("min_relative", base.min_relative)),
-        min_ms=float(pick(args.min_effect_ms, "min_ms", base.min_ms)),
-        inconclusive=args.inconclusive or head.settings.get("inconclusive", "warn"),
-        body=args.body if args.body is not None else _recorded_body(recorded, base.body, args.head))
+    try:
+        return ComparePolicy(
+            confidence=float(pick(args.confidence, "confidence", base.confidence)),
+            min_relative=float(args.min_effect_pct / 100 if args.min_effect_pct is not None
+                               else recorded.get("min_relative", base.min_relative)),
+            min_ms=float(pick(args.min_effect_ms, "min_ms", base.min_ms)),
+            inconclusive=args.inconclusive or head.settings.get("inconclusive", "warn"),
+            body=args.body if args.body is not None else _recorded_body(recorded, base.body),
+            tail_share=float(recorded.get("tail_share", base.tail_share)))
+    except (VoiceLatencyUsageError, TypeError, ValueError) as exc:
+        raise VoiceLatencyUsageError(
+            f"{args.head}: its recorded comparison settings cannot be used ({exc}); pass "
+            "--confidence, --min-effect-pct, --min-effect-ms and --body to choose them") from None
 
 
-def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...], path: str) -> tuple[float, ...]:
+def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...]) -> tuple[float, ...]:
     """The body quantiles HEAD ran with; files from before the body tests have none: default."""
     from .errors import VoiceLatencyUsageError
     from .policy import parse_body
@@ -154,14 +163,10 @@ def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...], path: s
     body = recorded.get("body")
     if body is None:
         return default
-    try:
-        if not isinstance(body, list) or not all(isinstance(x, (int, float)) for x in body):
-            raise VoiceLatencyUsageError("not a list of numbers")
-        return parse_body(" ".join(f"p{100 * x:g}" for x in body) or "none")
-    except VoiceLatencyUsageError:
-        raise VoiceLatencyUsageError(
-            f"{path}: settings.compare.body = {body!r} is not a list of quantiles below 0.95; "
-            "pass --body 'p50 p75 p90' (or 'none') to choose them") from None
+    if not isinstance(body, list) or not all(isinstance(x, (int, float)) for x in body):
+        raise VoiceLatencyUsageError(f"settings.compare.body = {body!r} is not a list of "
+                                     "quantiles below 0.95")
+    return parse_body(" ".join(f"p{100 * x:g}" for x in body) or "none")
 
 
 def _compare(args: argparse.Namespace) -> _Outcome:

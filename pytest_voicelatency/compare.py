@@ -1,4 +1,4 @@
-"""Compare a run with a baseline, stage by stage, with exact tests fit for tails. Pure.
+"""Compare a run with a baseline, stage by stage, with distribution-free tests fit for tails. Pure.
 
 For each compared (stage, metric) the test counts head samples above some of the baseline's own
 quantiles: its p95 (the compared quantile ``q``) and, by default, its p50, p75 and p90 (the
@@ -7,19 +7,21 @@ samples, the count above t is beta-binomial if nothing changed, whatever the lat
 distribution (:func:`~pytest_voicelatency.significance.exceedance_pvalue`): an exact one-sided
 p-value for "head exceeds this baseline quantile more often". The four tests share the error
 budget α = 1 − confidence by weighted Bonferroni: two thirds for the p95 test, a ninth each for
-the body tests, so the stage's p-value is min(p95 / ⅔, p50 / ⅑, p75 / ⅑, p90 / ⅑), exact and
-valid for any dependence between the four. The p95 test alone sees only the top 5 % (15 samples
-of 300); a whole stage slowing down shows in the body with far more evidence, which is what lets
-300 samples catch a 20 % slowdown of a stage with a heavy tail. The price is a little power
-against a slowdown confined to the top 10 % (``docs/benchmarks.md`` has both figures).
+the body tests, so the stage's p-value is min(p95 / ⅔, p50 / ⅑, p75 / ⅑, p90 / ⅑): valid (if
+conservative) for any dependence between the four. The p95 test alone sees only the top 5 % (15
+samples of 300); a whole stage slowing down shows in the body, where 2 to 10 times more samples
+lie above the threshold. That is what lets 300 samples catch a 20 % slowdown of stages with
+p95/p50 up to about 1.8. The price is a little power against a slowdown confined to the top
+10 % (``docs/benchmarks.md`` has the figures). Ties count against the verdict either way: as
+not above for "more exceedances", as above for "fewer".
 
 Then, with Holm's correction over every compared (stage, metric):
 
 * **regression**: significant after correction *and* material: the p95 grew by at least the
-  minimum effect (default ≥ 10 % and ≥ 10 ms), or the upper body's typical growth did (the
-  median growth over the tested quantiles, in % and in ms) while the p95 grew too. One p95 of a
-  few hundred samples is noisy; the median over four quantiles is not. A real but negligible
-  change never fails a build, and neither does a median slowing down under a p95 that held;
+  minimum effect (default ≥ 10 % and ≥ 10 ms), or the upper quarter's typical growth did (the
+  median of the growths of p75, p90 and p95, in % and in ms). One p95 of a few hundred samples
+  is noisy; the middle of three upper quantiles is less so. A real but negligible change never
+  fails a build, nor does a slower median under an upper quarter that held;
 * **improvement**: the mirror image (significantly fewer exceedances, materially faster); time
   to refresh the baseline;
 * **inconclusive**: material growth without significance, or too few samples for any difference
@@ -53,11 +55,13 @@ import numpy as np
 
 from .baseline import RunResult, environment_differences
 from .policy import ComparePolicy  # re-exported: part of this API
-from .significance import exceedance_pvalue, holm
+from .significance import exceedance_pvalue, holm, holm_levels
 from .stats import rank, smallest_n
 from .thresholds import quantile_label
 
-__all__ = ["ComparePolicy", "Point", "Change", "Comparison", "compare", "to_record"]
+__all__ = ["ComparePolicy", "Point", "Change", "Comparison", "compare", "to_record", "UPPER_QUARTER"]
+
+UPPER_QUARTER = 0.75  # the quantiles whose median growth can make a change material
 
 ChangeOutcome = Literal["regression", "improvement", "inconclusive", "no change", "new", "gone"]
 
@@ -72,8 +76,8 @@ class Point:
     head: float  # this run's
     above: int  # head samples above ``base``
     expected: float  # ... expected if nothing changed
-    worse: float  # p-value of "more exceedances than chance"
-    better: float  # ... "fewer"
+    worse: float  # p-value of "more exceedances than chance" (ties counted as not above)
+    better: float  # ... "fewer" (ties counted as above: conservative both ways)
 
     @property
     def delta_ms(self) -> float:
@@ -85,6 +89,10 @@ class Point:
         if self.base:
             return self.delta_ms / self.base
         return 0.0 if self.delta_ms == 0 else math.copysign(math.inf, self.delta_ms)
+
+    def text(self) -> str:
+        """``p75 +19 %``; ``p75 +3.0 ms`` from a zero baseline; ``p75 missed``."""
+        return f"{quantile_label(self.q)} {_change_text(self.delta_ms, self.base, pct_only=True)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,7 @@ class Change:
     note: str = ""
     failed: bool = False
     points: tuple[Point, ...] = ()  # every exceedance test, body first, the compared quantile last
-    by_body: bool = False  # the minimum effect was met by the upper body, not by the p95 alone
+    by_body: bool = False  # the minimum effect was met by the upper quarter, not by p95 alone
 
     @property
     def delta_ms(self) -> float:
@@ -117,25 +125,34 @@ class Change:
         return 100 * self.delta_ms / self.base_value if self.base_value else math.nan
 
     @property
+    def upper(self) -> tuple[Point, ...]:
+        """The tested quantiles from p75 up (p75, p90, p95 by default): the upper quarter."""
+        return tuple(p for p in self.points if p.q >= UPPER_QUARTER)
+
+    @property
     def body_growth(self) -> float:
-        """Median relative growth over every tested quantile (the upper body's typical growth)."""
-        return statistics.median(p.growth for p in self.points) if self.points else math.nan
+        """The upper quarter's typical growth: the median relative growth over :attr:`upper`."""
+        return statistics.median(p.growth for p in self.upper) if self.upper else math.nan
 
     @property
     def body_delta_ms(self) -> float:
-        """Median growth in ms over every tested quantile."""
-        return statistics.median(p.delta_ms for p in self.points) if self.points else math.nan
+        """The median growth in ms over :attr:`upper`."""
+        return statistics.median(p.delta_ms for p in self.upper) if self.upper else math.nan
 
     def body_text(self) -> str:
         """``p50 +20 %, p75 +19 %, p90 +21 %, p95 +8 %``."""
-        return ", ".join(f"{quantile_label(p.q)} {_pct(p.growth)}" for p in self.points)
+        return ", ".join(p.text() for p in self.points)
+
+    def body_summary(self) -> str:
+        """The upper quarter's typical growth: ``+14 %`` (``+3.0 ms`` from zero bases)."""
+        g, d = self.body_growth, self.body_delta_ms
+        if math.isinf(g) and not math.isinf(d):
+            return f"{d:+.1f} ms"
+        return _change_text(d, d / g if g and not math.isinf(g) else math.nan, pct_only=True)
 
     def delta_text(self) -> str:
-        if math.isnan(self.delta_ms):
-            return "-"
-        if math.isinf(self.delta_ms) or math.isnan(self.delta_pct):
-            return "missed" if self.delta_ms > 0 else "-"
-        return f"{self.delta_ms:+.1f} ms ({self.delta_pct:+.0f} %)"
+        """``+31.0 ms (+21 %)``; ``missed`` when this run's quantile is a missed sample."""
+        return _change_text(self.delta_ms, self.base_value)
 
     @property
     def cell(self) -> str:
@@ -144,7 +161,7 @@ class Change:
         if self.outcome in ("new", "gone"):
             return word
         extra = f" (n≈{self.needed})" if self.outcome == "inconclusive" and self.needed else ""
-        body = f" (upper body {_pct(self.body_growth)})" if self.by_body else ""
+        body = f" (upper quarter {self.body_summary()})" if self.by_body else ""
         return f"{self.delta_text()} {word}{body}{extra}"
 
     def headline(self, q: float) -> str:
@@ -152,12 +169,13 @@ class Change:
         text = (f"{self.outcome.upper()}: {self.stage} {self.metric} {label} "
                 f"{self.base_value:.1f} -> {self.head_value:.1f} ms ({self.delta_text()})")
         if len(self.points) > 1:
-            text += f"; upper body {_pct(self.body_growth)} ({self.body_text()})"
+            text += f"; upper quarter {self.body_summary()} ({self.body_text()})"
         labels = "/".join(quantile_label(p.q) for p in self.points) or label
         above = "/".join(str(p.above) for p in self.points) or str(self.above)
-        expected = "/".join(f"{p.expected:.0f}" for p in self.points) or f"{self.expected:.1f}"
+        expected = "/".join(f"{p.expected:.1f}" for p in self.points) or f"{self.expected:.1f}"
+        pvalue = self.improvement_pvalue if self.outcome == "improvement" else self.pvalue
         text += (f"; {above} of {self.head_n} samples above the baseline {labels} "
-                 f"({expected} expected if unchanged), p={self.pvalue:.2g}")
+                 f"({expected} expected if unchanged), p={pvalue:.2g}")
         return text + (f"; {self.note}" if self.note else "")
 
 
@@ -186,8 +204,17 @@ class Comparison:
         return out
 
 
-def _pct(x: float) -> str:
-    return "missed" if math.isinf(x) and x > 0 else ("-" if math.isnan(x) else f"{100 * x:+.0f} %")
+def _change_text(delta_ms: float, base: float, pct_only: bool = False) -> str:
+    """``+31.0 ms (+21 %)`` (``+21 %`` with ``pct_only``); ``+3.0 ms`` from a zero baseline;
+    ``missed`` when this run's value is a missed sample; ``-`` when there is nothing to say."""
+    if math.isnan(delta_ms) or delta_ms == -math.inf or math.isinf(base):
+        return "-"
+    if delta_ms == math.inf:
+        return "missed"
+    if not base or math.isnan(base):
+        return f"{delta_ms:+.1f} ms"
+    pct = f"{100 * delta_ms / base:+.0f} %"
+    return pct if pct_only else f"{delta_ms:+.1f} ms ({pct})"
 
 
 def _point(base: np.ndarray, head: np.ndarray, q: float, share: float) -> Point:
@@ -195,9 +222,10 @@ def _point(base: np.ndarray, head: np.ndarray, q: float, share: float) -> Point:
     r = rank(n_b, q)
     t = float(base[r - 1])
     above = int(np.count_nonzero(head > t))
+    at_or_above = int(np.count_nonzero(head >= t))  # ties make "fewer" look likelier: count them
     return Point(q, share, t, float(head[rank(n_h, q) - 1]), above,
                  n_h * (n_b - r + 1) / (n_b + 1), exceedance_pvalue(above, n_h, n_b, r),
-                 exceedance_pvalue(above, n_h, n_b, r, direction="less"))
+                 exceedance_pvalue(at_or_above, n_h, n_b, r, direction="less"))
 
 
 def _combined(pvalues: Iterable[tuple[float, float]]) -> float:
@@ -215,12 +243,26 @@ def _test(stage: str, metric: str, base: np.ndarray, head: np.ndarray,
 
 
 def _material(c: Change, policy: ComparePolicy, sign: int) -> tuple[bool, bool]:
-    """(material, by the body alone) for growth (sign 1) or shrinkage (sign −1)."""
+    """(material, by the upper quarter alone) for growth (sign 1) or shrinkage (sign −1).
+
+    Material: p95 moved by the minimum effect, or the median of the moves of p75, p90 and p95
+    did, both in % and in ms (so two of the three moved about that much). A slower median
+    under an upper quarter that held is never material.
+    """
     by_top = sign * c.delta_ms >= policy.min_effect(c.base_value)
-    by_body = (len(c.points) > 1 and sign * c.delta_ms >= 0
-               and sign * c.body_growth >= policy.min_relative
+    by_body = (len(c.upper) > 1 and sign * c.body_growth >= policy.min_relative
                and sign * c.body_delta_ms >= policy.min_ms)
     return by_top or by_body, by_body and not by_top
+
+
+def _immaterial_note(c: Change, policy: ComparePolicy) -> str:
+    label, effect = quantile_label(policy.q), policy.min_effect(c.base_value)
+    note = (f"significant, but not material: {label} {c.delta_text()} (the minimum effect is "
+            f"{effect:.1f} ms)")
+    if len(c.upper) > 1:
+        note += (f", upper quarter {c.body_summary()} (the minimum is {policy.min_relative:.0%} "
+                 f"and {policy.min_ms:g} ms)")
+    return note
 
 
 def _best(n_base: int, n_head: int, policy: ComparePolicy) -> float:
@@ -264,16 +306,16 @@ def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePol
     family = len(tested)
     worse = holm([changes[i].pvalue for i in tested], alpha)
     better = holm([changes[i].improvement_pvalue for i in tested], alpha)
-    for i, w, bt in zip(tested, worse, better):
+    levels = holm_levels([changes[i].pvalue for i in tested], alpha)
+    for i, w, bt, level in zip(tested, worse, better, levels):
         c = changes[i]
         if math.isinf(c.base_value):
-            changes[i] = replace(c, outcome="inconclusive", note="the baseline's quantile is a "
-                                 "missed or censored sample: nothing to compare against")
+            changes[i] = replace(c, outcome="inconclusive", note=(
+                f"the baseline's {quantile_label(policy.q)} is a missed or censored sample, so "
+                "its change cannot be measured: refresh the baseline once fewer turns miss"))
             continue
-        effect = policy.min_effect(c.base_value)
         up, up_by_body = _material(c, policy, 1)
         down, down_by_body = _material(c, policy, -1)
-        level = alpha / family
         hopeless = _best(c.base_n, c.head_n, policy) > level
         by_body = False
         if w and up:
@@ -290,11 +332,8 @@ def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePol
             note = "refresh the baseline to lock it in (docs/ci.md)"
         elif outcome == "inconclusive" and hopeless:
             note = "too few samples for any difference to be significant"
-        elif w and outcome == "no change":
-            note = (f"significant, but below the minimum effect: {quantile_label(policy.q)} "
-                    f"grew less than {effect:.1f} ms" + (
-                        f" and the upper body less than {policy.min_relative:.0%} and "
-                        f"{policy.min_ms:g} ms" if len(c.points) > 1 else ""))
+        elif (w or bt) and outcome == "no change":
+            note = _immaterial_note(c, policy)
         needed = _needed(c, level) if outcome == "inconclusive" else None
         if outcome == "inconclusive" and hopeless:
             needed = smallest_n(lambda n: _best(n, n, policy) <= level,

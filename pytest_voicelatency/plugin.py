@@ -103,10 +103,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="baseline quantiles whose exceedances are tested beside p95's, or 'none' "
                        "for the p95 test alone (default: p50 p75 p90)")
     parser.addini(MIN_EFFECT_PCT_INI, default="10",
-                  help="smallest growth, in %, of p95 (or of the upper body's median) that "
+                  help="smallest growth, in %, of p95 (or the middle growth of p75, p90, p95) that "
                        "counts as a regression (default: 10)")
     parser.addini(MIN_EFFECT_MS_INI, default="10",
-                  help="smallest growth, in ms, of p95 (or of the upper body's median) that "
+                  help="smallest growth, in ms, of p95 (or the middle growth of p75, p90, p95) that "
                        "counts as a regression (default: 10)")
     parser.addini(SPANS_LIE_INI, default="50",
                   help="warn when the agent's own span (e.g. barge_in silence_ms) is more than "

@@ -70,6 +70,22 @@ class ComparePolicy:
     #: Share of the error budget kept by the test at ``q``; the body quantiles split the rest.
     tail_share: float = 2 / 3
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 < self.confidence < 1:
+            problems.append(f"confidence={self.confidence!r} must lie strictly between 0 and 1")
+        if not 0 < self.q < 1:
+            problems.append(f"q={self.q!r} must lie strictly between 0 and 1")
+        if not (self.min_relative >= 0 and self.min_ms >= 0):
+            problems.append("min_relative and min_ms must be >= 0")
+        if list(self.body) != sorted(set(self.body)) or not all(0 < b < self.q for b in self.body):
+            problems.append(f"body={self.body!r} must be distinct quantiles below q={self.q}, ascending")
+        if not (0 < self.tail_share < 1 if self.body else self.tail_share > 0):
+            problems.append(f"tail_share={self.tail_share!r} must lie strictly between 0 and 1 "
+                            "(the body tests share the rest)")
+        if problems:
+            raise VoiceLatencyUsageError(f"ComparePolicy: {'; '.join(problems)}")
+
     def min_effect(self, base_value: float) -> float:
         return max(self.min_relative * base_value, self.min_ms)
 

@@ -102,11 +102,11 @@ def test_compare_tests_the_body_quantiles_head_ran_with_unless_told(tmp_path, ca
     head = results(tmp_path / "head.json", scale=1.3, seed=2, settings={"compare": {"body": []}})
     assert main(["compare", str(base), str(head)]) == ExitCode.FAILED
     out = capsys.readouterr().out
-    assert "(p95 exceedances, 99% confidence" in out and "upper body" not in out
+    assert "(p95 exceedances, 99% confidence" in out and "upper quarter" not in out
     assert main(["compare", str(base), str(head), "--body", "p50 p90"]) == ExitCode.FAILED
     out = capsys.readouterr().out
     assert "(p50/p90/p95 exceedances, 99% confidence" in out
-    assert "upper body +" in out and "of 300 samples above the baseline p50/p90/p95" in out
+    assert "upper quarter +" in out and "of 300 samples above the baseline p50/p90/p95" in out
 
 
 def test_compare_refuses_a_bad_body_naming_the_file_or_option(tmp_path, capsys):
