@@ -114,7 +114,7 @@ class Change:
     note: str = ""
     failed: bool = False
     points: tuple[Point, ...] = ()  # every exceedance test, body first, the compared quantile last
-    by_body: bool = False  # the minimum effect was met by the upper quarter, not by p95 alone
+    by_upper: bool = False  # the minimum effect was met by the upper quarter, not by p95 alone
 
     @property
     def delta_ms(self) -> float:
@@ -130,12 +130,12 @@ class Change:
         return tuple(p for p in self.points if p.q >= UPPER_QUARTER)
 
     @property
-    def body_growth(self) -> float:
+    def upper_growth(self) -> float:
         """The upper quarter's typical growth: the median relative growth over :attr:`upper`."""
         return statistics.median(p.growth for p in self.upper) if self.upper else math.nan
 
     @property
-    def body_delta_ms(self) -> float:
+    def upper_delta_ms(self) -> float:
         """The median growth in ms over :attr:`upper`."""
         return statistics.median(p.delta_ms for p in self.upper) if self.upper else math.nan
 
@@ -143,12 +143,14 @@ class Change:
         """``p50 +20 %, p75 +19 %, p90 +21 %, p95 +8 %``."""
         return ", ".join(p.text() for p in self.points)
 
-    def body_summary(self) -> str:
+    def upper_summary(self) -> str:
         """The upper quarter's typical growth: ``+14 %`` (``+3.0 ms`` from zero bases)."""
-        g, d = self.body_growth, self.body_delta_ms
-        if math.isinf(g) and not math.isinf(d):
-            return f"{d:+.1f} ms"
-        return _change_text(d, d / g if g and not math.isinf(g) else math.nan, pct_only=True)
+        g, d = self.upper_growth, self.upper_delta_ms
+        if math.isnan(g) or d == -math.inf:
+            return "-"
+        if d == math.inf:
+            return "missed"
+        return f"{d:+.1f} ms" if math.isinf(g) else f"{100 * g:+.0f} %"
 
     def delta_text(self) -> str:
         """``+31.0 ms (+21 %)``; ``missed`` when this run's quantile is a missed sample."""
@@ -161,7 +163,7 @@ class Change:
         if self.outcome in ("new", "gone"):
             return word
         extra = f" (n≈{self.needed})" if self.outcome == "inconclusive" and self.needed else ""
-        body = f" (upper quarter {self.body_summary()})" if self.by_body else ""
+        body = f" (upper quarter {self.upper_summary()})" if self.by_upper else ""
         return f"{self.delta_text()} {word}{body}{extra}"
 
     def headline(self, q: float) -> str:
@@ -169,7 +171,7 @@ class Change:
         text = (f"{self.outcome.upper()}: {self.stage} {self.metric} {label} "
                 f"{self.base_value:.1f} -> {self.head_value:.1f} ms ({self.delta_text()})")
         if len(self.points) > 1:
-            text += f"; upper quarter {self.body_summary()} ({self.body_text()})"
+            text += f"; upper quarter {self.upper_summary()} ({self.body_text()})"
         labels = "/".join(quantile_label(p.q) for p in self.points) or label
         above = "/".join(str(p.above) for p in self.points) or str(self.above)
         expected = "/".join(f"{p.expected:.1f}" for p in self.points) or f"{self.expected:.1f}"
@@ -250,9 +252,9 @@ def _material(c: Change, policy: ComparePolicy, sign: int) -> tuple[bool, bool]:
     under an upper quarter that held is never material.
     """
     by_top = sign * c.delta_ms >= policy.min_effect(c.base_value)
-    by_body = (len(c.upper) > 1 and sign * c.body_growth >= policy.min_relative
-               and sign * c.body_delta_ms >= policy.min_ms)
-    return by_top or by_body, by_body and not by_top
+    by_upper = (len(c.upper) > 1 and sign * c.upper_growth >= policy.min_relative
+               and sign * c.upper_delta_ms >= policy.min_ms)
+    return by_top or by_upper, by_upper and not by_top
 
 
 def _immaterial_note(c: Change, policy: ComparePolicy) -> str:
@@ -260,7 +262,7 @@ def _immaterial_note(c: Change, policy: ComparePolicy) -> str:
     note = (f"significant, but not material: {label} {c.delta_text()} (the minimum effect is "
             f"{effect:.1f} ms)")
     if len(c.upper) > 1:
-        note += (f", upper quarter {c.body_summary()} (the minimum is {policy.min_relative:.0%} "
+        note += (f", upper quarter {c.upper_summary()} (the minimum is {policy.min_relative:.0%} "
                  f"and {policy.min_ms:g} ms)")
     return note
 
@@ -314,17 +316,17 @@ def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePol
                 f"the baseline's {quantile_label(policy.q)} is a missed or censored sample, so "
                 "its change cannot be measured: refresh the baseline once fewer turns miss"))
             continue
-        up, up_by_body = _material(c, policy, 1)
-        down, down_by_body = _material(c, policy, -1)
+        up, up_by_upper = _material(c, policy, 1)
+        down, down_by_upper = _material(c, policy, -1)
         hopeless = _best(c.base_n, c.head_n, policy) > level
-        by_body = False
+        by_upper = False
         if w and up:
             outcome: ChangeOutcome = "regression"
-            by_body = up_by_body
+            by_upper = up_by_upper
         elif bt and down:
-            outcome, by_body = "improvement", down_by_body
+            outcome, by_upper = "improvement", down_by_upper
         elif up or hopeless:
-            outcome, by_body = "inconclusive", up_by_body
+            outcome, by_upper = "inconclusive", up_by_upper
         else:
             outcome = "no change"
         note = ""
@@ -341,7 +343,7 @@ def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePol
         failed = outcome == "regression" or (outcome == "inconclusive"
                                              and policy.inconclusive == "fail")
         changes[i] = replace(c, outcome=outcome, note=note, needed=needed, failed=failed,
-                             by_body=by_body)
+                             by_upper=by_upper)
     env = environment_differences(base.environment, head.environment)
     warnings = []
     if env:
@@ -379,7 +381,7 @@ def to_record(comparison: Comparison) -> dict[str, object]:
                          "base": _plain(c.base_value), "head": _plain(c.head_value),
                          "above": c.above, "expected": _plain(c.expected),
                          "pvalue": _plain(c.pvalue), "needed": c.needed, "note": c.note,
-                         "by_body": c.by_body, "cell": c.cell,
+                         "by_upper": c.by_upper, "cell": c.cell,
                          "points": [{"quantile": p.q, "share": p.share, "base": _plain(p.base),
                                      "head": _plain(p.head), "above": p.above,
                                      "expected": _plain(p.expected), "pvalue": _plain(p.worse)}

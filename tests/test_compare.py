@@ -103,12 +103,12 @@ def test_a_heavy_tailed_stage_slowing_down_is_caught_through_its_upper_body():
     c = only(compare(run(base), run(head), one_of_ten))
     assert (c.outcome, c.failed) == ("regression", True)
     assert [p.q for p in c.points] == [0.5, 0.75, 0.9, 0.95]
-    assert c.pvalue < 1e-3 and 0.1 < c.body_growth < 0.3
+    assert c.pvalue < 1e-3 and 0.1 < c.upper_growth < 0.3
     assert "upper quarter +" in c.headline(0.95) and "p50 +" in c.headline(0.95)
     # seeds picked for a p95 that grew only 7 % (its noise at n = 300) while the body grew 14 %
     c = only(compare(run(lognormal(13, sigma=0.35)), run(lognormal(115, sigma=0.35, scale=1.2)),
                      one_of_ten))
-    assert c.delta_pct < 8 and c.outcome == "regression" and c.by_body
+    assert c.delta_pct < 8 and c.outcome == "regression" and c.by_upper
     assert "(upper quarter +" in c.cell
 
 
@@ -167,7 +167,7 @@ def test_the_upper_body_needs_both_floors_too():
     """A 10 ms stage 30 % slower everywhere: 3 ms of growth is under the 10 ms floor."""
     base, head = lognormal(1) / 15, lognormal(2, scale=1.3) / 15
     c = only(compare(run(base), run(head)))
-    assert c.body_delta_ms < 10 and c.outcome == "no change"
+    assert c.upper_delta_ms < 10 and c.outcome == "no change"
 
 
 def test_holm_spreads_the_error_budget_over_every_compared_stage():
