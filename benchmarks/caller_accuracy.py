@@ -1,6 +1,6 @@
 """How exact is the simulated caller? Measure it against the oracle agent, in real time.
 
-The oracle (:mod:`pytest_voicelatency.oracle`) knows to the nanosecond when the user's speech
+The oracle (:mod:`pytest_voicelatency.agents.oracle`) knows to the nanosecond when the user's speech
 ended or began and when it answered or stopped; the caller measures the same turns as a listener
 would. This script runs four scenarios at once on one event loop — paced frames jittered off the
 caller's grid, 100 ms of leading comfort noise, the whole reply in one burst, and jittered stops
@@ -22,13 +22,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from pytest_voicelatency.caller import Caller, CallResult
+from pytest_voicelatency.call.caller import Caller, CallResult
 from pytest_voicelatency.clock import RealClock
-from pytest_voicelatency.oracle import (OracleAgent, OracleConfig, OracleTurn,
+from pytest_voicelatency.agents.oracle import (OracleAgent, OracleConfig, OracleTurn,
                                         expected_barge_in_ms, expected_response_ms, tone_clip)
-from pytest_voicelatency.playout import PlayoutConfig
-from pytest_voicelatency.script import Step, answer, barge_in, say
-from pytest_voicelatency.stats import nearest_rank
+from pytest_voicelatency.call.playout import PlayoutConfig
+from pytest_voicelatency.call.script import Step, answer, barge_in, say
+from pytest_voicelatency.stats.quantiles import nearest_rank
 
 BASE = OracleConfig(response_delay_ms=300, reply_ms=600, stop_delay_ms=60, send_jitter_ms=0)
 SCENARIOS = {

@@ -28,8 +28,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pytest_voicelatency import capture_spans, stage_span, turn_span
-from pytest_voicelatency.capture import attach
-from pytest_voicelatency.stats import estimate, nearest_rank
+from pytest_voicelatency.spans.capture import attach
+from pytest_voicelatency.stats.quantiles import estimate, nearest_rank
 
 
 STAGES = ("asr", "llm", "tts", "barge_in")

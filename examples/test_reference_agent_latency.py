@@ -23,8 +23,8 @@ import pytest
 
 from pytest_voicelatency import Capture, assert_p95, capture_spans
 from pytest_voicelatency.fixtures import simulated_caller, unreliable_policy
-from pytest_voicelatency.playout import PlayoutConfig
-from pytest_voicelatency.script import Step, answer, background, barge_in, say
+from pytest_voicelatency.call.playout import PlayoutConfig
+from pytest_voicelatency.call.script import Step, answer, background, barge_in, say
 
 pytestmark = pytest.mark.voice_latency
 

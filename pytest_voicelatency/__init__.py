@@ -16,32 +16,32 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # instrument an agent
-    "stage_span": "instrument", "handoff_span": "instrument", "turn_span": "instrument",
-    "StageTimer": "instrument",
+    "stage_span": "spans.instrument", "handoff_span": "spans.instrument", "turn_span": "spans.instrument",
+    "StageTimer": "spans.instrument",
     # capture spans
-    "capture_spans": "capture", "Capture": "capture", "attach": "capture",
-    "current_capture": "capture",
+    "capture_spans": "spans.capture", "Capture": "spans.capture", "attach": "spans.capture",
+    "current_capture": "spans.capture",
     # samples and statistics
-    "Sample": "samples", "default_metric": "samples", "nearest_rank": "stats",
-    "Estimate": "stats", "estimate": "stats", "Limit": "verdict", "Verdict": "verdict",
-    "judge": "verdict",
+    "Sample": "stats.samples", "default_metric": "stats.samples", "nearest_rank": "stats.quantiles",
+    "Estimate": "stats.quantiles", "estimate": "stats.quantiles", "Limit": "stats.verdict", "Verdict": "stats.verdict",
+    "judge": "stats.verdict",
     # assertions
-    "assert_quantile": "assertions", "assert_p50": "assertions", "assert_p95": "assertions",
-    "assert_p99": "assertions",
+    "assert_quantile": "gate.assertions", "assert_p50": "gate.assertions", "assert_p95": "gate.assertions",
+    "assert_p99": "gate.assertions",
     # audio in, and hearing it
-    "Clip": "audio", "load_clip": "audio", "list_clips": "audio", "AudioError": "audio",
-    "EnergyVAD": "vad", "speech_regions": "vad",
+    "Clip": "audio.clips", "load_clip": "audio.clips", "list_clips": "audio.clips", "AudioError": "audio.clips",
+    "EnergyVAD": "audio.vad", "speech_regions": "audio.vad",
     # the agent under test, the simulated caller and its script
-    "VoiceAgent": "agent", "AgentSession": "agent", "AudioFormat": "agent",
-    "AgentAudio": "agent", "AgentClear": "agent", "AgentState": "agent",
-    "AgentProtocolError": "agent",
-    "Caller": "caller", "CallResult": "caller", "AgentTimeoutError": "caller",
-    "simulated_caller": "fixtures", "PlayoutConfig": "playout",
-    "say": "script", "answer": "script", "barge_in": "script", "pause": "script",
-    "background": "script",
-    "OracleAgent": "oracle", "OracleConfig": "oracle", "tone_clip": "oracle",
-    "ReferenceServer": "reference_agent", "ReferenceConfig": "reference_agent",
-    "spans_lie": "crosscheck",
+    "VoiceAgent": "call.protocol", "AgentSession": "call.protocol", "AudioFormat": "call.protocol",
+    "AgentAudio": "call.protocol", "AgentClear": "call.protocol", "AgentState": "call.protocol",
+    "AgentProtocolError": "call.protocol",
+    "Caller": "call.caller", "CallResult": "call.caller", "AgentTimeoutError": "call.caller",
+    "simulated_caller": "fixtures", "PlayoutConfig": "call.playout",
+    "say": "call.script", "answer": "call.script", "barge_in": "call.script", "pause": "call.script",
+    "background": "call.script",
+    "OracleAgent": "agents.oracle", "OracleConfig": "agents.oracle", "tone_clip": "agents.oracle",
+    "ReferenceServer": "agents.reference", "ReferenceConfig": "agents.reference",
+    "spans_lie": "gate.crosscheck",
     # time
     "Clock": "clock", "RealClock": "clock",
     # errors
@@ -66,23 +66,23 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .assertions import assert_p50, assert_p95, assert_p99, assert_quantile
-    from .agent import (AgentAudio, AgentClear, AgentProtocolError, AgentSession, AgentState,
+    from pytest_voicelatency.gate.assertions import assert_p50, assert_p95, assert_p99, assert_quantile
+    from pytest_voicelatency.call.protocol import (AgentAudio, AgentClear, AgentProtocolError, AgentSession, AgentState,
                         AudioFormat, VoiceAgent)
-    from .audio import AudioError, Clip, list_clips, load_clip
-    from .caller import AgentTimeoutError, Caller, CallResult
-    from .crosscheck import spans_lie
-    from .fixtures import simulated_caller
-    from .oracle import OracleAgent, OracleConfig, tone_clip
-    from .playout import PlayoutConfig
-    from .reference_agent import ReferenceConfig, ReferenceServer
-    from .script import answer, background, barge_in, pause, say
-    from .vad import EnergyVAD, speech_regions
-    from .capture import Capture, attach, capture_spans, current_capture
-    from .clock import Clock, RealClock
-    from .errors import (LatencyAssertionError, VoiceLatencyError, VoiceLatencyUsageError,
+    from pytest_voicelatency.audio.clips import AudioError, Clip, list_clips, load_clip
+    from pytest_voicelatency.call.caller import AgentTimeoutError, Caller, CallResult
+    from pytest_voicelatency.gate.crosscheck import spans_lie
+    from pytest_voicelatency.fixtures import simulated_caller
+    from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
+    from pytest_voicelatency.call.playout import PlayoutConfig
+    from pytest_voicelatency.agents.reference import ReferenceConfig, ReferenceServer
+    from pytest_voicelatency.call.script import answer, background, barge_in, pause, say
+    from pytest_voicelatency.audio.vad import EnergyVAD, speech_regions
+    from pytest_voicelatency.spans.capture import Capture, attach, capture_spans, current_capture
+    from pytest_voicelatency.clock import Clock, RealClock
+    from pytest_voicelatency.errors import (LatencyAssertionError, VoiceLatencyError, VoiceLatencyUsageError,
                          VoiceLatencyWarning)
-    from .instrument import StageTimer, handoff_span, stage_span, turn_span
-    from .samples import Sample, default_metric
-    from .stats import Estimate, estimate, nearest_rank
-    from .verdict import Limit, Verdict, judge
+    from pytest_voicelatency.spans.instrument import StageTimer, handoff_span, stage_span, turn_span
+    from pytest_voicelatency.stats.samples import Sample, default_metric
+    from pytest_voicelatency.stats.quantiles import Estimate, estimate, nearest_rank
+    from pytest_voicelatency.stats.verdict import Limit, Verdict, judge

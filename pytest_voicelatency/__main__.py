@@ -15,7 +15,7 @@ the merge unless ``--missing warn``: shards usually relax ``voice_latency_missin
 ``merge`` refuses a file given twice and shards that share measurements (the same test in two
 files' samples; without samples, the same run in two files).
 
-Exit codes (:mod:`pytest_voicelatency.exitcodes`): 0 no regression and no failed gate; 1 a
+Exit codes (:mod:`pytest_voicelatency.run.exitcodes`): 0 no regression and no failed gate; 1 a
 regression or a failed gate (also a missing one, and an inconclusive one under
 ``--inconclusive fail``); 4 a file is missing, corrupt, of a newer format, from another plugin
 version, given twice or overlapping another, or the command line is wrong. Warnings
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import VoiceLatencyError
-from .exitcodes import ExitCode
+from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.run.exitcodes import ExitCode
 
 __all__ = ["main", "EPILOG"]
 
@@ -75,8 +75,8 @@ def _fraction(text: str) -> float:
 
 
 def _body(text: str) -> tuple[float, ...]:
-    from .errors import VoiceLatencyUsageError
-    from .policy import parse_body
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+    from pytest_voicelatency.gate.policy import parse_body
 
     try:
         return parse_body(text)
@@ -132,8 +132,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _policy(head: Any, args: argparse.Namespace) -> Any:
-    from .compare import ComparePolicy
-    from .errors import VoiceLatencyUsageError
+    from pytest_voicelatency.gate.compare import ComparePolicy
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
 
     recorded = head.settings.get("compare", {}) if isinstance(head.settings, dict) else {}
     base = ComparePolicy()
@@ -157,8 +157,8 @@ def _policy(head: Any, args: argparse.Namespace) -> Any:
 
 def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...]) -> tuple[float, ...]:
     """The body quantiles HEAD ran with; files from before the body tests have none: default."""
-    from .errors import VoiceLatencyUsageError
-    from .policy import parse_body
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+    from pytest_voicelatency.gate.policy import parse_body
 
     body = recorded.get("body")
     if body is None:
@@ -170,10 +170,10 @@ def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...]) -> tupl
 
 
 def _compare(args: argparse.Namespace) -> _Outcome:
-    from .baseline import load
-    from .compare import compare
-    from .markdown import render
-    from .report import terminal_lines
+    from pytest_voicelatency.results.model import load
+    from pytest_voicelatency.gate.compare import compare
+    from pytest_voicelatency.report.markdown import render
+    from pytest_voicelatency.report.terminal import terminal_lines
 
     base, head = load(args.base), load(args.head)
     comparison = compare(base, head, _policy(head, args))
@@ -204,10 +204,10 @@ def _given_twice(paths: Sequence[str]) -> None:
 
 
 def _merge(args: argparse.Namespace) -> _Outcome:
-    from .baseline import load, merge, save
-    from .gates import evaluate, records
-    from .report import terminal_lines
-    from .settings import build
+    from pytest_voicelatency.results.model import load, merge, save
+    from pytest_voicelatency.gate.evaluate import evaluate, records
+    from pytest_voicelatency.report.terminal import terminal_lines
+    from pytest_voicelatency.run.settings import build
 
     _given_twice(args.inputs)
     merged, warnings = merge([load(p) for p in args.inputs])

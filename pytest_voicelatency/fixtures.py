@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .state import CAPTURE
+from pytest_voicelatency.run.state import CAPTURE
 
 if TYPE_CHECKING:
-    from .caller import Caller, Policy
-    from .capture import Capture
+    from pytest_voicelatency.call.caller import Caller, Policy
+    from pytest_voicelatency.spans.capture import Capture
 
 __all__ = ["voice_spans", "voice_caller", "simulated_caller", "unreliable_policy", "UNRELIABLE_INI"]
 
@@ -33,7 +33,7 @@ def voice_spans(request: pytest.FixtureRequest) -> Iterator[Capture]:
     if capture is not None:
         yield capture
         return
-    from .capture import capture_spans
+    from pytest_voicelatency.spans.capture import capture_spans
 
     with capture_spans(request.node.nodeid, unreliable=unreliable_policy(request.config)) as capture:
         yield capture
@@ -41,20 +41,20 @@ def voice_spans(request: pytest.FixtureRequest) -> Iterator[Capture]:
 
 @contextmanager
 def simulated_caller(**options: Any) -> Iterator[Caller]:
-    """A :class:`~pytest_voicelatency.caller.Caller`: the twin of the ``voice_caller`` fixture.
+    """A :class:`~pytest_voicelatency.call.caller.Caller`: the twin of the ``voice_caller`` fixture.
 
     Takes the ``Caller`` keyword arguments (``playout=``, ``pacing_limit_ms=``,
     ``unreliable=``...). Usable anywhere, including a hypothesis ``@given`` test; its spans reach
     whatever capture is active (``capture_spans()``, or the test's ``voice_spans``).
 
-    >>> from pytest_voicelatency.oracle import OracleAgent, tone_clip
-    >>> from pytest_voicelatency.script import answer, say
+    >>> from pytest_voicelatency.agents.oracle import OracleAgent, tone_clip
+    >>> from pytest_voicelatency.call.script import answer, say
     >>> with simulated_caller() as caller:
     ...     result = caller.run(OracleAgent(), [say(tone_clip()), answer(until="audible")])
     >>> result.metrics.responses[0].outcome
     'ok'
     """
-    from .caller import Caller
+    from pytest_voicelatency.call.caller import Caller
 
     yield Caller(**options)
 
@@ -64,7 +64,7 @@ def unreliable_policy(config: pytest.Config) -> Policy:
 
     Read defensively: when the ini is not registered (an older plugin), the policy is ``warn``.
     """
-    from .errors import VoiceLatencyUsageError
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
 
     try:
         value = config.getini(UNRELIABLE_INI)
@@ -78,7 +78,7 @@ def unreliable_policy(config: pytest.Config) -> Policy:
 
 @pytest.fixture
 def voice_caller(request: pytest.FixtureRequest, voice_spans: Capture) -> Iterator[Caller]:
-    """A simulated caller (:class:`~pytest_voicelatency.caller.Caller`) whose spans land in
+    """A simulated caller (:class:`~pytest_voicelatency.call.caller.Caller`) whose spans land in
     ``voice_spans``.
 
     From a plain test: ``voice_caller.run_calls(MyAgent, scripts)`` (it runs the event loop);

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .fixtures import *  # noqa: F403  (registers the plugin's fixtures)
-from .state import CAPTURE, STATE, RunState
+from pytest_voicelatency.fixtures import *  # noqa: F403  (registers the plugin's fixtures)
+from pytest_voicelatency.run.state import CAPTURE, STATE, RunState
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from pytest_voicelatency.run.settings import Settings
 
 __all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE", "JSON_OPTION",
            "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION", "THRESHOLDS_INI", "CONFIDENCE_INI",
@@ -125,8 +125,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
-    from .errors import VoiceLatencyUsageError
-    from .settings import build
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+    from pytest_voicelatency.run.settings import build
 
     try:
         return build(
@@ -160,7 +160,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = item.config.stash[STATE]
     if state.enabled:
-        from .capture import start
+        from pytest_voicelatency.spans.capture import start
 
         policy = state.settings.policy.unreliable if state.settings is not None else "warn"
         item.stash[CAPTURE] = start(item.nodeid, policy)
@@ -173,8 +173,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         capture = item.stash.get(CAPTURE, None)
         if capture is not None:
-            from .capture import stop
-            from .errors import VoiceLatencyWarning
+            from pytest_voicelatency.spans.capture import stop
+            from pytest_voicelatency.errors import VoiceLatencyWarning
 
             stop(capture)
             for problem in capture.problems:
@@ -188,7 +188,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if call.when == "teardown":
         capture = item.stash.get(CAPTURE, None)
         if capture is not None and len(capture):
-            from .report import junit_properties
+            from pytest_voicelatency.report.terminal import junit_properties
 
             setattr(report, REPORT_ATTRIBUTE, capture.table.to_payload())
             report.user_properties.extend(junit_properties(capture.sample_set()))
@@ -215,8 +215,8 @@ class _RunReporter:
         state = self.state
         if state.is_worker or state.settings is None or not state.settings.has_work(state.table):
             return
-        from .exitcodes import ExitCode
-        from .finish import finish
+        from pytest_voicelatency.run.exitcodes import ExitCode
+        from pytest_voicelatency.run.finish import finish
 
         try:
             state.finish = finish(state.table, state.tests_with_spans, state.settings, state.errors)
@@ -232,7 +232,7 @@ class _RunReporter:
         state = self.state
         if state.is_worker:
             return
-        from .report import terminal_lines
+        from pytest_voicelatency.report.terminal import terminal_lines
 
         terminalreporter.write_sep("=", "voice latency (ms)")
         done = state.finish

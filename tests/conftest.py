@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy  # noqa: F401  (imported once here: in-process pytester runs cannot re-import numpy)
 import pytest
 
-import pytest_voicelatency.assertions  # noqa: F401
-import pytest_voicelatency.baseline  # noqa: F401
-import pytest_voicelatency.compare  # noqa: F401
-import pytest_voicelatency.finish  # noqa: F401
-import pytest_voicelatency.gates  # noqa: F401
-import pytest_voicelatency.markdown  # noqa: F401
-import pytest_voicelatency.report  # noqa: F401
-import pytest_voicelatency.settings  # noqa: F401
-import pytest_voicelatency.summary  # noqa: F401
-import pytest_voicelatency.table  # noqa: F401
-import pytest_voicelatency.validate  # noqa: F401
+import pytest_voicelatency.gate.assertions  # noqa: F401
+import pytest_voicelatency.results.model  # noqa: F401
+import pytest_voicelatency.gate.compare  # noqa: F401
+import pytest_voicelatency.run.finish  # noqa: F401
+import pytest_voicelatency.gate.evaluate  # noqa: F401
+import pytest_voicelatency.report.markdown  # noqa: F401
+import pytest_voicelatency.report.terminal  # noqa: F401
+import pytest_voicelatency.run.settings  # noqa: F401
+import pytest_voicelatency.stats.summary  # noqa: F401
+import pytest_voicelatency.report.table  # noqa: F401
+import pytest_voicelatency.results.validate  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def _raw_exporter():
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from pytest_voicelatency.capture import attach
+    from pytest_voicelatency.spans.capture import attach
 
     exporter = InMemorySpanExporter()
     attach().add_span_processor(SimpleSpanProcessor(exporter))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_voicelatency.spans import SpanRecord
-from pytest_voicelatency.store import SpanTable
+from pytest_voicelatency.spans.otel import SpanRecord
+from pytest_voicelatency.spans.rows import SpanTable
 
 MS = 1_000_000
 

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_voicelatency import (LatencyAssertionError, VoiceLatencyUsageError, assert_p50,
                                  assert_p95, assert_p99, assert_quantile, capture_spans)
-from pytest_voicelatency.capture import Capture
+from pytest_voicelatency.spans.capture import Capture
 from tests.helpers import record
 
 
@@ -145,13 +145,13 @@ def test_outside_any_capture_says_how_to_open_one():
 
 def test_helper_frames_are_hidden_from_tracebacks():
     """The failure points at the user's assert line, not the plugin's internals."""
-    import pytest_voicelatency.assertions as a
+    import pytest_voicelatency.gate.assertions as a
     for fn in (a.assert_quantile, a.assert_p50, a.assert_p95, a.assert_p99):
         assert "__tracebackhide__" in fn.__code__.co_varnames
 
 
 def _unreliable_capture(policy):
-    from pytest_voicelatency.spans import UNRELIABLE
+    from pytest_voicelatency.spans.otel import UNRELIABLE
 
     cap = Capture("t", policy)
     for i in range(20):

@@ -1,4 +1,4 @@
-"""Specification of the bundled clips and of pytest_voicelatency.audio."""
+"""Specification of the bundled clips and of pytest_voicelatency.audio.clips."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_voicelatency.audio import (
+from pytest_voicelatency.audio.clips import (
     AudioError,
     Clip,
     add_noise,

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from helpers import record, table_of
-from pytest_voicelatency.baseline import (FORMAT, FORMAT_VERSION, Distribution, RunResult, dumps,
+from pytest_voicelatency.results.model import (FORMAT, FORMAT_VERSION, Distribution, RunResult, dumps,
                                           environment_differences, fingerprint, from_samples,
                                           git_commit, load, loads, merge, save)
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.files import append_text, write_atomic
-from pytest_voicelatency.samples import derive
-from pytest_voicelatency.spans import CENSORED, UNRELIABLE
+from pytest_voicelatency.results.files import append_text, write_atomic
+from pytest_voicelatency.stats.samples import derive
+from pytest_voicelatency.spans.otel import CENSORED, UNRELIABLE
 
 
 def a_run(**stages: list[float]) -> RunResult:

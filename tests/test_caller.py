@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from pytest_voicelatency import assert_p95, capture_spans
-from pytest_voicelatency.agent import AgentAudio, AgentProtocolError, AgentState
-from pytest_voicelatency.audio import AudioError, load_clip
-from pytest_voicelatency.caller import AgentTimeoutError, Caller
+from pytest_voicelatency.call.protocol import AgentAudio, AgentProtocolError, AgentState
+from pytest_voicelatency.audio.clips import AudioError, load_clip
+from pytest_voicelatency.call.caller import AgentTimeoutError, Caller
 from pytest_voicelatency.fixtures import simulated_caller
 from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
-from pytest_voicelatency.oracle import OracleAgent, OracleConfig, tone_clip
-from pytest_voicelatency.script import answer, background, barge_in, pause, say
+from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.call.script import answer, background, barge_in, pause, say
 
 SHORT = [say(tone_clip(300, lead_ms=100, trail_ms=100)), answer(until="audible")]
 QUICK = OracleConfig(response_delay_ms=200, reply_ms=300)
@@ -256,8 +256,8 @@ def test_the_fixture_works_in_a_plain_test_and_inside_an_event_loop(pytester):
     pytester.makepyfile(test_fixture='''
 import asyncio
 from pytest_voicelatency import assert_p95
-from pytest_voicelatency.oracle import OracleAgent, OracleConfig, tone_clip
-from pytest_voicelatency.script import answer, say
+from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.call.script import answer, say
 
 SCRIPT = [say(tone_clip(300, lead_ms=100, trail_ms=100)), answer(until="audible")]
 AGENT = lambda: OracleAgent(OracleConfig(response_delay_ms=200, reply_ms=300))

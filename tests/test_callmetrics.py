@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_voicelatency.agent import AgentAudio, AgentClear, AgentState, AudioFormat
-from pytest_voicelatency.calllog import CallEnded, CallLog, Expectation, FrameSent, Received, Utterance
-from pytest_voicelatency.callmetrics import caller_spans, measure, pacing, speech_instant_ns
-from pytest_voicelatency.playout import PlayoutConfig
+from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AgentState, AudioFormat
+from pytest_voicelatency.call.log import CallEnded, CallLog, Expectation, FrameSent, Received, Utterance
+from pytest_voicelatency.call.metrics import caller_spans, measure, pacing, speech_instant_ns
+from pytest_voicelatency.call.playout import PlayoutConfig
 
 MS = 1_000_000
 N = 320  # samples per 20 ms frame

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pytest_voicelatency.__main__ import EPILOG, main
-from pytest_voicelatency.baseline import Distribution, RunResult, load, save
-from pytest_voicelatency.exitcodes import ExitCode
-from pytest_voicelatency.report import table_text
+from pytest_voicelatency.results.model import Distribution, RunResult, load, save
+from pytest_voicelatency.run.exitcodes import ExitCode
+from pytest_voicelatency.report.terminal import table_text
 
 
 def results(path, scale: float = 1.0, seed: int = 1, version: str = "0.1.0", thresholds=(),
@@ -303,7 +303,7 @@ def test_compare_markdown_bound_header_names_the_confidence_used(tmp_path, capsy
     main(["compare", str(base), str(head), "--markdown", "--confidence", confidence])
     out = capsys.readouterr().out
     assert f"| p95 ms (upper {label} bound) |" in out
-    from pytest_voicelatency.stats import upper_rank
+    from pytest_voicelatency.stats.quantiles import upper_rank
     values = load(head).select("asr", "first_byte_ms").values
     bound = values[upper_rank(values.size, 0.95, float(confidence)) - 1]
     row = next(line for line in out.splitlines() if line.startswith("| `asr`"))

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_voicelatency.baseline import Distribution, RunResult
-from pytest_voicelatency.compare import ComparePolicy, compare, to_record
+from pytest_voicelatency.results.model import Distribution, RunResult
+from pytest_voicelatency.gate.compare import ComparePolicy, compare, to_record
 
 KEY = ("asr", "first_byte_ms")
 

@@ -17,7 +17,7 @@ import pytest_voicelatency
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-MODULES = sorted(m.name for m in pkgutil.iter_modules(pytest_voicelatency.__path__,
+MODULES = sorted(m.name for m in pkgutil.walk_packages(pytest_voicelatency.__path__,
                                                        "pytest_voicelatency.")
                  if m.name != "pytest_voicelatency.__main__")
 

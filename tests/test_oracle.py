@@ -12,11 +12,11 @@ import asyncio
 
 import pytest
 
-from pytest_voicelatency.caller import Caller
+from pytest_voicelatency.call.caller import Caller
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.oracle import (OracleAgent, OracleConfig, expected_barge_in_ms,
+from pytest_voicelatency.agents.oracle import (OracleAgent, OracleConfig, expected_barge_in_ms,
                                         expected_response_ms, tone_clip)
-from pytest_voicelatency.script import answer, barge_in, say
+from pytest_voicelatency.call.script import answer, barge_in, say
 
 TOLERANCE_MS = 10.0
 SCENARIOS = {

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.playout import Playout, PlayoutConfig, audible_runs
+from pytest_voicelatency.call.playout import Playout, PlayoutConfig, audible_runs
 
 MS = 1_000_000
 RATE = 16_000

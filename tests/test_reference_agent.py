@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from pytest_voicelatency import capture_spans
-from pytest_voicelatency.caller import Caller
+from pytest_voicelatency.call.caller import Caller
 from pytest_voicelatency.clock import RealClock
-from pytest_voicelatency.crosscheck import disagreements, spans_lie
-from pytest_voicelatency.reference_agent import (NO_FLUSH, AsrPool, Latency, PoolConfig,
+from pytest_voicelatency.gate.crosscheck import disagreements, spans_lie
+from pytest_voicelatency.agents.reference import (NO_FLUSH, AsrPool, Latency, PoolConfig,
                                                  ReferenceServer)
-from pytest_voicelatency.script import answer, barge_in, say
+from pytest_voicelatency.call.script import answer, barge_in, say
 from test_examples import copy_examples
 
 
@@ -120,8 +120,8 @@ def test_a_server_shares_one_pool_and_its_agents_honour_the_clock():
 
 def _barge_in_pairs(heard_ms):
     """A table with one agent barge_in span (45 ms) and one caller span per turn."""
-    from pytest_voicelatency.spans import SpanRecord
-    from pytest_voicelatency.store import SpanTable
+    from pytest_voicelatency.spans.otel import SpanRecord
+    from pytest_voicelatency.spans.rows import SpanTable
 
     t = SpanTable()
     for i, heard in enumerate(heard_ms):

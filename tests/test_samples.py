@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_voicelatency.samples import default_metric, derive
+from pytest_voicelatency.stats.samples import default_metric, derive
 from tests.helpers import record, table_of
 
 
@@ -52,7 +52,7 @@ def test_turn_parents_handoffs_and_caller_spans_are_not_bars():
 
 def test_same_session_and_turn_ids_in_two_tests_are_two_turns():
     """Turn identity includes the test: reused ids in another test never join."""
-    from pytest_voicelatency.store import SpanTable
+    from pytest_voicelatency.spans.rows import SpanTable
 
     t = SpanTable()
     t.add(record("asr", 0, 100), "test_a")
@@ -112,7 +112,7 @@ def test_samples_are_a_snapshot_the_table_can_grow_after():
 
 def test_missed_and_censored_count_as_infinite_and_keep_their_bound():
     """Unknown is never fast: missed/censored become +inf for quantiles; the bound is kept."""
-    from pytest_voicelatency.spans import CENSORED, MISSED, UNRELIABLE
+    from pytest_voicelatency.spans.otel import CENSORED, MISSED, UNRELIABLE
     from tests.helpers import table_of
 
     base = [record("caller.barge_in", 0, 1, turn=str(i), metrics={"latency_ms": 100.0}) for i in range(3)]
@@ -141,8 +141,8 @@ def test_flags_come_from_span_attributes(raw_spans):
 
 def test_a_discarded_session_gives_no_samples_agent_spans_included():
     """A retried attempt's session (marked by the caller) leaves the samples and the gaps."""
-    from pytest_voicelatency.samples import DISCARDED
-    from pytest_voicelatency.store import SpanTable
+    from pytest_voicelatency.stats.samples import DISCARDED
+    from pytest_voicelatency.spans.rows import SpanTable
 
     t = SpanTable()
     for session in ("call-1", "call-1.retry1"):

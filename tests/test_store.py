@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.samples import derive
-from pytest_voicelatency.store import SpanTable
+from pytest_voicelatency.stats.samples import derive
+from pytest_voicelatency.spans.rows import SpanTable
 from tests.helpers import record, table_of
 
 
@@ -63,7 +63,7 @@ def test_concurrent_adds_lose_nothing():
 
 def test_problems_are_kept_once_and_counted_always():
     """Repeated problems are deduplicated for display but every occurrence counts."""
-    from pytest_voicelatency.spans import SpanRecord
+    from pytest_voicelatency.spans.otel import SpanRecord
 
     t = SpanTable()
     for _ in range(3):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.thresholds import (GRAMMAR, parse_threshold, parse_thresholds,
+from pytest_voicelatency.gate.thresholds import (GRAMMAR, parse_threshold, parse_thresholds,
                                             quantile_label, selector_hint, split_selector)
 
 

@@ -1,4 +1,4 @@
-"""Specification of pytest_voicelatency.vad on the bundled clips and on synthetic signals."""
+"""Specification of pytest_voicelatency.audio.vad on the bundled clips and on synthetic signals."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_voicelatency.audio import AudioError, Clip, add_noise, list_clips, load_clip, pad
-from pytest_voicelatency.vad import (
+from pytest_voicelatency.audio.clips import AudioError, Clip, add_noise, list_clips, load_clip, pad
+from pytest_voicelatency.audio.vad import (
     VAD,
     EnergyVAD,
     SpeechRegion,

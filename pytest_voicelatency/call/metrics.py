@@ -1,0 +1,294 @@
+"""Black-box measurements of one call, derived from its log by pure functions.
+
+Every number here is a difference of two *actual* instants on the call's clock: when the user's
+speech really started or ended (the ground-truth sample, placed at the actual send instant of the
+frame that carried it — see :func:`~pytest_voicelatency.call.protocol.sample_instant_ns`) and when the
+listener really heard something (the :class:`~pytest_voicelatency.call.playout.Playout` model replayed
+over the agent events the log received). Nothing is ever invented:
+
+* **response** (``caller.response``): ground-truth end of the user's speech → start of the first
+  sound the listener hears after it. ``arrival_ms`` beside it is the naive number (first agent
+  audio *arrived*), to show what leading silence or buffering hides;
+* **barge-in** (``caller.barge_in``): ground-truth onset of the interruption → the instant the
+  agent's audio playing then stops at the listener (quiet for the hold). ``tail_ms`` is how long
+  the listener kept hearing the agent after the agent decided to stop (its clear, else its last
+  audible chunk): the window in which the agent is deaf to the user;
+* an event that never happened within the step's bound is **missed** (value: the bound); one still
+  pending when the call ended is **censored** (value: the lower bound so far). Neither is 0;
+* **pacing**: lateness of every inbound frame (actual send − deadline) and of every event-loop
+  wake-up, p50/p99/max; above the limit the whole call is **unreliable**.
+
+>>> from pytest_voicelatency.call.log import FrameSent
+>>> frames = [FrameSent(i, 20_000_000 * (i + 1), 20_000_000 * (i + 1), 20_000_000 * (i + 1) + 1_000_000 * (i == 2))
+...           for i in range(4)]
+>>> pacing(frames, limit_ms=5.0)
+Pacing(frames=4, lateness_p50_ms=0.0, lateness_p99_ms=1.0, lateness_max_ms=1.0, wake_p50_ms=0.0, wake_p99_ms=0.0, wake_max_ms=0.0, limit_ms=5.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, check_event, sample_instant_ns
+from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Received
+from pytest_voicelatency.call.playout import Playout
+from pytest_voicelatency.stats.quantiles import nearest_rank
+
+__all__ = ["Measurement", "Pacing", "PlayoutSummary", "CallMetrics", "SpanData", "measure",
+           "pacing", "replay", "speech_instant_ns", "response", "barge_in", "caller_spans"]
+
+Outcome = Literal["ok", "missed", "censored"]
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One black-box measurement: ``kind`` of turn ``turn_id`` from ``start_ns`` to ``end_ns``."""
+
+    kind: Literal["response", "barge_in"]
+    turn_id: str
+    start_ns: int
+    end_ns: int
+    value_ms: float
+    outcome: Outcome
+    bound_ms: float
+    arrival_ms: float | None = None
+    tail_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How well the caller kept real time: inbound frame lateness and wake-up lateness, ms."""
+
+    frames: int
+    lateness_p50_ms: float
+    lateness_p99_ms: float
+    lateness_max_ms: float
+    wake_p50_ms: float
+    wake_p99_ms: float
+    wake_max_ms: float
+    limit_ms: float
+
+    @property
+    def reliable(self) -> bool:
+        """False when p99 send lateness exceeded the limit: the call's timings cannot be trusted."""
+        return self.frames == 0 or self.lateness_p99_ms <= self.limit_ms
+
+
+@dataclass(frozen=True, slots=True)
+class PlayoutSummary:
+    """The client's view of the agent's stream (see :class:`~pytest_voicelatency.call.playout.Playout`)."""
+
+    jitter_ms: float
+    buffer_ms: float
+    underruns: int
+    flushed_ms: float
+    clears: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallMetrics:
+    """Everything measured on one call; ``notes`` say what could not be measured and why."""
+
+    session_id: str
+    start_ns: int
+    end_ns: int
+    responses: tuple[Measurement, ...]
+    barge_ins: tuple[Measurement, ...]
+    pacing: Pacing
+    playout: PlayoutSummary
+    notes: tuple[str, ...] = ()
+
+    @property
+    def reliable(self) -> bool:
+        return self.pacing.reliable
+
+
+def _ms(ns: int | float) -> float:
+    return round(float(ns) / 1e6, 4)
+
+
+def _quantiles(values: np.ndarray) -> tuple[float, float, float]:
+    if values.size == 0:
+        return (0.0, 0.0, 0.0)
+    return (_ms(nearest_rank(values, 0.5)), _ms(nearest_rank(values, 0.99)), _ms(float(values.max())))
+
+
+def pacing(frames: Sequence[FrameSent], limit_ms: float) -> Pacing:
+    """p50/p99/max of send lateness and wake-up lateness over ``frames`` (nearest rank)."""
+    sent = np.array([f.sent_ns - f.scheduled_ns for f in frames], dtype=np.float64)
+    woke = np.array([f.woke_ns - f.scheduled_ns for f in frames], dtype=np.float64)
+    return Pacing(len(frames), *_quantiles(np.maximum(sent, 0)), *_quantiles(np.maximum(woke, 0)),
+                  limit_ms)
+
+
+def speech_instant_ns(log: CallLog, sample: int, *, end: bool = False) -> int | None:
+    """When inbound stream sample ``sample`` was spoken (None if its frame was never sent).
+
+    With ``end=True`` ``sample`` is one past the last sample of a stretch (an offset): the
+    instant is taken from the frame holding ``sample - 1``, the last sample actually spoken, so an
+    offset on a frame boundary does not pick up the next frame's send lateness.
+    """
+    n = log.format.frame_samples
+    index = (sample - 1) // n if end and sample > 0 else sample // n
+    if index >= len(log.frames):
+        return None
+    frame = log.frames[index]
+    return sample_instant_ns(frame.sent_ns, n, sample - index * n, log.format.sample_rate)
+
+
+def replay(log: CallLog) -> Playout:
+    """The listener's playout of every agent event in the log (malformed events are skipped)."""
+    playout = Playout(log.playout, log.format.sample_rate)
+    for entry in log.of(Received):
+        event = entry.event
+        if isinstance(event, AgentAudio):
+            try:
+                samples = check_event(event, log.format)
+            except Exception:
+                continue
+            assert samples is not None
+            playout.audio(entry.arrived_ns, samples)
+        elif isinstance(event, AgentClear):
+            playout.clear(entry.arrived_ns)
+    return playout
+
+
+def response(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> Measurement | str:
+    """The response to turn ``exp.turn_id``, or a note saying why it cannot be measured."""
+    utterance = log.utterance(exp.turn_id)
+    if utterance is None or utterance.offset_sample is None:
+        return f"turn {exp.turn_id}: no user utterance with a known end to measure a response from"
+    said = speech_instant_ns(log, utterance.offset_sample, end=True)
+    if said is None:
+        return f"turn {exp.turn_id}: the call ended before the user finished speaking"
+    bound = said + round(exp.bound_ms * 1e6)
+    onset = playout.first_onset(said)
+    arrival = next((c.arrival_ns for c in playout.chunks if c.sent_ns >= said), None)
+    arrival_ms = None if arrival is None else _ms(arrival - said)
+    if onset is not None and onset <= min(end_ns, bound):
+        return Measurement("response", exp.turn_id, said, onset, _ms(onset - said), "ok",
+                           exp.bound_ms, arrival_ms)
+    if end_ns < bound:
+        return Measurement("response", exp.turn_id, said, end_ns, _ms(max(end_ns - said, 0)),
+                           "censored", exp.bound_ms, arrival_ms)
+    return Measurement("response", exp.turn_id, said, bound, exp.bound_ms, "missed", exp.bound_ms,
+                       arrival_ms)
+
+
+def _stop_decision(log: CallLog, playout: Playout, onset: int, silent: int, bound: int) -> int | None:
+    """When the agent decided to stop: its first clear after the onset (within the bound), else
+    the send instant of its last audible chunk that played before the silence."""
+    for entry in log.of(Received):
+        if isinstance(entry.event, AgentClear) and onset <= entry.arrived_ns <= onset + bound:
+            return entry.arrived_ns
+    last = None
+    for chunk in playout.chunks:
+        first = chunk.runs[0][0] if chunk.runs else None
+        if first is not None and chunk.start_ns + first * 1_000_000_000 // playout.rate < silent:
+            last = chunk.sent_ns
+    return last
+
+
+def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> Measurement | str:
+    """The barge-in of turn ``exp.turn_id``, or a note saying why it cannot be measured."""
+    utterance = log.utterance(exp.turn_id)
+    if utterance is None or utterance.onset_sample is None:
+        return f"turn {exp.turn_id}: no interrupting utterance with a known onset"
+    onset = speech_instant_ns(log, utterance.onset_sample)
+    if onset is None:
+        return f"turn {exp.turn_id}: the call ended before the interruption was spoken"
+    bound_ns = round(exp.bound_ms * 1e6)
+    if not playout.audible_at(onset):
+        return (f"turn {exp.turn_id}: the agent was not audible when the interruption began, so "
+                f"there was nothing to barge in on (its reply had ended or not begun); not a "
+                f"barge-in sample: shorten after_ms or barge in at an agent state")
+    silent = playout.silent_from(onset)
+    if min(silent, end_ns) - onset > bound_ns:
+        return Measurement("barge_in", exp.turn_id, onset, onset + bound_ns, exp.bound_ms,
+                           "missed", exp.bound_ms)
+    if playout.settled(onset, end_ns) is None:
+        last = min(silent, end_ns)
+        return Measurement("barge_in", exp.turn_id, onset, last, _ms(last - onset), "censored",
+                           exp.bound_ms)
+    decision = _stop_decision(log, playout, onset, silent, bound_ns)
+    tail = None if decision is None else _ms(max(silent - decision, 0))
+    return Measurement("barge_in", exp.turn_id, onset, silent, _ms(silent - onset), "ok",
+                       exp.bound_ms, tail_ms=tail)
+
+
+def measure(log: CallLog, *, pacing_limit_ms: float = 5.0) -> CallMetrics:
+    """Derive every measurement of a call from its log (pure: the log is not changed)."""
+    ended = log.ended
+    end_ns = ended.at_ns if ended is not None else max(
+        [log.origin_ns] + [f.sent_ns for f in log.frames]
+        + [e.arrived_ns for e in log.of(Received)])
+    playout = replay(log)
+    responses: list[Measurement] = []
+    barge_ins: list[Measurement] = []
+    notes: list[str] = []
+    for exp in log.of(Expectation):
+        result = (response if exp.kind == "response" else barge_in)(log, playout, exp, end_ns)
+        if isinstance(result, str):
+            notes.append(result)
+        else:
+            (responses if exp.kind == "response" else barge_ins).append(result)
+    if log.late_events:
+        notes.append(f"{log.late_events} agent events arrived after the call ended (ignored)")
+    summary = PlayoutSummary(round(playout.jitter_ms, 4), round(playout.buffer_ms, 4),
+                             playout.underruns, round(playout.flushed_ms, 4), playout.clears,
+                             len(playout.chunks))
+    return CallMetrics(log.session_id, log.origin_ns, end_ns, tuple(responses),
+                       tuple(barge_ins), pacing(log.frames, pacing_limit_ms), summary,
+                       tuple(notes))
+
+
+@dataclass(frozen=True, slots=True)
+class SpanData:
+    """A black-box span to emit: name (= stage), instants on the call's clock, attributes."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+
+
+def caller_spans(metrics: CallMetrics, *, virtual_clock: bool = False) -> list[SpanData]:
+    """The ``caller.*`` spans of a call: one per measurement, plus playout and pacing per call.
+
+    Every span carries ``audio.source="caller"``, the session and turn ids (``"call"`` for the
+    per-call ones) and ``audio.reliable``; a missed or censored measurement carries
+    ``audio.outcome`` and its bound as the value.
+    """
+    common = {"audio.source": "caller", "audio.session_id": metrics.session_id,
+              "audio.reliable": metrics.reliable,
+              "audio.clock": "virtual" if virtual_clock else "real"}
+
+    def span(stage: str, turn: str, start: int, end: int, values: dict[str, Any]) -> SpanData:
+        attributes = {"audio.stage": stage, "audio.turn_id": turn, **common,
+                      **{f"audio.{k}": v for k, v in values.items() if v is not None}}
+        return SpanData(stage, start, max(end, start), attributes)
+
+    out = []
+    for m in metrics.responses + metrics.barge_ins:
+        values: dict[str, Any] = {"latency_ms": m.value_ms, "outcome": m.outcome,
+                                  "bound_ms": m.bound_ms}
+        if m.kind == "response":
+            values["arrival_ms"] = m.arrival_ms
+        else:
+            values["tail_ms"] = m.tail_ms
+        out.append(span(f"caller.{m.kind}", m.turn_id, m.start_ns, m.end_ns, values))
+    o, p = metrics.playout, metrics.pacing
+    out.append(span("caller.playout", "call", metrics.start_ns, metrics.end_ns,
+                    {"jitter_ms": o.jitter_ms, "buffer_ms": o.buffer_ms, "underruns": o.underruns,
+                     "flushed_ms": o.flushed_ms, "clears": o.clears}))
+    out.append(span("caller.pacing", "call", metrics.start_ns, metrics.end_ns,
+                    {"lateness_p50_ms": p.lateness_p50_ms, "lateness_p99_ms": p.lateness_p99_ms,
+                     "lateness_max_ms": p.lateness_max_ms, "wake_p50_ms": p.wake_p50_ms,
+                     "wake_p99_ms": p.wake_p99_ms, "wake_max_ms": p.wake_max_ms,
+                     "frames": p.frames, "limit_ms": p.limit_ms}))
+    return out

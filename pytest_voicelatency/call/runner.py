@@ -1,0 +1,366 @@
+"""One call, run: the line handed to the agent, the paced microphone, and the script's steps.
+
+Why a module of its own: :mod:`pytest_voicelatency.call.caller` decides *which* calls to run and what
+to do with their results (retry, warn, emit spans); this module is the part that has to be right
+to the millisecond while a call is live. A :class:`CallRun` owns one attempt at one call:
+
+* the *line* (:class:`~pytest_voicelatency.call.protocol.AgentSession`) the agent emits into: every event
+  is stamped on arrival in the :class:`~pytest_voicelatency.call.log.CallLog` before it is checked,
+  and its audio is fed to the :class:`~pytest_voicelatency.call.playout.Playout` model;
+* the *pacer*: inbound frames are sent on absolute deadlines of the injected clock (frame ``k``
+  at ``origin + (k + 1) * frame``), each logged with its deadline, wake-up and send instants, so
+  lateness is measured, never assumed; the caller never reads time or sleeps any other way;
+* the *script*: each step places clips on the microphone or waits, on the same clock, for what
+  the listener hears (a reply becoming audible, playback settling after a barge-in).
+
+It records; it does not measure: :func:`~pytest_voicelatency.call.metrics.measure` derives every
+number from the finished log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import numpy as np
+
+from pytest_voicelatency.call.protocol import (AgentAudio, AgentClear, AgentEvent, AgentState, AudioFormat, VoiceAgent,
+                    check_event)
+from pytest_voicelatency.audio.clips import gain, to_pcm16
+from pytest_voicelatency.call.caller import AgentTimeoutError
+from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Utterance
+from pytest_voicelatency.call.metrics import speech_instant_ns
+from pytest_voicelatency.errors import VoiceLatencyError, VoiceLatencyUsageError
+from pytest_voicelatency.call.playout import Playout, PlayoutConfig
+from pytest_voicelatency.call.script import Answer, Background, BargeIn, Pause, Say, Step, describe, resolve_clip
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from pytest_voicelatency.audio.clips import Clip
+    from pytest_voicelatency.clock import Clock
+
+__all__ = ["CallRun"]
+
+_T = TypeVar("_T")
+
+
+class _Line:
+    """The caller's end of the line: the :class:`~pytest_voicelatency.call.protocol.AgentSession`."""
+
+    def __init__(self, log: CallLog, clock: Clock, tracer: Tracer | None,
+                 changed: asyncio.Event) -> None:
+        self.session_id = log.session_id
+        self.format = log.format
+        self.clock = clock
+        self.tracer = tracer
+        self.log = log
+        self.playout = Playout(log.playout, log.format.sample_rate)
+        self.states: list[tuple[int, str]] = []
+        self.error: BaseException | None = None
+        self._changed = changed
+
+    def emit(self, event: AgentEvent) -> None:
+        entry = self.log.receive(event)  # stamped first, before anything else
+        if entry is None:
+            return
+        try:
+            samples = check_event(event, self.format)
+        except VoiceLatencyError as exc:
+            self.fail(exc)
+            raise
+        if isinstance(event, AgentAudio):
+            assert samples is not None
+            self.playout.audio(entry.arrived_ns, samples)
+        elif isinstance(event, AgentClear):
+            self.playout.clear(entry.arrived_ns)
+        elif isinstance(event, AgentState):
+            self.states.append((entry.arrived_ns, event.state))
+        self._changed.set()
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self._changed.set()
+
+
+class _Mic:
+    """The inbound stream: placed clips and a looping background, summed frame by frame."""
+
+    def __init__(self, fmt: AudioFormat) -> None:
+        self.n = fmt.frame_samples
+        self.placed: list[tuple[int, np.ndarray]] = []
+        self.background: tuple[int, np.ndarray] | None = None
+
+    def frame(self, index: int) -> bytes:
+        lo, hi = index * self.n, (index + 1) * self.n
+        out = np.zeros(self.n, np.float32)
+        if self.background is not None:
+            start, bed = self.background
+            if hi > start:
+                positions = np.arange(max(lo, start), hi)
+                out[positions - lo] += bed[(positions - start) % bed.size]
+        keep = []
+        for start, samples in self.placed:
+            end = start + samples.size
+            if start < hi and end > lo:
+                a, b = max(start, lo), min(end, hi)
+                out[a - lo:b - lo] += samples[a - start:b - start]
+            if end > hi:
+                keep.append((start, samples))
+        self.placed = keep
+        return to_pcm16(np.clip(out, -1.0, 1.0))
+
+
+class CallRun:
+    """One attempt at one call: pacer and script tasks around one agent.
+
+    The settings are the :class:`~pytest_voicelatency.call.caller.Caller`'s; ``offset_ns`` shifts
+    the call's time zero (concurrent calls are staggered so their frames are not aligned).
+    """
+
+    def __init__(self, agent: VoiceAgent, steps: tuple[Step, ...], session_id: str,
+                 playout: PlayoutConfig, offset_ns: int, *, clock: Clock, format: AudioFormat,
+                 tracer: Tracer | None, agent_timeout_ms: float) -> None:
+        self.agent, self.steps = agent, steps
+        self.clock = clock
+        self.fmt = format
+        self.agent_timeout_ms = agent_timeout_ms
+        self.changed = asyncio.Event()
+        self.offset_ns = offset_ns
+        self.log = CallLog(session_id, self.fmt, playout, self.clock)
+        self.line = _Line(self.log, self.clock, tracer, self.changed)
+        self.mic = _Mic(self.fmt)
+        self.sent = 0  # frames sent so far
+        self.turn = 0
+        self.where = ""
+
+    # -------------------------------------------------------------- plumbing
+
+    def _now(self) -> int:
+        return self.clock.now_ns()
+
+    async def _until(self, predicate: Callable[[], bool], deadline_ns: int | None) -> bool:
+        """Wait until ``predicate()`` holds (True) or the deadline passes (False)."""
+        while True:
+            if self.line.error is not None:
+                raise self.line.error
+            if predicate():
+                return True
+            if deadline_ns is not None and self._now() >= deadline_ns:
+                return False
+            self.changed.clear()
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.changed.wait())}
+            if deadline_ns is not None:
+                waits.add(asyncio.ensure_future(self.clock.sleep_until(deadline_ns)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def _bounded(self, awaitable: Awaitable[_T], ms: float, what: str) -> _T:
+        task = asyncio.ensure_future(awaitable)
+        timer = asyncio.ensure_future(self.clock.sleep_until(self._now() + round(ms * 1e6)))
+        try:
+            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if not task.done():
+            task.cancel()
+            raise AgentTimeoutError(f"session {self.log.session_id}: {what} did not return within "
+                                    f"{ms:g} ms; it must not block (do long work in a task)")
+        return task.result()
+
+    async def _pace(self) -> None:
+        frame_ns, origin = self.fmt.frame_ns, self.log.origin_ns
+        while True:
+            deadline = origin + (self.sent + 1) * frame_ns
+            woke = await self.clock.sleep_until(deadline)
+            pcm = self.mic.frame(self.sent)
+            self.log.append(FrameSent(self.sent, deadline, woke, self._now()))
+            self.sent += 1
+            self.changed.set()
+            await self.agent.receive(pcm)
+
+    def _sent_through(self, sample: int) -> Callable[[], bool]:
+        return lambda: self.sent * self.fmt.frame_samples >= sample
+
+    def _next_sample(self) -> int:
+        # frame `sent` is built only after the pacer wakes, with no await in between: a clip
+        # placed now at its first sample is in it
+        return self.sent * self.fmt.frame_samples
+
+    def _slack_ns(self, samples: int) -> int:
+        """A deadline for sending ``samples``: their duration plus the agent timeout."""
+        return (self._now() + samples * 1_000_000_000 // self.fmt.sample_rate
+                + round(self.agent_timeout_ms * 1e6))
+
+    # -------------------------------------------------------------- steps
+
+    def _place(self, clip: Clip, start: int, role: Literal["say", "barge_in"],
+               target_ns: int | None = None, skip: int = 0) -> Utterance:
+        if clip.onset_ms is None or clip.offset_ms is None:
+            raise VoiceLatencyUsageError(
+                f"{self.where}: clip {clip.name!r} has no ground truth (onset_ms/offset_ms), so no "
+                f"latency can be measured from it; use background() for noise, or set them with "
+                f"dataclasses.replace(clip, onset_ms=..., offset_ms=...)")
+        rate = self.fmt.sample_rate
+        self.turn += 1
+        samples = clip.samples[skip:]  # skip: leading silence cut so a late barge-in lands on time
+        self.mic.placed.append((start, samples))
+        utterance = Utterance(str(self.turn), role, clip.name, start, start + samples.size,
+                              start - skip + round(clip.onset_ms * rate / 1000),
+                              start - skip + round(clip.offset_ms * rate / 1000), target_ns)
+        self.log.append(utterance)
+        return utterance
+
+    async def _spoken(self, utterance: Utterance) -> None:
+        if not await self._until(self._sent_through(utterance.end_sample),
+                                 self._slack_ns(utterance.end_sample - utterance.start_sample)):
+            raise AgentTimeoutError(f"session {self.log.session_id} {self.where}: the caller could "
+                                    f"not send the clip in time: the agent's receive() is blocking")
+
+    def _said(self) -> int:
+        """Ground-truth end of the latest user utterance (its frames are all sent)."""
+        utterance = self.log.utterance(str(self.turn))
+        assert utterance is not None and utterance.offset_sample is not None
+        said = speech_instant_ns(self.log, utterance.offset_sample, end=True)
+        assert said is not None
+        return said
+
+    def _timeout(self, what: str, ms: float) -> AgentTimeoutError:
+        return AgentTimeoutError(
+            f"session {self.log.session_id} turn {self.turn}: {what} within {ms:g} ms after the "
+            f"user stopped speaking ({self.where}); check that the agent emits AgentAudio for "
+            f"this turn, or raise timeout_ms")
+
+    async def _say(self, step: Say) -> None:
+        clip = resolve_clip(step.clip, self.fmt.sample_rate, self.where)
+        await self._spoken(self._place(clip, self._next_sample(), "say"))
+
+    async def _answer(self, step: Answer) -> None:
+        said = self._said()
+        self.log.append(Expectation("response", str(self.turn), step.timeout_ms, self._now(),
+                                    self.where))
+        playout = self.line.playout
+        heard: list[int] = []
+
+        def audible() -> bool:
+            onset = playout.first_onset(said)
+            if onset is not None and onset <= self._now():
+                heard.append(onset)
+                return True
+            return False
+
+        if not await self._until(audible, said + round(step.timeout_ms * 1e6)):
+            if step.required:
+                raise self._timeout(
+                    "the agent's earlier audio was still playing and no new reply began "
+                    "(its audio never paused for the playout hold_ms)" if playout.audible_at(said)
+                    else "the agent did not answer", step.timeout_ms)
+            return
+        if step.until == "done":
+            onset = heard[-1]
+            await self._until(lambda: playout.settled(onset, self._now()) is not None,
+                              onset + round(step.max_reply_ms * 1e6))
+
+    async def _barge_in(self, step: BargeIn) -> None:
+        clip = resolve_clip(step.clip, self.fmt.sample_rate, self.where)
+        said, playout = self._said(), self.line.playout
+        start_of_turn = said - 60_000_000_000
+        utterance = self.log.utterance(str(self.turn))
+        if utterance is not None:
+            start_of_turn = speech_instant_ns(self.log, utterance.start_sample) or start_of_turn
+
+        def reference() -> int | None:
+            if step.at_state is not None:
+                return next((t for t, s in self.line.states
+                             if s == step.at_state and t >= start_of_turn), None)
+            return playout.first_onset(said)
+
+        if not await self._until(lambda: reference() is not None,
+                                 said + round(step.timeout_ms * 1e6)):
+            what = (f"the agent never reported state {step.at_state!r}" if step.at_state else
+                    "the agent never became audible, so there was nothing to barge in on")
+            raise self._timeout(what, step.timeout_ms)
+        rate = self.fmt.sample_rate
+        if clip.onset_ms is None:
+            self._place(clip, 0, "barge_in")  # raises: no ground truth
+        assert clip.onset_ms is not None
+        before = round(clip.onset_ms * rate / 1000)  # samples of the clip before its speech onset
+        early = 2 * self.fmt.frame_ns + before * 1_000_000_000 // rate
+        after = round(step.after_ms * 1e6)
+        await self._until(lambda: self._now() >= (reference() or 0) + after - early,
+                          (reference() or 0) + after - early)
+        target = (reference() or 0) + after
+        wanted = math.ceil((target - self.log.origin_ns) * rate / 1e9) - before
+        start = max(wanted, self._next_sample())
+        skip = min(start - wanted, max(before - 1, 0))  # late: drop leading silence, not speech
+        utterance = self._place(clip, start, "barge_in", target, skip)
+        self.log.append(Expectation("barge_in", str(self.turn), step.stop_timeout_ms, self._now(),
+                                    self.where))
+        await self._spoken(utterance)
+        assert utterance.onset_sample is not None
+        onset = speech_instant_ns(self.log, utterance.onset_sample)
+        assert onset is not None
+        await self._until(lambda: playout.settled(onset, self._now()) is not None,
+                          onset + round(step.stop_timeout_ms * 1e6))
+
+    async def _pause(self, step: Pause) -> None:
+        end = self._next_sample() + round(step.ms * self.fmt.sample_rate / 1000)
+        await self._until(self._sent_through(end), self._slack_ns(end - self._next_sample()))
+
+    def _background(self, step: Background) -> None:
+        if step.clip is None:
+            self.mic.background = None
+            return
+        clip = gain(resolve_clip(step.clip, self.fmt.sample_rate, self.where), step.gain_db)
+        self.mic.background = (self._next_sample(), clip.samples)
+
+    async def _script(self) -> None:
+        for index, step in enumerate(self.steps, 1):
+            self.where = f"script step {index}: {describe(step)}"
+            if isinstance(step, Say):
+                await self._say(step)
+            elif isinstance(step, Answer):
+                await self._answer(step)
+            elif isinstance(step, BargeIn):
+                await self._barge_in(step)
+            elif isinstance(step, Pause):
+                await self._pause(step)
+            else:
+                self._background(step)
+
+    async def run(self) -> BaseException | None:
+        """Run the call; return the error that ended it (the log is complete either way)."""
+        error: BaseException | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._bounded(self.agent.start(self.line), self.agent_timeout_ms,
+                                f"{type(self.agent).__name__}.start()")
+            self.log.origin_ns = self._now() + self.offset_ns  # time zero: after start()
+            tasks = [asyncio.ensure_future(self._pace()), asyncio.ensure_future(self._script())]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+            if self.line.error is not None:
+                raise self.line.error
+        except Exception as exc:
+            error = exc
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self.log.end("done" if error is None else type(error).__name__)
+            try:
+                await self._bounded(self.agent.close(), self.agent_timeout_ms,
+                                    f"{type(self.agent).__name__}.close()")
+            except Exception as exc:
+                error = error or exc
+        if error is not None and self.where and hasattr(error, "add_note"):
+            error.add_note(f"in session {self.log.session_id}, {self.where}")
+        return error

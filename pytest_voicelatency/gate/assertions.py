@@ -1,0 +1,164 @@
+"""Assert per-stage latency quantiles in a test, with a failure message that explains itself.
+
+>>> from pytest_voicelatency import assert_p95, capture_spans, stage_span
+>>> with capture_spans() as cap:
+...     for turn in range(20):
+...         with stage_span("asr", "s1", turn) as first_partial:
+...             first_partial()
+>>> assert_p95(stage="asr", lt=1000, capture=cap).outcome
+'pass'
+
+A failure raises :class:`~pytest_voicelatency.errors.LatencyAssertionError` naming the stage,
+metric, quantile, limit, n, the bound (with ``confidence=``), how many turns produced nothing and
+the worst three samples with their session, turn and trace ids, so the slow turn can be pulled out
+of a trace store directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from pytest_voicelatency.spans.capture import Capture, current_capture
+from pytest_voicelatency.errors import LatencyAssertionError, VoiceLatencyUsageError, VoiceLatencyWarning
+from pytest_voicelatency.stats.samples import Sample, Selection
+from pytest_voicelatency.stats.quantiles import check_q
+from pytest_voicelatency.stats.verdict import Verdict, judge, limit_from
+
+__all__ = ["assert_quantile", "assert_p50", "assert_p95", "assert_p99", "format_verdict"]
+
+
+def _quantile_name(q: float) -> str:
+    pct = q * 100
+    return f"p{pct:g}" if abs(pct - round(pct)) > 1e-9 else f"p{round(pct)}"
+
+
+def format_verdict(selection: Selection, verdict: Verdict) -> str:
+    """The multi-line explanation of a verdict (used by failures and CI reports)."""
+    est, lim = verdict.estimate, verdict.limit
+    name = _quantile_name(est.q)
+    value = "+inf (missed or censored)" if est.value == float("inf") else f"{est.value:.1f} ms"
+    head = (f"{selection.stage} {selection.metric} {name} = {value}, limit {lim} ms "
+            f"(n={est.n}, produced nothing: {selection.nothing}) -> {verdict.outcome.upper()}")
+    lines = [head]
+    if est.confidence is not None:
+        c = f"{est.confidence:.0%}"
+        upper = "none (too few samples)" if est.upper is None else \
+            f"{est.upper:.1f} ms (order statistic {est.upper_rank} of {est.n})"
+        lower = "none (too few samples)" if est.lower is None else \
+            f"{est.lower:.1f} ms (order statistic {est.lower_rank} of {est.n})"
+        lines.append(f"  {c} bounds on {name}: lower {lower}; upper {upper}")
+    if verdict.outcome == "inconclusive":
+        more = ("more samples will not help: the observed fraction within the limit is not above "
+                f"{est.q:g}" if verdict.needed is None else
+                f"about n={verdict.needed} samples would decide if the data keep their shape")
+        lines.append(f"  inconclusive: the bounds straddle the limit; {more}")
+    flagged = [f"{k}: {getattr(selection, k)}" for k in ("missed", "censored", "unreliable")
+               if getattr(selection, k)]
+    if flagged:
+        lines.append(f"  {', '.join(flagged)} (missed and censored count as +inf: unknown is "
+                     f"never fast; unreliable = the harness could not keep time)")
+    worst = selection.worst(3)
+    if worst:
+        lines.append("  worst: " + "; ".join(
+            f"{_describe(s)} (session={s.session_id or '?'} turn={s.turn_id or '?'} "
+            f"trace={s.trace_id[:16] or '?'})" for s in worst))
+    return "\n".join(lines)
+
+
+def _unreliable(capture: Capture, selection: Selection, verdict: Verdict) -> None:
+    """Never a silent verdict on numbers the harness could not time: warn, or fail by policy."""
+    __tracebackhide__ = True
+    text = (f"{selection.unreliable} of {selection.n} samples of {selection.stage} "
+            f"{selection.metric} were measured while the harness could not keep time (e.g. a "
+            f"starved event loop), so this {verdict.outcome} is not trustworthy; rerun on a quieter "
+            f"machine, or set voice_latency_unreliable = retry")
+    if capture.unreliable == "fail":
+        raise LatencyAssertionError(f"{format_verdict(selection, verdict)}\n  UNRELIABLE: {text}",
+                                    stage=selection.stage, metric=selection.metric,
+                                    value=verdict.estimate.value, limit=verdict.limit.value,
+                                    n=verdict.estimate.n, verdict="unreliable")
+    warnings.warn(VoiceLatencyWarning(text), stacklevel=4)
+
+
+def _describe(sample: Sample) -> str:
+    if sample.missed:
+        return f"missed (waited {sample.value:.1f} ms)"
+    if sample.censored:
+        return f">= {sample.value:.1f} ms (censored)"
+    return f"{sample.value:.1f} ms"
+
+
+def _missing_message(capture: Capture, stage: str, metric: str | None, sel: Selection) -> str:
+    seen = capture.sample_set().metrics_by_stage()
+    listing = "\n".join(f"  {s}: {', '.join(m)}" for s, m in seen.items()) or "  (no voice spans at all)"
+    what = f"stage {stage!r}" + (f" metric {metric!r}" if metric else f" (default metric {sel.metric!r})")
+    hint = ("every sample produced nothing (first_byte_ms = -1): the stage never called first_byte()"
+            if sel.nothing else
+            "check the stage name, that the agent ran inside the capture, and that its spans "
+            "reach the global tracer provider")
+    return (f"no samples for {what}; {hint}.\n{len(capture)} voice spans captured; stages and "
+            f"metrics seen:\n{listing}")
+
+
+def assert_quantile(q: float, *, stage: str, lt: float | None = None, le: float | None = None,
+                    metric: str | None = None, capture: Capture | None = None,
+                    confidence: float | None = None) -> Verdict:
+    """Assert that the q-quantile of ``stage``'s ``metric`` is below ``lt`` (or at most ``le``) ms.
+
+    ``metric`` defaults to the stage's default metric; ``capture`` to the innermost active
+    capture (the test's ``voice_spans`` or an enclosing ``capture_spans()``). With
+    ``confidence=0.95`` the verdict uses order-statistic bounds and an undecided result fails as
+    *inconclusive*. Returns the verdict when it passes.
+    """
+    __tracebackhide__ = True
+    q = check_q(q)
+    if not isinstance(stage, str) or not stage:
+        raise VoiceLatencyUsageError(f"stage= must be a stage name such as 'asr', got {stage!r}")
+    limit = limit_from(lt, le)
+    capture = capture if capture is not None else current_capture()
+    if capture is None:
+        raise VoiceLatencyUsageError(
+            "no span capture is active: request the voice_spans fixture in this test, run with "
+            "pytest --voice-latency, or wrap the code in `with capture_spans() as cap:` and pass "
+            "capture=cap")
+    selection = capture.select(stage, metric)
+    verdict = judge(selection.values, q, limit, confidence)
+    if selection.unreliable and verdict.outcome != "missing":
+        _unreliable(capture, selection, verdict)
+    if verdict.outcome == "missing":
+        raise LatencyAssertionError(_missing_message(capture, stage, metric, selection),
+                                    stage=stage, metric=selection.metric, limit=limit.value,
+                                    verdict="missing")
+    if not verdict.passed:
+        raise LatencyAssertionError(format_verdict(selection, verdict), stage=stage,
+                                    metric=selection.metric, value=verdict.estimate.value,
+                                    limit=limit.value, n=verdict.estimate.n,
+                                    verdict=verdict.outcome)
+    return verdict
+
+
+def assert_p50(*, stage: str, lt: float | None = None, le: float | None = None,
+               metric: str | None = None, capture: Capture | None = None,
+               confidence: float | None = None) -> Verdict:
+    """:func:`assert_quantile` at q = 0.50."""
+    __tracebackhide__ = True
+    return assert_quantile(0.50, stage=stage, lt=lt, le=le, metric=metric, capture=capture,
+                           confidence=confidence)
+
+
+def assert_p95(*, stage: str, lt: float | None = None, le: float | None = None,
+               metric: str | None = None, capture: Capture | None = None,
+               confidence: float | None = None) -> Verdict:
+    """:func:`assert_quantile` at q = 0.95: ``assert_p95(stage="barge_in", lt=200)``."""
+    __tracebackhide__ = True
+    return assert_quantile(0.95, stage=stage, lt=lt, le=le, metric=metric, capture=capture,
+                           confidence=confidence)
+
+
+def assert_p99(*, stage: str, lt: float | None = None, le: float | None = None,
+               metric: str | None = None, capture: Capture | None = None,
+               confidence: float | None = None) -> Verdict:
+    """:func:`assert_quantile` at q = 0.99."""
+    __tracebackhide__ = True
+    return assert_quantile(0.99, stage=stage, lt=lt, le=le, metric=metric, capture=capture,
+                           confidence=confidence)

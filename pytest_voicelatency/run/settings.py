@@ -1,0 +1,98 @@
+"""The gate configuration of a run, parsed once at configure time from ini values and options.
+
+Every bad value raises :class:`~pytest_voicelatency.errors.VoiceLatencyUsageError` naming the
+ini key (or the threshold line) and what it accepts; the plugin turns it into a pytest usage
+error before any test runs.
+
+>>> s = build(thresholds=["asr: p95 < 150"], confidence="0.95")
+>>> s.thresholds[0].label, s.policy.confidence, s.compare_policy.confidence
+('p95 < 150', 0.95, 0.99)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence, Sized
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.gate.policy import ComparePolicy, GatePolicy, parse_body, policy_from_strings
+from pytest_voicelatency.gate.thresholds import Threshold, parse_thresholds
+
+__all__ = ["Settings", "build"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run's gate configuration and output paths, parsed at configure time."""
+
+    thresholds: tuple[Threshold, ...] = ()
+    policy: GatePolicy = GatePolicy()
+    compare_policy: ComparePolicy = ComparePolicy()
+    json_path: str | None = None
+    save_path: str | None = None
+    compare_path: str | None = None
+    markdown_path: str | None = None
+    step_summary: str | None = None  # $GITHUB_STEP_SUMMARY
+    root: str | None = None  # where to ask git for the commit
+    judge: bool = True  # False for --collect-only: nothing ran, nothing to gate
+    spans_lie_margin_ms: float = 50.0  # agent span vs what the caller heard (crosscheck.py)
+
+    def has_work(self, table: Sized | None) -> bool:
+        """Whether the end of the run has anything to judge, compare or write.
+
+        With no voice spans, no thresholds and no outputs there is nothing to do, and the
+        run skips loading numpy and the statistics just to print "no voice spans".
+        """
+        return bool((table is not None and len(table)) or self.thresholds
+                    or self.needs_environment or self.markdown_path or self.step_summary)
+
+    @property
+    def needs_environment(self) -> bool:
+        return bool(self.json_path or self.save_path or self.compare_path)
+
+    def record(self) -> dict[str, Any]:
+        """The settings as stored in results files (merges refuse shards that differ)."""
+        p, c = self.policy, self.compare_policy
+        return {"thresholds": [t.line for t in self.thresholds], "confidence": p.confidence,
+                "inconclusive": p.inconclusive, "missing": p.missing, "unreliable": p.unreliable,
+                "compare": {"confidence": c.confidence, "quantile": c.q,
+                            "min_relative": c.min_relative, "min_ms": c.min_ms,
+                            "body": list(c.body), "tail_share": c.tail_share}}
+
+
+
+def _number(key: str, text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low < value < high:
+        raise VoiceLatencyUsageError(f"{key} = {text!r}: give {what}")
+    return value
+
+
+def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive: str = "warn",
+          missing: str = "fail", unreliable: str = "warn", compare_confidence: str = "0.99",
+          compare_body: str = "p50 p75 p90",
+          min_effect_pct: str = "10", min_effect_ms: str = "10", json_path: str | None = None,
+          save_path: str | None = None, compare_path: str | None = None,
+          markdown_path: str | None = None, step_summary: str | None = None,
+          root: str | None = None, judge: bool = True,
+          spans_lie_margin_ms: str = "50") -> Settings:
+    """Parse raw ini strings and option values into :class:`Settings`."""
+    policy = policy_from_strings(confidence, inconclusive, missing, unreliable)
+    compare_policy = ComparePolicy(
+        confidence=_number("voice_latency_compare_confidence", compare_confidence, 0, 1,
+                           "a number strictly between 0 and 1 (default 0.99)"),
+        min_relative=_number("voice_latency_min_effect_pct", min_effect_pct, -1e-12, 1e6,
+                             "a percentage >= 0 (default 10)") / 100,
+        min_ms=_number("voice_latency_min_effect_ms", min_effect_ms, -1e-12, 1e9,
+                       "milliseconds >= 0 (default 10)"),
+        inconclusive=policy.inconclusive, body=parse_body(compare_body))
+    margin = _number("voice_latency_spans_lie_margin_ms", spans_lie_margin_ms, 0, 1e9,
+                     "milliseconds > 0 (default 50)")
+    return Settings(tuple(parse_thresholds(thresholds)), policy, compare_policy, json_path or None,
+                    save_path or None, compare_path or None, markdown_path or None,
+                    step_summary or None, root, judge, margin)

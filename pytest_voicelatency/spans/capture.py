@@ -1,0 +1,192 @@
+"""Capture finished spans in memory, from any tracer on the global provider.
+
+OpenTelemetry lets a process set its global tracer provider once. So the plugin never fights
+that rule: on first use it attaches one span processor to the SDK ``TracerProvider`` that is
+already installed (the user's, e.g. from ``conftest.py``), or installs a plain one if none is
+set. That processor hands each finished voice span, converted once to a compact record, to every
+capture active at that moment. Captures nest (a per-test capture and a ``capture_spans()``
+inside a hypothesis example both see the span); a span that ends while no capture is active is
+dropped at the cost of one list check.
+
+>>> from pytest_voicelatency import capture_spans, stage_span
+>>> with capture_spans() as cap:
+...     with stage_span("asr", "s1", "t1") as first_partial:
+...         first_partial()
+>>> cap.stages()
+['asr']
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.spans.rows import SpanTable
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
+    from pytest_voicelatency.stats.samples import SampleSet, Selection
+
+__all__ = ["Capture", "capture_spans", "attach", "current_capture"]
+
+_lock = threading.Lock()
+_active: list[Capture] = []
+_attached: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+class Capture:
+    """The voice spans finished while this capture was active, kept as compact rows.
+
+    ``samples()`` derives samples (including gaps) on demand and caches them until more spans
+    arrive. Thread-safe: spans may end on any thread.
+    """
+
+    def __init__(self, test_id: str = "", unreliable: str = "warn") -> None:
+        self.test_id = test_id
+        #: what an assertion does with samples marked unreliable: "warn", "fail" or "retry"
+        #: (retry is the caller's job; here it warns) — the ``voice_latency_unreliable`` ini
+        self.unreliable = unreliable
+        self.table = SpanTable()
+        self.spans_seen = 0
+        self._cache: tuple[int, SampleSet] | None = None
+        self.closed = False
+
+    def _receive(self, record: Any) -> None:
+        self.table.add(record, self.test_id)
+
+    def sample_set(self) -> SampleSet:
+        """All samples so far (span metrics and gaps), as numpy columns."""
+        from pytest_voicelatency.stats.samples import derive
+
+        size = len(self.table)
+        if self._cache is None or self._cache[0] != size:
+            with self.table.frozen():
+                self._cache = (size, derive(self.table))
+        return self._cache[1]
+
+    def select(self, stage: str, metric: str | None = None) -> Selection:
+        """The samples of one stage (default metric unless ``metric`` is given)."""
+        return self.sample_set().select(stage, metric)
+
+    def samples(self, stage: str | None = None, metric: str | None = None) -> list[Any]:
+        """Samples as :class:`~pytest_voicelatency.stats.samples.Sample` objects, optionally filtered."""
+        return [s for s in self.sample_set()
+                if (stage is None or s.stage == stage) and (metric is None or s.metric == metric)]
+
+    def stages(self) -> list[str]:
+        """Stages seen so far, including derived gap stages, sorted."""
+        return list(self.sample_set().metrics_by_stage())
+
+    @property
+    def problems(self) -> list[str]:
+        """Attributes dropped as invalid, and spans missing ids, described with their fix."""
+        return list(self.table.problems)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"<Capture {len(self.table)} voice spans{' closed' if self.closed else ''}>"
+
+
+class _Dispatcher:
+    """The one span processor: converts each finished voice span once, fans it out."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not _active:
+            return
+        from pytest_voicelatency.spans.otel import record_from_span
+
+        record = record_from_span(span)
+        if record is None:
+            return
+        for capture in tuple(_active):
+            capture._receive(record)
+
+    def _on_ending(self, span: Any) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+_DISPATCHER = _Dispatcher()
+
+
+def attach(provider: TracerProvider | None = None) -> TracerProvider:
+    """Make sure ``provider`` (default: the global one) feeds the plugin's captures; idempotent.
+
+    With no SDK provider installed globally, installs a plain ``TracerProvider`` once. Call it
+    yourself only for a private provider that is not the global one.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    with _lock:
+        if provider is None:
+            provider = trace.get_tracer_provider()  # type: ignore[assignment]
+            if not isinstance(provider, TracerProvider) and type(provider).__name__ == "ProxyTracerProvider":
+                trace.set_tracer_provider(TracerProvider())
+                provider = trace.get_tracer_provider()  # type: ignore[assignment]
+        if not isinstance(provider, TracerProvider):
+            raise VoiceLatencyUsageError(
+                f"the global OpenTelemetry tracer provider is {type(provider).__module__}."
+                f"{type(provider).__name__}, not an SDK TracerProvider, so its spans cannot be "
+                f"captured: install opentelemetry.sdk.trace.TracerProvider() with "
+                f"trace.set_tracer_provider() in conftest.py, or pass your SDK provider to "
+                f"pytest_voicelatency.attach(provider)")
+        if provider not in _attached:
+            provider.add_span_processor(_DISPATCHER)  # type: ignore[arg-type]
+            _attached.add(provider)
+        return provider
+
+
+def current_capture() -> Capture | None:
+    """The innermost active capture (what an assertion uses by default), or None."""
+    return _active[-1] if _active else None
+
+
+def start(test_id: str = "", unreliable: str = "warn") -> Capture:
+    """Open a capture (prefer :func:`capture_spans`; the plugin uses this across hooks)."""
+    attach()
+    capture = Capture(test_id, unreliable)
+    with _lock:
+        _active.append(capture)
+    return capture
+
+
+def stop(capture: Capture) -> Capture:
+    """Close a capture opened with :func:`start`; idempotent."""
+    with _lock:
+        if capture in _active:
+            _active.remove(capture)
+    capture.closed = True
+    return capture
+
+
+@contextmanager
+def capture_spans(test_id: str = "", *, unreliable: str = "warn") -> Iterator[Capture]:
+    """Capture the voice spans finished inside the block; the twin of the ``voice_spans`` fixture.
+
+    Usable anywhere, including inside a hypothesis ``@given`` test where a function-scoped
+    fixture would not reset between examples. ``unreliable`` is what assertions on this capture
+    do with samples the harness marked unreliable: ``"warn"`` (default) or ``"fail"``.
+    """
+    if unreliable not in ("warn", "fail", "retry"):
+        raise VoiceLatencyUsageError(f"unreliable= must be 'warn', 'fail' or 'retry', got {unreliable!r}")
+    capture = start(test_id, unreliable)
+    try:
+        yield capture
+    finally:
+        stop(capture)

@@ -1,0 +1,168 @@
+"""The OpenTelemetry boundary: a finished span becomes a small, plain :class:`SpanRecord`.
+
+This is the only module that reads OpenTelemetry span objects. It decides which spans are voice
+spans, which stage they belong to, and which of their attributes are metrics:
+
+* stage: the ``audio.stage`` attribute; else the name convention ``audio.<stage>``,
+  ``voice.handoff.<a>_to_<b>`` (stage ``handoff.<a>_to_<b>``) or ``voice.turn`` (stage ``turn``);
+  other spans are not voice spans and are ignored;
+* metrics: every numeric ``audio.<x>`` attribute becomes metric ``<x>`` (milliseconds), plus
+  ``duration_ms`` from the span's own start and end. Booleans are labels, not metrics;
+  ``first_byte_ms == -1`` is kept (it means "produced nothing"); NaN, infinite or negative
+  values, and non-numeric values of ``*_ms`` attributes, are dropped with a *problem* that names
+  the span, the attribute and the fix;
+* a span is a *bar* (a stage on the pipeline's timeline, used to find gaps between stages) unless
+  it is a turn parent, a handoff, a gap, or a black-box measurement (``audio.source="caller"``).
+  Handoffs are explicit measurements *of* a seam, so ``gap.asr_to_llm`` is the whole uncovered
+  time between the ASR and LLM bars, including any handoff span inside it.
+
+>>> from pytest_voicelatency.spans.otel import stage_of
+>>> stage_of("voice.handoff.vad_to_asr", None)
+'handoff.vad_to_asr'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES", "UNRELIABLE",
+           "CENSORED", "MISSED"]
+
+IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
+                                 "audio.reliable", "audio.outcome"})
+NOTHING = -1.0  # first_byte_ms of a stage that produced nothing
+
+#: Sample flags (a bitmask per span). A measurement that is not a plain number says so:
+#: ``audio.reliable = False`` (the harness could not keep time, e.g. a starved event loop),
+#: ``audio.outcome = "censored"`` (the call ended first: the value is only a lower bound) or
+#: ``"missed"`` (the event never happened within the call's bound, e.g. a barge-in the agent
+#: never honoured). Censored and missed samples count as +inf in quantiles: unknown is never fast.
+UNRELIABLE, CENSORED, MISSED = 1, 2, 4
+_OUTCOMES = {"ok": 0, "censored": CENSORED, "missed": MISSED}
+
+
+class SpanRecord(NamedTuple):
+    """What the plugin keeps of one voice span: identity, timing and numeric metrics.
+
+    Times are the span's own integer nanoseconds; ``trace_id`` is the integer trace id (0 when
+    none). ``session_id``/``turn_id`` are ``""`` when the span did not carry them (its samples
+    count, but it cannot join a turn's gaps). A named tuple because one is made per span on the
+    hot path of the agent under test.
+    """
+
+    name: str
+    stage: str
+    session_id: str
+    turn_id: str
+    trace_id: int
+    start_ns: int
+    end_ns: int
+    metrics: tuple[tuple[str, float], ...]
+    bar: bool
+    problems: tuple[str, ...] = ()
+    flags: int = 0
+
+
+def stage_of(name: str, stage_attribute: Any) -> str | None:
+    """The stage a span belongs to, or ``None`` when it is not a voice span."""
+    if isinstance(stage_attribute, str) and stage_attribute:
+        return stage_attribute
+    if name.startswith("audio.") and len(name) > 6:
+        return name[6:]
+    if name.startswith("voice.handoff.") and len(name) > 14:
+        return "handoff." + name[14:]
+    if name == "voice.turn":
+        return "turn"
+    return None
+
+
+_INF = float("inf")
+
+
+def _bad_metric(key: str, value: Any, span_name: str) -> str | None:
+    """Why an ``audio.*`` attribute cannot be a metric (None when it is simply a label)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if number != number or number in (_INF, -_INF):
+            return (f"span {span_name!r}: attribute {key} is {number}; dropped "
+                    f"(set a finite number of milliseconds)")
+        return (f"span {span_name!r}: attribute {key} is negative ({number:g}); dropped (use a "
+                f"monotonic clock; -1 is only meaningful for audio.first_byte_ms)")
+    if key.endswith("_ms"):
+        return (f"span {span_name!r}: attribute {key} is {type(value).__name__} {value!r}, "
+                f"not a number; dropped (set it as a float of milliseconds)")
+    return None
+
+
+def _attribute_dict(span: ReadableSpan) -> Any:
+    """The span's attributes as cheaply as possible: the SDK's own dict when reachable.
+
+    Going through the public ``MappingProxyType`` over ``BoundedAttributes`` costs a lock and
+    several Python calls per key; this runs once per span on the agent's hot path. Falls back
+    to the public mapping for any other span implementation.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return inner if isinstance(inner, dict) else (span.attributes or {})
+
+
+def record_from_span(span: ReadableSpan) -> SpanRecord | None:
+    """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span."""
+    attributes = _attribute_dict(span)
+    name = span.name
+    stage_attribute = attributes.get("audio.stage")
+    stage = stage_of(name, stage_attribute)
+    if stage is None:
+        return None
+    problems: list[str] = []
+    if stage_attribute is not None and not (isinstance(stage_attribute, str) and stage_attribute):
+        problems.append(f"span {name!r}: audio.stage is {stage_attribute!r}, not a stage name; "
+                        f"used {stage!r} from the span name (set audio.stage to a string such "
+                        f"as 'asr')")
+    metrics: list[tuple[str, float]] = []
+    for key, value in attributes.items():
+        if not key.startswith("audio.") or key in IDENTITY_ATTRIBUTES:
+            continue
+        kind = type(value)
+        if (kind is float or kind is int) and 0 <= value < _INF:  # the common case, fast
+            metrics.append((key[6:], float(value)))
+        elif (kind is float or kind is int) and value == NOTHING and key == "audio.first_byte_ms":
+            metrics.append(("first_byte_ms", NOTHING))
+        else:
+            problem = _bad_metric(key, value, name)
+            if problem:
+                problems.append(problem)
+    start, end = span.start_time or 0, span.end_time or 0
+    if end >= start:
+        metrics.append(("duration_ms", (end - start) / 1e6))
+    else:
+        problems.append(f"span {name!r} ends before it starts; duration dropped (stamp both "
+                        f"ends from one monotonic clock)")
+    session = attributes.get("audio.session_id")
+    turn = attributes.get("audio.turn_id")
+    if session is None or turn is None:
+        problems.append(f"span {name!r} (stage {stage}) has no audio.session_id/audio.turn_id; "
+                        f"its samples count but it joins no turn, so no gap samples (pass "
+                        f"session_id and turn_id to stage_span)")
+    flags = 0 if attributes.get("audio.reliable", True) is not False else UNRELIABLE
+    outcome = attributes.get("audio.outcome")
+    if outcome is not None:
+        if outcome in _OUTCOMES:
+            flags |= _OUTCOMES[outcome]
+        else:
+            problems.append(f"span {name!r}: audio.outcome is {outcome!r}; expected one of "
+                            f"{', '.join(map(repr, _OUTCOMES))}; treated as 'ok'")
+    context = span.context
+    source = attributes.get("audio.source")
+    bar = stage != "turn" and source != "caller" and not stage.startswith(_NOT_BARS)
+    return SpanRecord(name, stage, "" if session is None else str(session),
+                      "" if turn is None else str(turn),
+                      context.trace_id if context is not None else 0, start, end,
+                      tuple(metrics), bar, tuple(problems), flags)
+
+
+_NOT_BARS = ("gap.", "caller.", "handoff.")
