@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from pytest_voicelatency._version import __version__
 
 _EXPORTS = {
     # instrument an agent
@@ -22,7 +22,7 @@ _EXPORTS = {
     "capture_spans": "spans.capture", "Capture": "spans.capture", "attach": "spans.capture",
     "current_capture": "spans.capture",
     # samples and statistics
-    "Sample": "stats.samples", "default_metric": "stats.samples", "nearest_rank": "stats.quantiles",
+    "Sample": "spans.samples", "default_metric": "spans.samples", "nearest_rank": "stats.quantiles",
     "Estimate": "stats.quantiles", "estimate": "stats.quantiles", "Limit": "stats.verdict", "Verdict": "stats.verdict",
     "judge": "stats.verdict",
     # assertions
@@ -83,6 +83,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from pytest_voicelatency.errors import (LatencyAssertionError, VoiceLatencyError, VoiceLatencyUsageError,
                          VoiceLatencyWarning)
     from pytest_voicelatency.spans.instrument import StageTimer, handoff_span, stage_span, turn_span
-    from pytest_voicelatency.stats.samples import Sample, default_metric
+    from pytest_voicelatency.spans.samples import Sample, default_metric
     from pytest_voicelatency.stats.quantiles import Estimate, estimate, nearest_rank
     from pytest_voicelatency.stats.verdict import Limit, Verdict, judge

@@ -15,7 +15,7 @@ from pytest_voicelatency.results.model import (FORMAT, FORMAT_VERSION, Distribut
                                           git_commit, load, loads, merge, save)
 from pytest_voicelatency.errors import VoiceLatencyError
 from pytest_voicelatency.results.files import append_text, write_atomic
-from pytest_voicelatency.stats.samples import derive
+from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.spans.otel import CENSORED, UNRELIABLE
 
 

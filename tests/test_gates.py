@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from helpers import record, table_of
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate, policy_from_strings, records
-from pytest_voicelatency.stats.samples import derive
+from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.spans.otel import MISSED, UNRELIABLE
 from pytest_voicelatency.gate.thresholds import parse_thresholds
 from pytest_voicelatency.stats.verdict import judge

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_voicelatency.stats.samples import default_metric, derive
+from pytest_voicelatency.spans.samples import default_metric, derive
 from tests.helpers import record, table_of
 
 
@@ -141,7 +141,7 @@ def test_flags_come_from_span_attributes(raw_spans):
 
 def test_a_discarded_session_gives_no_samples_agent_spans_included():
     """A retried attempt's session (marked by the caller) leaves the samples and the gaps."""
-    from pytest_voicelatency.stats.samples import DISCARDED
+    from pytest_voicelatency.spans.samples import DISCARDED
     from pytest_voicelatency.spans.rows import SpanTable
 
     t = SpanTable()

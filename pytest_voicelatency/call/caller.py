@@ -261,7 +261,7 @@ def _discard(tracer: Tracer | None, clock: Clock, session_id: str) -> None:
     from opentelemetry import context, trace
 
     from pytest_voicelatency.spans.instrument import TRACER_NAME
-    from pytest_voicelatency.stats.samples import DISCARDED
+    from pytest_voicelatency.spans.samples import DISCARDED
 
     tracer = tracer or trace.get_tracer(TRACER_NAME)
     now = clock.span_time_ns(clock.now_ns())

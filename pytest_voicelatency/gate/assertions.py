@@ -20,7 +20,7 @@ import warnings
 
 from pytest_voicelatency.spans.capture import Capture, current_capture
 from pytest_voicelatency.errors import LatencyAssertionError, VoiceLatencyUsageError, VoiceLatencyWarning
-from pytest_voicelatency.stats.samples import Sample, Selection
+from pytest_voicelatency.spans.samples import Sample, Selection
 from pytest_voicelatency.stats.quantiles import check_q
 from pytest_voicelatency.stats.verdict import Verdict, judge, limit_from
 

@@ -22,7 +22,7 @@ function the in-test assertions use, so a gate and ``assert_p95`` never disagree
     ``retry`` asks the caller to re-run unreliable calls, and at this level acts as ``warn`` for
     whatever is still unreliable afterwards.
 
->>> from pytest_voicelatency.stats.samples import derive
+>>> from pytest_voicelatency.spans.samples import derive
 >>> from pytest_voicelatency.spans.rows import SpanTable
 >>> from pytest_voicelatency.gate.thresholds import parse_thresholds
 >>> report = evaluate(derive(SpanTable()), parse_thresholds(["asr: p95 < 150"]), GatePolicy())
@@ -41,7 +41,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from pytest_voicelatency.gate.policy import GatePolicy, policy_from_strings  # re-exported: part of this API
-from pytest_voicelatency.stats.samples import default_metric
+from pytest_voicelatency.spans.samples import default_metric
 from pytest_voicelatency.stats.significance import gate_pvalue, holm
 from pytest_voicelatency.stats.quantiles import smallest_n
 from pytest_voicelatency.gate.thresholds import Threshold, selector_hint
@@ -52,7 +52,7 @@ __all__ = ["GatePolicy", "GateResult", "GateReport", "evaluate", "policy_from_st
 
 
 class SampleSource(Protocol):
-    """What gates read: a :class:`~pytest_voicelatency.stats.samples.SampleSet` or a loaded
+    """What gates read: a :class:`~pytest_voicelatency.spans.samples.SampleSet` or a loaded
     :class:`~pytest_voicelatency.results.model.RunResult` (so merged shards can be re-judged)."""
 
     def metrics_by_stage(self) -> dict[str, list[str]]: ...

@@ -10,7 +10,7 @@ Grammar, one gate per line (k6-like)::
   ``gap.asr_to_llm``), so the rule is: **the last dotted part names a metric when it ends in
   ``_ms``** (``llm.first_byte_ms``, ``caller.response.duration_ms``); otherwise the whole text is
   the stage and the stage's default metric is used (see
-  :func:`pytest_voicelatency.stats.samples.default_metric`). Count metrics (``underruns``, ``clears``,
+  :func:`pytest_voicelatency.spans.samples.default_metric`). Count metrics (``underruns``, ``clears``,
   ``frames``) do not end in ``_ms`` and so cannot be gated by a threshold line yet; a gate that
   tries (or forgets the ``_ms``) matches no stage and is *missing*, with a hint from
   :func:`selector_hint`.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pytest_voicelatency.results.model import RunResult
     from pytest_voicelatency.gate.compare import Comparison
     from pytest_voicelatency.gate.evaluate import GateReport
-    from pytest_voicelatency.stats.samples import SampleSet
+    from pytest_voicelatency.spans.samples import SampleSet
 
 __all__ = ["terminal_lines", "table_text", "gate_cells", "junit_properties",
            "MAX_PROBLEMS_SHOWN"]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.stats.samples import SampleSet, default_metric
+from pytest_voicelatency.spans.samples import SampleSet, default_metric
 from pytest_voicelatency.stats.quantiles import rank
 from pytest_voicelatency.stats.summary import StageRow, order_key
 
@@ -53,7 +53,7 @@ COMPARED_ENVIRONMENT = ("python", "implementation", "system", "machine", "cpu_co
 class Distribution:
     """All values of one stage and metric in a run: sorted, missed and censored as +inf.
 
-    It answers the same questions as a :class:`~pytest_voicelatency.stats.samples.Selection` (n,
+    It answers the same questions as a :class:`~pytest_voicelatency.spans.samples.Selection` (n,
     values, counts), so gates can be judged on a loaded or merged file too.
     """
 
@@ -151,8 +151,8 @@ def _flag_names(flags: int) -> list[str]:
 def from_samples(samples: SampleSet, *, tests: int = 0, spans: int = 0,
                  environment: Mapping[str, Any] | None = None, with_samples: bool = False,
                  problems: Sequence[str] = (), problem_count: int = 0) -> RunResult:
-    """The results of a run from its :class:`~pytest_voicelatency.stats.samples.SampleSet`."""
-    from pytest_voicelatency import __version__
+    """The results of a run from its :class:`~pytest_voicelatency.spans.samples.SampleSet`."""
+    from pytest_voicelatency._version import __version__
 
     dists = {}
     for stage, metrics in samples.metrics_by_stage().items():
@@ -252,7 +252,7 @@ def loads(text: str, source: str = "<string>") -> RunResult:
 
 def fingerprint(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Where the numbers were measured: Python, platform, CPU count, plugin version, git commit."""
-    from pytest_voicelatency import __version__
+    from pytest_voicelatency._version import __version__
 
     return {"python": platform.python_version(), "implementation": platform.python_implementation(),
             "system": platform.system(), "machine": platform.machine(),

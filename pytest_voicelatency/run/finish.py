@@ -47,7 +47,7 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
     from pytest_voicelatency.results.model import fingerprint, from_samples
     from pytest_voicelatency.gate.crosscheck import spans_lie
     from pytest_voicelatency.gate.evaluate import evaluate, records
-    from pytest_voicelatency.stats.samples import derive
+    from pytest_voicelatency.spans.samples import derive
     from pytest_voicelatency.spans.rows import SpanTable
 
     table = table if table is not None else SpanTable()

@@ -30,7 +30,7 @@ from pytest_voicelatency.spans.rows import SpanTable
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
-    from pytest_voicelatency.stats.samples import SampleSet, Selection
+    from pytest_voicelatency.spans.samples import SampleSet, Selection
 
 __all__ = ["Capture", "capture_spans", "attach", "current_capture"]
 
@@ -61,7 +61,7 @@ class Capture:
 
     def sample_set(self) -> SampleSet:
         """All samples so far (span metrics and gaps), as numpy columns."""
-        from pytest_voicelatency.stats.samples import derive
+        from pytest_voicelatency.spans.samples import derive
 
         size = len(self.table)
         if self._cache is None or self._cache[0] != size:
@@ -74,7 +74,7 @@ class Capture:
         return self.sample_set().select(stage, metric)
 
     def samples(self, stage: str | None = None, metric: str | None = None) -> list[Any]:
-        """Samples as :class:`~pytest_voicelatency.stats.samples.Sample` objects, optionally filtered."""
+        """Samples as :class:`~pytest_voicelatency.spans.samples.Sample` objects, optionally filtered."""
         return [s for s in self.sample_set()
                 if (stage is None or s.stage == stage) and (metric is None or s.metric == metric)]
 

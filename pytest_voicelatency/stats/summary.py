@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pytest_voicelatency.stats.samples import SampleSet, default_metric
+from pytest_voicelatency.spans.samples import SampleSet, default_metric
 from pytest_voicelatency.stats.quantiles import rank
 
 __all__ = ["StageRow", "summarize", "order_key", "PIPELINE"]
