@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.spans.otel import SampleFlag
 from pytest_voicelatency.spans.samples import SampleSet, default_metric
 from pytest_voicelatency.stats.quantiles import rank
 from pytest_voicelatency.stats.summary import StageRow, order_key
@@ -44,7 +45,6 @@ __all__ = ["Distribution", "RunResult", "FORMAT", "FORMAT_VERSION", "from_sample
 
 FORMAT = "pytest-voicelatency/results"
 FORMAT_VERSION = 1
-FLAG_NAMES = ((1, "unreliable"), (2, "censored"), (4, "missed"))
 #: Environment keys whose difference makes a comparison suspect (git commit is expected to differ).
 COMPARED_ENVIRONMENT = ("python", "implementation", "system", "machine", "cpu_count")
 
@@ -145,7 +145,7 @@ def _sorted(values: np.ndarray) -> np.ndarray:
 
 
 def _flag_names(flags: int) -> list[str]:
-    return [name for bit, name in FLAG_NAMES if flags & bit]
+    return SampleFlag.names(flags)
 
 
 def from_samples(samples: SampleSet, *, tests: int = 0, spans: int = 0,

@@ -23,12 +23,14 @@ spans, which stage they belong to, and which of their attributes are metrics:
 
 from __future__ import annotations
 
+import enum
+
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES", "UNRELIABLE",
+__all__ = ["SampleFlag", "SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES", "UNRELIABLE",
            "CENSORED", "MISSED"]
 
 IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
@@ -40,7 +42,20 @@ NOTHING = -1.0  # first_byte_ms of a stage that produced nothing
 #: ``audio.outcome = "censored"`` (the call ended first: the value is only a lower bound) or
 #: ``"missed"`` (the event never happened within the call's bound, e.g. a barge-in the agent
 #: never honoured). Censored and missed samples count as +inf in quantiles: unknown is never fast.
-UNRELIABLE, CENSORED, MISSED = 1, 2, 4
+class SampleFlag(enum.IntFlag):
+    """The flag bits of a sample; stored as plain ints in rows, payloads and results files."""
+
+    UNRELIABLE = 1
+    CENSORED = 2
+    MISSED = 4
+
+    @classmethod
+    def names(cls, flags: int) -> list[str]:
+        """The lower-case names of the bits set in ``flags``, lowest bit first."""
+        return [f.name.lower() for f in cls if flags & f and f.name is not None]
+
+
+UNRELIABLE, CENSORED, MISSED = SampleFlag.UNRELIABLE, SampleFlag.CENSORED, SampleFlag.MISSED
 _OUTCOMES = {"ok": 0, "censored": CENSORED, "missed": MISSED}
 
 
