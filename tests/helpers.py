@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from pytest_voicelatency.spans.otel import SpanRecord
 from pytest_voicelatency.spans.rows import SpanTable
 
@@ -25,3 +29,12 @@ def table_of(*records: SpanRecord, test: str = "t") -> SpanTable:
     for r in records:
         table.add(r, test)
     return table
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def copy_examples(pytester: pytest.Pytester) -> None:
+    """Put the example suite, as shipped, into the pytester directory."""
+    for path in EXAMPLES.glob("*.py"):
+        (pytester.path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")

@@ -31,6 +31,7 @@ def test_readme_starts_with_the_two_commands():
     assert "pytest" in (ROOT / ".ci" / "run").read_text() and "[test]" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow  # real time: a whole pytest run of real-time calls
 @pytest.mark.parametrize("index", [i for i, b in enumerate(BLOCKS) if "def test_" in b])
 def test_readme_test_modules_pass_as_written(pytester, index):
     """README blocks that are test modules pass under pytest --voice-latency."""
@@ -76,6 +77,7 @@ AGENT_BLOCKS = re.findall(r"```python\n(.*?)```", AGENTS_DOC, flags=re.S)
 BEEP_AGENT = next(b for b in AGENT_BLOCKS if "class BeepAgent" in b)
 
 
+@pytest.mark.slow  # real time: a whole pytest run of real-time calls
 def test_the_agents_doc_example_agent_passes_its_example_test(pytester):
     """docs/agents.md: the BeepAgent and the test written for it pass as written."""
     test = next(b for b in AGENT_BLOCKS if "def test_" in b)

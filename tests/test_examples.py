@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from helpers import copy_examples
 
-
-def copy_examples(pytester: pytest.Pytester) -> None:
-    """Put the example suite, as shipped, into the pytester directory."""
-    for path in EXAMPLES.glob("*.py"):
-        (pytester.path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-
-
+@pytest.mark.slow  # real time: a whole pytest run of real-time calls
 def test_the_example_suite_passes_with_50_turns_20_barge_ins_and_prints_the_table(pytester):
     """Every budget passes on the healthy reference agent; the table lists the agent's stages,
     the gaps and the caller's black-box stages, and the agent's spans agree with what the

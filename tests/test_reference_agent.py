@@ -20,9 +20,10 @@ from pytest_voicelatency.gate.crosscheck import disagreements, spans_lie
 from pytest_voicelatency.agents.reference import (NO_FLUSH, AsrPool, Latency, PoolConfig,
                                                  ReferenceServer)
 from pytest_voicelatency.call.script import answer, barge_in, say
-from test_examples import copy_examples
+from helpers import copy_examples
 
 
+@pytest.mark.slow  # real time: a whole pytest run of real-time calls
 @pytest.mark.parametrize("incident, stage, metric, table_warning", [
     ("cold-asr-pool", "handoff.vad_to_asr", "duration_ms", None),
     ("no-flush", "caller.barge_in", "latency_ms",

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_voicelatency.spans.rows import SpanTable  # light: no numpy, no OpenTelemetry
+
 if TYPE_CHECKING:
-    from pytest_voicelatency.spans.capture import Capture
     from pytest_voicelatency.run.finish import Finish
     from pytest_voicelatency.run.settings import Settings
-    from pytest_voicelatency.spans.rows import SpanTable
+    from pytest_voicelatency.spans.capture import Capture
 
 __all__ = ["RunState", "STATE", "CAPTURE"]
 
@@ -31,8 +32,6 @@ class RunState:
     def run_table(self) -> SpanTable:
         """The merged span table of the whole run (controller side), made on first use."""
         if self.table is None:
-            from pytest_voicelatency.spans.rows import SpanTable
-
             self.table = SpanTable()
         return self.table
 

@@ -24,11 +24,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
 from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.spans.otel import record_from_span
 from pytest_voicelatency.spans.rows import SpanTable
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan
 
     from pytest_voicelatency.spans.samples import SampleSet, Selection
 
@@ -61,6 +65,8 @@ class Capture:
 
     def sample_set(self) -> SampleSet:
         """All samples so far (span metrics and gaps), as numpy columns."""
+        # lazy: start-up boundary — the plugin opens a capture for every test, and a run whose
+        # tests emit no voice span must not pay for numpy
         from pytest_voicelatency.spans.samples import derive
 
         size = len(self.table)
@@ -103,8 +109,6 @@ class _Dispatcher:
     def on_end(self, span: ReadableSpan) -> None:
         if not _active:
             return
-        from pytest_voicelatency.spans.otel import record_from_span
-
         record = record_from_span(span)
         if record is None:
             return
@@ -130,9 +134,6 @@ def attach(provider: TracerProvider | None = None) -> TracerProvider:
     With no SDK provider installed globally, installs a plain ``TracerProvider`` once. Call it
     yourself only for a private provider that is not the global one.
     """
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-
     with _lock:
         if provider is None:
             provider = trace.get_tracer_provider()  # type: ignore[assignment]
