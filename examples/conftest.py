@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_voicelatency.agents.reference import COLD_ASR_POOL, NO_FLUSH, ReferenceServer
+from pytest_voicelatency.agents import COLD_ASR_POOL, NO_FLUSH, ReferenceServer
 
 INCIDENTS: dict[str, dict[str, Any]] = {
     "none": {},

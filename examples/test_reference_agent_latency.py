@@ -21,10 +21,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_voicelatency import Capture, assert_p95, capture_spans
-from pytest_voicelatency.fixtures import simulated_caller, unreliable_policy
-from pytest_voicelatency.call.playout import PlayoutConfig
-from pytest_voicelatency.call.script import Step, answer, background, barge_in, say
+from pytest_voicelatency import Capture, assert_p95, voice_caller, voice_spans
+from pytest_voicelatency.call import PlayoutConfig, Step, answer, background, barge_in, say
 
 pytestmark = pytest.mark.voice_latency
 
@@ -46,12 +44,15 @@ def conversation(k: int) -> list[Step]:
 
 
 @pytest.fixture(scope="module")
-def calls(request: pytest.FixtureRequest, agent_factory, concurrent_calls: int) -> Iterator[Capture]:
-    """Run the whole call mix once; every budget below reads the spans it produced."""
-    with capture_spans() as capture, simulated_caller(
-            playout=LINE, unreliable=unreliable_policy(request.config)) as caller:
+def calls(agent_factory, concurrent_calls: int) -> Iterator[Capture]:
+    """Run the whole call mix once; every budget below reads the spans it produced.
+
+    Module-scoped, so the fixtures' twins: ``voice_spans()`` and ``voice_caller()`` (both follow
+    the ``voice_latency_unreliable`` ini, as the fixtures do).
+    """
+    with voice_spans() as spans, voice_caller(playout=LINE) as caller:
         caller.run_calls(agent_factory, [conversation(k) for k in range(concurrent_calls)])
-        yield capture
+        yield spans
 
 
 # -- white box: what the agent's spans say ------------------------------------------------------

@@ -24,38 +24,44 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_voicelatency.fixtures import *  # noqa: F403  (registers the plugin's fixtures)
+from pytest_voicelatency import fixtures
+from pytest_voicelatency.fixtures import voice_caller_fixture, voice_spans_fixture  # noqa: F401  (registers the fixtures)
+from pytest_voicelatency.options import (
+    CALLER_MARKER,
+    COMPARE_BODY_INI,
+    COMPARE_CONFIDENCE_INI,
+    COMPARE_OPTION,
+    CONFIDENCE_INI,
+    INCONCLUSIVE_INI,
+    INI,
+    JSON_OPTION,
+    MARKDOWN_OPTION,
+    MARKER,
+    MIN_EFFECT_MS_INI,
+    MIN_EFFECT_PCT_INI,
+    MISSING_INI,
+    OPTION,
+    SAVE_OPTION,
+    SPANS_LIE_INI,
+    SPANS_MARKER,
+    STEP_SUMMARY_ENV,
+    THRESHOLDS_INI,
+    UNRELIABLE_INI,
+)
 from pytest_voicelatency.run.state import CAPTURE, STATE, RunState
 
 if TYPE_CHECKING:
     from pytest_voicelatency.run.settings import Settings
 
-__all__ = ["OPTION", "INI", "MARKER", "SKIP_REASON", "REPORT_ATTRIBUTE", "JSON_OPTION",
-           "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION", "THRESHOLDS_INI", "CONFIDENCE_INI",
-           "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI", "COMPARE_CONFIDENCE_INI",
-           "COMPARE_BODY_INI", "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI",
-           "STEP_SUMMARY_ENV"]
+# The option and ini names live in options.py; re-exported here, where tests have always found them.
+__all__ = ["OPTION", "INI", "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SKIP_REASON",
+           "REPORT_ATTRIBUTE", "JSON_OPTION", "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION",
+           "THRESHOLDS_INI", "CONFIDENCE_INI", "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI",
+           "COMPARE_CONFIDENCE_INI", "COMPARE_BODY_INI", "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI",
+           "SPANS_LIE_INI", "STEP_SUMMARY_ENV", "voice_spans_fixture", "voice_caller_fixture"]
 
-OPTION = "--voice-latency"
-INI = "voice_latency"
-JSON_OPTION = "--voice-latency-json"
-SAVE_OPTION = "--voice-latency-save"
-COMPARE_OPTION = "--voice-latency-compare"
-MARKDOWN_OPTION = "--voice-latency-markdown"
-THRESHOLDS_INI = "voice_latency_thresholds"
-CONFIDENCE_INI = "voice_latency_confidence"
-INCONCLUSIVE_INI = "voice_latency_inconclusive"
-MISSING_INI = "voice_latency_missing"
-UNRELIABLE_INI = "voice_latency_unreliable"
-COMPARE_CONFIDENCE_INI = "voice_latency_compare_confidence"
-COMPARE_BODY_INI = "voice_latency_compare_body"
-MIN_EFFECT_PCT_INI = "voice_latency_min_effect_pct"
-MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
-SPANS_LIE_INI = "voice_latency_spans_lie_margin_ms"
-STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _PATH_OPTIONS = {JSON_OPTION: "voice_latency_json", SAVE_OPTION: "voice_latency_save",
                  COMPARE_OPTION: "voice_latency_compare", MARKDOWN_OPTION: "voice_latency_markdown"}
-MARKER = "voice_latency"
 REPORT_ATTRIBUTE = "voice_latency"
 SKIP_REASON = ("voice latency test: run it with `pytest --voice-latency` "
                "(or set `voice_latency = true` in the ini file)")
@@ -81,8 +87,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "run (implies --voice-latency; default: none)")
     group.addoption(MARKDOWN_OPTION, metavar="PATH", dest=_PATH_OPTIONS[MARKDOWN_OPTION],
                     default=None,
-                    help=f"write the Markdown summary (PR comment) to PATH; it is also appended "
-                         f"to ${STEP_SUMMARY_ENV} when set (implies --voice-latency; default: none)")
+                    help=f"write the Markdown summary (PR comment) to PATH; it is also "
+                         f"appended to ${STEP_SUMMARY_ENV} when set (implies --voice-latency; "
+                         f"default: none)")
     parser.addini(THRESHOLDS_INI, type="linelist", default=[],
                   help="CI gates, one per line: '<stage or glob>[.<metric>_ms]: p<NN> <|<= <ms>', "
                        "e.g. 'barge_in: p95 < 200' (default: none)")
@@ -106,8 +113,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="smallest growth, in %, of p95 (or the middle growth of p75, p90, p95) that "
                        "counts as a regression (default: 10)")
     parser.addini(MIN_EFFECT_MS_INI, default="10",
-                  help="smallest growth, in ms, of p95 (or the middle growth of p75, p90, p95) that "
-                       "counts as a regression (default: 10)")
+                  help="smallest growth, in ms, of p95 (or the middle growth of p75, p90, p95) "
+                       "that counts as a regression (default: 10)")
     parser.addini(SPANS_LIE_INI, default="50",
                   help="warn when the agent's own span (e.g. barge_in silence_ms) is more than "
                        "this many ms below what the caller heard (default: 50)")
@@ -116,12 +123,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: a voice latency test; runs only with {OPTION}")
+    config.addinivalue_line(
+        "markers", f"{CALLER_MARKER}(**options): keyword arguments for the {CALLER_MARKER} "
+                   f"fixture's Caller, as its twin takes them (playout=, unreliable=, ...)")
+    config.addinivalue_line(
+        "markers", f"{SPANS_MARKER}(unreliable=...): what assertions on the {SPANS_MARKER} "
+                   f"fixture do with unreliable samples (warn, fail)")
+    try:
+        fixtures.configure(config)
+    except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test
+        raise pytest.UsageError(str(exc)) from None
     paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
     enabled = bool(config.getoption("voice_latency") or config.getini(INI) or any(paths.values()))
-    state = config.stash[STATE] = RunState(enabled=enabled, is_worker=hasattr(config, "workerinput"))
+    state = config.stash[STATE] = RunState(enabled=enabled,
+                                           is_worker=hasattr(config, "workerinput"))
     if enabled:
         state.settings = _settings(config, paths)
         config.pluginmanager.register(_RunReporter(config), "voicelatency-run-reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    fixtures.unconfigure(config)
 
 
 def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
@@ -173,8 +195,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         capture = item.stash.get(CAPTURE, None)
         if capture is not None:
-            from pytest_voicelatency.spans.capture import stop
             from pytest_voicelatency.errors import VoiceLatencyWarning
+            from pytest_voicelatency.spans.capture import stop
 
             stop(capture)
             for problem in capture.problems:

@@ -1,5 +1,42 @@
 """Agents shipped with the plugin: the oracle (exactly known delays, for calibrating the caller)
-and the reference agent (VAD → streaming ASR → LLM → TTS, with knobs that replay the seed incidents).
+and the reference agent (VAD → streaming ASR → LLM → TTS, with knobs that replay the seed
+incidents).
 
 May import: ``call``, ``stats``, ``spans``, ``audio``, ``clock``, ``errors``.
+
+Public names (``docs/api.md``): ``OracleAgent``, ``OracleConfig`` (an agent with exactly known
+delays); ``ReferenceServer``, ``ReferenceConfig``, ``PoolConfig``, ``Latency`` (the reference agent
+and its knobs); the seed incidents ``COLD_ASR_POOL`` and ``NO_FLUSH``.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_voicelatency._lazy import exports
+
+_EXPORTS = {
+    "OracleAgent": ".oracle",
+    "OracleConfig": ".oracle",
+    "ReferenceServer": ".reference",
+    "ReferenceConfig": ".reference",
+    "PoolConfig": ".reference",
+    "Latency": ".reference",
+    "COLD_ASR_POOL": ".reference",
+    "NO_FLUSH": ".reference",
+}
+__all__ = ["OracleAgent", "OracleConfig", "ReferenceServer", "ReferenceConfig", "PoolConfig",
+           "Latency", "COLD_ASR_POOL", "NO_FLUSH"]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig
+    from pytest_voicelatency.agents.reference import (
+        COLD_ASR_POOL,
+        NO_FLUSH,
+        Latency,
+        PoolConfig,
+        ReferenceConfig,
+        ReferenceServer,
+    )
+else:
+    __getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -2,4 +2,10 @@
 results model; none reaches into another.
 
 May import: ``results``, ``gate``, ``stats``, ``spans``, ``errors``.
+
+Public names (``docs/api.md``): none: reports are configured with the plugin's options.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -3,4 +3,10 @@ run (judge, compare, write, exit code). The plugin's hooks call into it and hold
 
 May import everything below: ``report``, ``results``, ``gate``, ``agents``, ``call``, ``stats``,
 ``spans``, ``audio``, ``clock``, ``errors``.
+
+Public names (``docs/api.md``): none: the plugin's own.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -4,11 +4,14 @@ OpenTelemetry lets a process set its global tracer provider once. So the plugin 
 that rule: on first use it attaches one span processor to the SDK ``TracerProvider`` that is
 already installed (the user's, e.g. from ``conftest.py``), or installs a plain one if none is
 set. That processor hands each finished voice span, converted once to a compact record, to every
-capture active at that moment. Captures nest (a per-test capture and a ``capture_spans()``
+capture active at that moment. Captures nest (a per-test capture and a ``voice_spans()``
 inside a hypothesis example both see the span); a span that ends while no capture is active is
 dropped at the cost of one list check.
 
->>> from pytest_voicelatency import capture_spans, stage_span
+The public twin is ``pytest_voicelatency.voice_spans`` (in ``fixtures.py``, which also follows
+the pytest session's ini); :func:`capture_spans` here is the plain building block it uses.
+
+>>> from pytest_voicelatency import stage_span
 >>> with capture_spans() as cap:
 ...     with stage_span("asr", "s1", "t1") as first_partial:
 ...         first_partial()
@@ -178,7 +181,7 @@ def stop(capture: Capture) -> Capture:
 
 @contextmanager
 def capture_spans(test_id: str = "", *, unreliable: str = "warn") -> Iterator[Capture]:
-    """Capture the voice spans finished inside the block; the twin of the ``voice_spans`` fixture.
+    """Capture the voice spans finished inside the block (public twin: ``voice_spans()``).
 
     Usable anywhere, including inside a hypothesis ``@given`` test where a function-scoped
     fixture would not reset between examples. ``unreliable`` is what assertions on this capture

@@ -1,0 +1,43 @@
+"""Every name a user types to configure the plugin: command-line options, ini keys, markers, the
+environment variable. One definition each; ``plugin.py`` registers them, ``fixtures.py`` and the
+run's settings read them, tests import them from here (or from ``plugin``, which re-exports them).
+
+Plain strings only: imported at pytest start-up.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OPTION", "INI", "JSON_OPTION", "SAVE_OPTION", "COMPARE_OPTION", "MARKDOWN_OPTION",
+           "THRESHOLDS_INI", "CONFIDENCE_INI", "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI",
+           "UNRELIABLE_CHOICES", "COMPARE_CONFIDENCE_INI", "COMPARE_BODY_INI",
+           "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI", "STEP_SUMMARY_ENV",
+           "MARKER", "CALLER_MARKER", "SPANS_MARKER"]
+
+# command line (each also has an ini twin or implies --voice-latency)
+OPTION = "--voice-latency"
+JSON_OPTION = "--voice-latency-json"
+SAVE_OPTION = "--voice-latency-save"
+COMPARE_OPTION = "--voice-latency-compare"
+MARKDOWN_OPTION = "--voice-latency-markdown"
+
+# ini keys
+INI = "voice_latency"
+THRESHOLDS_INI = "voice_latency_thresholds"
+CONFIDENCE_INI = "voice_latency_confidence"
+INCONCLUSIVE_INI = "voice_latency_inconclusive"
+MISSING_INI = "voice_latency_missing"
+UNRELIABLE_INI = "voice_latency_unreliable"
+UNRELIABLE_CHOICES = ("warn", "fail", "retry")
+COMPARE_CONFIDENCE_INI = "voice_latency_compare_confidence"
+COMPARE_BODY_INI = "voice_latency_compare_body"
+MIN_EFFECT_PCT_INI = "voice_latency_min_effect_pct"
+MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
+SPANS_LIE_INI = "voice_latency_spans_lie_margin_ms"
+
+# environment
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+# markers: a voice latency test, and each fixture's keyword arguments (the fixture's name)
+MARKER = "voice_latency"
+CALLER_MARKER = "voice_caller"
+SPANS_MARKER = "voice_spans"
