@@ -31,7 +31,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.spans.otel import record_from_span
+from pytest_voicelatency.spans.conventions import (
+    DEFAULT_CONVENTIONS,
+    Conventions,
+    UnreadSummary,
+    unread_summary,
+)
+from pytest_voicelatency.spans.otel import record_from_span, scope_of
 from pytest_voicelatency.spans.rows import SpanTable
 
 if TYPE_CHECKING:
@@ -53,8 +59,11 @@ class Capture:
     arrive. Thread-safe: spans may end on any thread.
     """
 
-    def __init__(self, test_id: str = "", unreliable: str = "warn") -> None:
+    def __init__(self, test_id: str = "", unreliable: str = "warn",
+                 conventions: Conventions = DEFAULT_CONVENTIONS) -> None:
         self.test_id = test_id
+        #: which framework conventions read non-native spans (``voice_latency_conventions``)
+        self.conventions = conventions
         #: what an assertion does with samples marked unreliable: "warn", "fail" or "retry"
         #: (retry is the caller's job; here it warns) — the ``voice_latency_unreliable`` ini
         self.unreliable = unreliable
@@ -83,7 +92,7 @@ class Capture:
         return self.sample_set().select(stage, metric)
 
     def samples(self, stage: str | None = None, metric: str | None = None) -> list[Any]:
-        """Samples as :class:`~pytest_voicelatency.spans.samples.Sample` objects, optionally filtered."""
+        """Samples as :class:`~pytest_voicelatency.spans.samples.Sample` objects, filtered."""
         return [s for s in self.sample_set()
                 if (stage is None or s.stage == stage) and (metric is None or s.metric == metric)]
 
@@ -95,6 +104,17 @@ class Capture:
     def problems(self) -> list[str]:
         """Attributes dropped as invalid, and spans missing ids, described with their fix."""
         return list(self.table.problems)
+
+    @property
+    def unread(self) -> UnreadSummary | None:
+        """Spans seen but read as no voice stage (names, scopes, who would read them), or None."""
+        with self.table.frozen():
+            return unread_summary(dict(self.table.unread), self.table.unread_count)
+
+    def unread_sentence(self) -> str | None:
+        """The line to print when spans were seen but none read as voice stages, else None."""
+        summary = self.unread
+        return summary.sentence() if summary is not None and len(self.table) == 0 else None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -112,11 +132,16 @@ class _Dispatcher:
     def on_end(self, span: ReadableSpan) -> None:
         if not _active:
             return
-        record = record_from_span(span)
-        if record is None:
-            return
+        conventions: Conventions | None = None
+        record = None
         for capture in tuple(_active):
-            capture._receive(record)
+            if capture.conventions is not conventions:  # nested captures usually share one
+                conventions = capture.conventions
+                record = record_from_span(span, conventions)
+            if record is None:
+                capture.table.note_unread(span.name, scope_of(span)[0])
+            else:
+                capture._receive(record)
 
     def _on_ending(self, span: Any) -> None:
         return None
@@ -140,7 +165,8 @@ def attach(provider: TracerProvider | None = None) -> TracerProvider:
     with _lock:
         if provider is None:
             provider = trace.get_tracer_provider()  # type: ignore[assignment]
-            if not isinstance(provider, TracerProvider) and type(provider).__name__ == "ProxyTracerProvider":
+            if not isinstance(provider, TracerProvider) \
+                    and type(provider).__name__ == "ProxyTracerProvider":
                 trace.set_tracer_provider(TracerProvider())
                 provider = trace.get_tracer_provider()  # type: ignore[assignment]
         if not isinstance(provider, TracerProvider):
@@ -161,10 +187,11 @@ def current_capture() -> Capture | None:
     return _active[-1] if _active else None
 
 
-def start(test_id: str = "", unreliable: str = "warn") -> Capture:
+def start(test_id: str = "", unreliable: str = "warn",
+          conventions: Conventions = DEFAULT_CONVENTIONS) -> Capture:
     """Open a capture (prefer :func:`capture_spans`; the plugin uses this across hooks)."""
     attach()
-    capture = Capture(test_id, unreliable)
+    capture = Capture(test_id, unreliable, conventions)
     with _lock:
         _active.append(capture)
     return capture
@@ -180,16 +207,20 @@ def stop(capture: Capture) -> Capture:
 
 
 @contextmanager
-def capture_spans(test_id: str = "", *, unreliable: str = "warn") -> Iterator[Capture]:
+def capture_spans(test_id: str = "", *, unreliable: str = "warn",
+                  conventions: Conventions = DEFAULT_CONVENTIONS) -> Iterator[Capture]:
     """Capture the voice spans finished inside the block (public twin: ``voice_spans()``).
 
     Usable anywhere, including inside a hypothesis ``@given`` test where a function-scoped
     fixture would not reset between examples. ``unreliable`` is what assertions on this capture
     do with samples the harness marked unreliable: ``"warn"`` (default) or ``"fail"``.
+    ``conventions`` says which framework spans are read (default: Pipecat, LiveKit Agents and
+    OTel GenAI, detected automatically; see ``conventions_from_ini``).
     """
     if unreliable not in ("warn", "fail", "retry"):
-        raise VoiceLatencyUsageError(f"unreliable= must be 'warn', 'fail' or 'retry', got {unreliable!r}")
-    capture = start(test_id, unreliable)
+        raise VoiceLatencyUsageError(
+            f"unreliable= must be 'warn', 'fail' or 'retry', got {unreliable!r}")
+    capture = start(test_id, unreliable, conventions)
     try:
         yield capture
     finally:

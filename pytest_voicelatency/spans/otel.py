@@ -14,7 +14,10 @@ spans, which stage they belong to, and which of their attributes are metrics:
 * a span is a *bar* (a stage on the pipeline's timeline, used to find gaps between stages) unless
   it is a turn parent, a handoff, a gap, or a black-box measurement (``audio.source="caller"``).
   Handoffs are explicit measurements *of* a seam, so ``gap.asr_to_llm`` is the whole uncovered
-  time between the ASR and LLM bars, including any handoff span inside it.
+  time between the ASR and LLM bars, including any handoff span inside it;
+* a span that is not a native voice span is offered to the framework conventions
+  (:mod:`pytest_voicelatency.spans.conventions`: Pipecat, LiveKit Agents, OTel GenAI and ini
+  mappings), which read its stage, metrics (converted to ms) and identity.
 
 >>> from pytest_voicelatency.spans.otel import stage_of
 >>> stage_of("voice.handoff.vad_to_asr", None)
@@ -24,14 +27,15 @@ spans, which stage they belong to, and which of their attributes are metrics:
 from __future__ import annotations
 
 import enum
-
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pytest_voicelatency.spans.conventions import DEFAULT_CONVENTIONS, Conventions
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["SampleFlag", "SpanRecord", "record_from_span", "stage_of", "IDENTITY_ATTRIBUTES", "UNRELIABLE",
-           "CENSORED", "MISSED"]
+__all__ = ["SampleFlag", "SpanRecord", "record_from_span", "stage_of", "scope_of",
+           "IDENTITY_ATTRIBUTES", "UNRELIABLE", "CENSORED", "MISSED"]
 
 IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
                                  "audio.reliable", "audio.outcome"})
@@ -125,14 +129,49 @@ def _attribute_dict(span: ReadableSpan) -> Any:
     return inner if isinstance(inner, dict) else (span.attributes or {})
 
 
-def record_from_span(span: ReadableSpan) -> SpanRecord | None:
-    """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span."""
+def scope_of(span: ReadableSpan) -> tuple[str, str | None]:
+    """The span's instrumentation scope name ("" when unknown) and version."""
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is None:
+        return "", None
+    return scope.name or "", scope.version
+
+
+def _from_convention(span: ReadableSpan, attributes: Any,
+                     conventions: Conventions) -> SpanRecord | None:
+    """A framework span read by a convention, or None."""
+    scope, version = scope_of(span)
+    context, parent = span.context, span.parent
+    trace_id = context.trace_id if context is not None else 0
+    reading = conventions.read(span.name, scope, version, attributes, trace_id,
+                               context.span_id if context is not None else 0,
+                               parent.span_id if parent is not None else 0)
+    if reading is None:
+        return None
+    start, end = span.start_time or 0, span.end_time or 0
+    metrics, problems = list(reading.metrics), list(reading.problems)
+    if end >= start:
+        metrics.append(("duration_ms", (end - start) / 1e6))
+    else:
+        problems.append(f"span {span.name!r} ends before it starts; duration dropped")
+    return SpanRecord(span.name, reading.stage, reading.session_id, reading.turn_id, trace_id,
+                      start, end, tuple(metrics), reading.bar, tuple(problems), 0)
+
+
+def record_from_span(span: ReadableSpan,
+                     conventions: Conventions = DEFAULT_CONVENTIONS) -> SpanRecord | None:
+    """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span.
+
+    Native voice spans (``audio.stage``, ``audio.<stage>`` ...) are read first; any other span is
+    offered to ``conventions`` (default: every built-in framework convention).
+    """
     attributes = _attribute_dict(span)
     name = span.name
     stage_attribute = attributes.get("audio.stage")
     stage = stage_of(name, stage_attribute)
     if stage is None:
-        return None
+        return _from_convention(span, attributes, conventions) if conventions.names or \
+            conventions.custom else None
     problems: list[str] = []
     if stage_attribute is not None and not (isinstance(stage_attribute, str) and stage_attribute):
         problems.append(f"span {name!r}: audio.stage is {stage_attribute!r}, not a stage name; "
@@ -180,4 +219,4 @@ def record_from_span(span: ReadableSpan) -> SpanRecord | None:
                       tuple(metrics), bar, tuple(problems), flags)
 
 
-_NOT_BARS = ("gap.", "caller.", "handoff.")
+_NOT_BARS = ("gap.", "caller.", "handoff.", "speaking.")

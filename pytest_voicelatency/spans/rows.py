@@ -2,8 +2,8 @@
 
 A long latency run can finish hundreds of thousands of spans; keeping every OpenTelemetry span
 object would cost kilobytes each. :class:`SpanTable` keeps one row per voice span in typed
-arrays (strings interned once per table, trace ids as two 64-bit integers), about a hundred and fifty
-bytes per span with its metrics.
+arrays (strings interned once per table, trace ids as two 64-bit integers), about a hundred and
+fifty bytes per span with its metrics.
 
 It is also the unit that travels: :meth:`SpanTable.to_payload` gives plain lists and bytes that
 pytest-xdist can serialise on a test report, and :meth:`SpanTable.extend_payload` merges them on
@@ -28,13 +28,15 @@ from typing import Any
 from pytest_voicelatency.errors import VoiceLatencyError
 from pytest_voicelatency.spans.otel import SpanRecord
 
-__all__ = ["SpanTable", "PAYLOAD_VERSION", "MAX_PROBLEMS"]
+__all__ = ["SpanTable", "PAYLOAD_VERSION", "MAX_PROBLEMS", "MAX_UNREAD"]
 
 PAYLOAD_VERSION = 1
 MAX_PROBLEMS = 200  # distinct problem texts kept per table; the rest are only counted
+MAX_UNREAD = 64  # distinct (name, scope) pairs of unread spans kept per table; the rest counted
 
 _ROW_COLUMNS = {"test": "i", "name": "i", "stage": "i", "session": "i", "turn": "i",
-                "trace_hi": "Q", "trace_lo": "Q", "start_ns": "q", "end_ns": "q", "bar": "b", "flags": "b"}
+                "trace_hi": "Q", "trace_lo": "Q", "start_ns": "q", "end_ns": "q", "bar": "b",
+                "flags": "b"}
 _METRIC_COLUMNS = {"m_row": "i", "m_name": "i", "m_value": "d"}
 
 
@@ -49,6 +51,9 @@ class SpanTable:
             k: array(t) for k, t in (_ROW_COLUMNS | _METRIC_COLUMNS).items()}
         self.problems: list[str] = []
         self.problem_count = 0
+        #: spans seen but read as no voice stage: (name, instrumentation scope) -> count
+        self.unread: dict[tuple[str, str], int] = {}
+        self.unread_count = 0
 
     def _intern(self, text: str) -> int:
         index = self._ids.get(text)
@@ -87,6 +92,17 @@ class SpanTable:
             for problem in record.problems:
                 self._note_problem(problem)
 
+    def note_unread(self, name: str, scope: str, count: int = 1) -> None:
+        """Count a span that no convention read (its name and scope are kept, up to a cap)."""
+        with self._lock:
+            self._note_unread(name, scope, count)
+
+    def _note_unread(self, name: str, scope: str, count: int) -> None:
+        self.unread_count += count
+        key = (name, scope)
+        if key in self.unread or len(self.unread) < MAX_UNREAD:
+            self.unread[key] = self.unread.get(key, 0) + count
+
     def _note_problem(self, problem: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS and problem not in self.problems:
@@ -124,7 +140,9 @@ class SpanTable:
         with self._lock:
             return {"version": PAYLOAD_VERSION, "strings": list(self.strings),
                     "columns": {k: v.tobytes() for k, v in self.columns.items()},
-                    "problems": list(self.problems), "problem_count": self.problem_count}
+                    "problems": list(self.problems), "problem_count": self.problem_count,
+                    "unread": [[n, s, c] for (n, s), c in self.unread.items()],
+                    "unread_count": self.unread_count}
 
     def extend_payload(self, payload: Mapping[str, Any], test: str | None = None) -> None:
         """Merge a payload made by :meth:`to_payload` (possibly in another process).
@@ -133,8 +151,9 @@ class SpanTable:
         """
         if not isinstance(payload, Mapping) or payload.get("version") != PAYLOAD_VERSION:
             raise VoiceLatencyError(
-                f"voice latency payload has version {getattr(payload, 'get', lambda _: None)('version')!r}, "
-                f"this plugin reads version {PAYLOAD_VERSION}: every xdist worker must run the same "
+                f"voice latency payload has version "
+                f"{getattr(payload, 'get', lambda _: None)('version')!r}, this plugin reads "
+                f"version {PAYLOAD_VERSION}: every xdist worker must run the same "
                 f"pytest-voicelatency version")
         strings: list[str] = payload["strings"]
         incoming = {k: array(t, payload["columns"][k])
@@ -158,6 +177,11 @@ class SpanTable:
                 self._note_problem(problem)
             self.problem_count += max(0, int(payload.get("problem_count", 0))
                                       - len(payload.get("problems", ())))
+            kept = 0
+            for name, scope, count in payload.get("unread", ()):
+                self._note_unread(str(name), str(scope), int(count))
+                kept += int(count)
+            self.unread_count += max(0, int(payload.get("unread_count", 0)) - kept)
 
     @contextmanager
     def frozen(self) -> Iterator[None]:

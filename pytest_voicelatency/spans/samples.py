@@ -1,12 +1,19 @@
 """From span rows to samples: one number per (span, metric), plus the gaps between the bars.
 
-Pure functions over a :class:`~pytest_voicelatency.spans.rows.SpanTable`; no OpenTelemetry, no pytest.
+Pure functions over a :class:`~pytest_voicelatency.spans.rows.SpanTable`; no OpenTelemetry, no
+pytest.
 
 * Every metric of every voice span is a sample of its stage.
 * **Gaps**: within one turn (same test, ``session_id`` and ``turn_id``), bars are sorted by start
   time; for each adjacent pair the time not covered by any earlier bar becomes a sample of stage
   ``gap.<previous>_to_<next>``, metric ``duration_ms`` (0 when they touch or overlap). Turn
   parents and black-box caller spans are not bars.
+* **Barge-in from two spans** (frameworks that have no barge-in span, e.g. LiveKit Agents): for
+  each ``speaking.user`` span that starts inside a ``speaking.agent`` span of the same test and
+  session, a sample of ``barge_in`` ``silence_ms`` = end of that agent span − start of the user
+  span (the first such user span per agent span). Like the caller's ``caller.barge_in``, an
+  agent that keeps talking through the interruption gives the rest of its speech, not no sample.
+  It lives here, not at the span boundary, because it needs both spans and they end in any order.
 * ``first_byte_ms == -1`` means "produced nothing": such samples are counted, never averaged in.
 * A session marked discarded (a :data:`DISCARDED` span: an attempt the caller retried) gives
   no samples at all, the agent's included.
@@ -32,8 +39,8 @@ from __future__ import annotations
 import fnmatch
 from array import array
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,12 +48,17 @@ from pytest_voicelatency.spans.otel import CENSORED, MISSED, NOTHING, UNRELIABLE
 from pytest_voicelatency.spans.rows import SpanTable
 
 __all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFAULT_METRICS",
-           "DISCARDED"]
+           "DISCARDED", "SPEAKING_AGENT", "SPEAKING_USER"]
 
 #: Stage of a marker span saying "drop every span of this session in this test": the caller
 #: emits one for an attempt it retried because it could not keep time, so the agent's spans of
 #: that attempt leave the samples with the caller's own.
 DISCARDED = "caller.discarded"
+
+#: Non-bar stages of the agent's and the user's speech windows (read from LiveKit's
+#: ``agent_speaking`` / ``user_speaking``, or native spans of these stages): barge-ins come from
+#: them.
+SPEAKING_AGENT, SPEAKING_USER = "speaking.agent", "speaking.user"
 
 #: Default metric per stage pattern, first match wins; otherwise ``first_byte_ms`` when the
 #: stage has it, else ``duration_ms``.
@@ -69,6 +81,8 @@ def default_metric(stage: str, available: frozenset[str] | set[str] = frozenset(
             return metric
     if not available or "first_byte_ms" in available:
         return "first_byte_ms"
+    if "transcription_delay_ms" in available:  # LiveKit's user_turn: no first partial on spans
+        return "transcription_delay_ms"
     return "duration_ms"
 
 
@@ -162,7 +176,8 @@ class SampleSet:
 
     def metrics_by_stage(self) -> dict[str, list[str]]:
         """Every stage seen, with the metrics it has (sorted)."""
-        pairs = np.unique(np.stack([self.stage, self.metric]), axis=1) if len(self) else np.empty((2, 0), int)
+        pairs = (np.unique(np.stack([self.stage, self.metric]), axis=1) if len(self)
+                 else np.empty((2, 0), int))
         out: dict[str, list[str]] = {}
         for s, m in pairs.T:
             out.setdefault(self.names[s], []).append(self.names[m])
@@ -220,7 +235,8 @@ def _gaps(table: SpanTable, names: list[str], ids: dict[str, int],
     c = table.columns
     empty = ids.get("", -1)
     turns: dict[tuple[int, int, int], list[int]] = {}
-    for row, (test, session, turn, bar) in enumerate(zip(c["test"], c["session"], c["turn"], c["bar"])):
+    columns = zip(c["test"], c["session"], c["turn"], c["bar"])
+    for row, (test, session, turn, bar) in enumerate(columns):
         if bar and session != empty and turn != empty and (test, session) not in discarded:
             turns.setdefault((test, session, turn), []).append(row)
     starts, ends, stages = c["start_ns"], c["end_ns"], c["stage"]
@@ -245,6 +261,31 @@ def _gaps(table: SpanTable, names: list[str], ids: dict[str, int],
     return out_stage, out_value, out_row
 
 
+def _barge_ins(table: SpanTable, ids: dict[str, int],
+               discarded: set[tuple[int, int]]) -> tuple[list[float], list[int]]:
+    """Barge-in samples (value ms, row of the agent's speaking span) from speech windows."""
+    agent, user = ids.get(SPEAKING_AGENT), ids.get(SPEAKING_USER)
+    if agent is None or user is None:
+        return [], []
+    c = table.columns
+    windows: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+    for row, (test, session, stage) in enumerate(zip(c["test"], c["session"], c["stage"])):
+        if (stage == agent or stage == user) and (test, session) not in discarded:
+            pair = windows.setdefault((test, session), ([], []))
+            pair[0 if stage == agent else 1].append(row)
+    starts, ends = c["start_ns"], c["end_ns"]
+    values: list[float] = []
+    rows: list[int] = []
+    for agent_rows, user_rows in windows.values():
+        user_starts = sorted(starts[r] for r in user_rows)
+        for a in sorted(agent_rows, key=lambda r: starts[r]):
+            onset = next((u for u in user_starts if starts[a] <= u < ends[a]), None)
+            if onset is not None:
+                values.append((ends[a] - onset) / 1e6)
+                rows.append(a)
+    return values, rows
+
+
 def _column(column: array[Any], dtype: type[np.generic]) -> np.ndarray:
     """A numpy copy of an array column (a view would stop the table from growing)."""
     return np.frombuffer(column, dtype=dtype).copy() if len(column) else np.empty(0, dtype)
@@ -266,13 +307,26 @@ def derive(table: SpanTable) -> SampleSet:
         keep = ~drop[rows]
         rows, metric, value = rows[keep], metric[keep], value[keep]
     gap_stage, gap_value, gap_row = _gaps(table, names, ids, discarded)
-    duration = ids.setdefault("duration_ms", len(names))
-    if duration == len(names):
-        names.append("duration_ms")
+    barge_value, barge_row = _barge_ins(table, ids, discarded)
+    duration, barge_in, silence = (_name_id(names, ids, n)
+                                   for n in ("duration_ms", "barge_in", "silence_ms"))
     return SampleSet(
         table, names,
-        np.concatenate([stage_col[rows], np.asarray(gap_stage, dtype=np.int32)]),
-        np.concatenate([metric, np.full(len(gap_stage), duration, dtype=np.int32)]),
-        np.concatenate([value, np.asarray(gap_value, dtype=np.float64)]),
-        np.concatenate([rows, np.asarray(gap_row, dtype=np.int32)]),
+        np.concatenate([stage_col[rows], np.asarray(gap_stage, dtype=np.int32),
+                        np.full(len(barge_row), barge_in, dtype=np.int32)]),
+        np.concatenate([metric, np.full(len(gap_stage), duration, dtype=np.int32),
+                        np.full(len(barge_row), silence, dtype=np.int32)]),
+        np.concatenate([value, np.asarray(gap_value, dtype=np.float64),
+                        np.asarray(barge_value, dtype=np.float64)]),
+        np.concatenate([rows, np.asarray(gap_row, dtype=np.int32),
+                        np.asarray(barge_row, dtype=np.int32)]),
     )
+
+
+def _name_id(names: list[str], ids: dict[str, int], name: str) -> int:
+    """The id of ``name`` in the sample set's names, added if new."""
+    index = ids.get(name)
+    if index is None:
+        index = ids[name] = len(names)
+        names.append(name)
+    return index
