@@ -266,6 +266,7 @@ class SpanBuffer(SpanProcessor):
         """
         target = Path(path)
         warnings: list[str] = []
+        self.closed = True  # the run is over: a processor cannot be removed, so it goes inert
         try:
             text = self.to_json()
             target.parent.mkdir(parents=True, exist_ok=True)
