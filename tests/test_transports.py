@@ -41,6 +41,7 @@ from pytest_voicelatency.call.protocol import (  # noqa: E402
     AudioFormat,
 )
 from pytest_voicelatency.call.script import answer, barge_in, say  # noqa: E402
+from pytest_voicelatency.clock import RealClock  # noqa: E402
 from pytest_voicelatency.errors import VoiceLatencyUsageError  # noqa: E402
 from pytest_voicelatency.transports import (  # noqa: E402
     AgentConnectError,
@@ -295,7 +296,8 @@ def test_a_twilio_media_streams_agent_is_measured_and_its_marks_echoed():
 TIMEOUT_MS = 8000.0
 
 
-@pytest.mark.parametrize("how", ["close", "crash"])
+@pytest.mark.filterwarnings("ignore:session call-1. the caller fell behind")  # a 0.3 s call:
+@pytest.mark.parametrize("how", ["close", "crash"])  # one late frame is its p99; not the point
 def test_a_server_that_hangs_up_mid_call_fails_the_call_at_once(how):
     """Closing with a code (or vanishing: 1006) while the caller waits for an answer."""
     closed: list[int] = []
@@ -401,6 +403,34 @@ def test_twilio_media_is_mulaw_8k_in_20_ms_chunks_and_back_at_the_line_rate():
     assert base64.b64decode(body["media"]["payload"]) == b"\xff" * 160
     with pytest.raises(AgentProtocolError, match="streamSid 'MZ2'"):
         agent.decode(json.dumps({"event": "clear", "streamSid": "MZ2"}))
+
+
+def test_a_twilio_mark_is_echoed_once_its_audio_has_played_or_at_once_on_clear():
+    """Twilio's rule: a mark comes back when the audio sent before it finished playing; a clear
+    drops the audio and returns every pending mark immediately."""
+
+    class Session(FakeSession):
+        clock = RealClock()
+
+    async def call() -> tuple[list[str], list[str], list[str]]:
+        agent = TwilioAgent("ws://127.0.0.1:1", stream_sid="MZ1")
+        session = Session()
+        agent.session, agent.tasks.session = session, session  # type: ignore[assignment]
+        agent.opened(session)  # type: ignore[arg-type]
+        second = base64.b64encode(b"\x00" * 8000).decode()   # 1 s of audio
+        (audio,) = agent.decode(json.dumps({"event": "media", "media": {"payload": second}}))
+        assert isinstance(audio, AgentAudio) and len(audio.pcm) == 2 * 16_000
+        agent.decode(json.dumps({"event": "mark", "mark": {"name": "end-of-reply"}}))
+        await asyncio.sleep(0.05)
+        before_clear = list(agent.marks_echoed)                # still playing: not yet
+        assert agent.decode(json.dumps({"event": "clear"})) == [AgentClear()]
+        after_clear = list(agent.marks_echoed)
+        agent.decode(json.dumps({"event": "mark", "mark": {"name": "idle"}}))  # nothing queued
+        await asyncio.sleep(0.05)
+        await agent.tasks.cancel_all()
+        return before_clear, after_clear, agent.marks_echoed
+
+    assert asyncio.run(call()) == ([], ["end-of-reply"], ["end-of-reply", "idle"])
 
 
 def test_bad_transport_arguments_fail_before_any_connection():

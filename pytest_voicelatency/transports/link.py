@@ -123,7 +123,8 @@ class SocketAgent:
     # -------------------------------------------------------------- subclass hooks
 
     def opened(self, session: AgentSession) -> list[Message]:
-        """Messages to send as soon as the connection is open (before the first frame)."""
+        """Check the session's line format; return the messages to send as soon as the
+        connection is open (before the first frame). Called before connecting."""
         return []
 
     def encode(self, pcm: bytes) -> list[Message]:
@@ -143,6 +144,7 @@ class SocketAgent:
     async def start(self, session: AgentSession) -> None:
         self.session = session
         self.tasks.session = session
+        greeting = self.opened(session)  # checks the line's format before any connection
         try:
             self._ws = await connect(
                 self.url, additional_headers=self.headers or None,
@@ -157,7 +159,7 @@ class SocketAgent:
             raise AgentConnectError(
                 f"could not connect to the {self.protocol} agent at {self.url}: {exc}",
                 url=self.url) from exc
-        for message in self.opened(session):
+        for message in greeting:
             self._outbox.put_nowait(message)
         self._writer = self.tasks.spawn(self._write())
         self.tasks.spawn(self._read())
