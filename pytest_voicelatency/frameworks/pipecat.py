@@ -1,0 +1,175 @@
+"""Run a Pipecat 1.x pipeline as a :class:`~pytest_voicelatency.call.protocol.VoiceAgent`.
+
+The simulated caller's inbound frames enter the pipeline as ``InputAudioRawFrame`` s (queued on
+the worker, as an input transport would push them); a sink processor at the end of the pipeline
+turns the ``OutputAudioRawFrame`` s (``TTSAudioRawFrame`` included) that reach it into
+``AgentAudio`` events, an ``InterruptionFrame`` into ``AgentClear`` (the client's buffer is
+flushed, as Pipecat's output transport drops its queued audio), and plays the output
+transport's part for turn tracking: ``BotStartedSpeakingFrame`` on the first audio of a reply,
+``BotStoppedSpeakingFrame`` when its audio would have finished playing (or on interruption).
+
+The worker runs with tracing on (``conversation_id`` = the call's session id) and
+``PipelineParams(enable_metrics=True)`` so Pipecat's ``conversation`` → ``turn`` → ``stt`` /
+``llm`` / ``tts`` spans carry ``metrics.ttfb``; Pipecat fetches its tracers lazily from the
+global provider, so the plugin's capture sees them and the ``pipecat`` convention reads them.
+Barge-in is measured at the listener by the caller (``caller.barge_in``): Pipecat has no span
+for it. Pipecat reads wall-clock time and sleeps with asyncio, so ``honours_clock = False``.
+
+    from pytest_voicelatency.frameworks.pipecat import PipecatAgent
+    caller.run(PipecatAgent(lambda: [my_stt, my_llm, my_tts]), script)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+from pytest_voicelatency.call.protocol import (
+    AgentAudio,
+    AgentClear,
+    AgentProtocolError,
+    AgentSession,
+    AgentState,
+    SessionTasks,
+)
+
+__all__ = ["PipecatAgent", "CallerOutput", "Build"]
+
+#: What the user hands over: a function making a fresh pipeline per call — a list of processors
+#: (their STT, LLM, TTS ...) or one processor (e.g. a ``Pipeline``).
+Build = Callable[[], "Sequence[FrameProcessor] | FrameProcessor"]
+
+
+class CallerOutput(FrameProcessor):
+    """The pipeline's sink: what reaches it is what the caller hears."""
+
+    def __init__(self, session: AgentSession) -> None:
+        super().__init__()
+        self._session = session
+        self._speaking = False
+        self._audible_until = 0.0  # loop time at which the audio sent so far has played
+        self._stopper: asyncio.TimerHandle | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            await self._interrupted()
+        elif isinstance(frame, OutputAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
+            await self._play(frame)
+            return  # consumed: the line is the end of the pipeline
+        await self.push_frame(frame, direction)
+
+    async def _play(self, frame: OutputAudioRawFrame) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._speaking:
+            self._speaking = True
+            self._session.emit(AgentState("speaking"))
+            await self._announce(BotStartedSpeakingFrame)
+        if frame.num_channels != 1:
+            raise AgentProtocolError(f"Pipecat output audio has {frame.num_channels} channels; "
+                                     f"set audio_out_channels=1 for the simulated line")
+        self._session.emit(AgentAudio(bytes(frame.audio), frame.sample_rate))
+        seconds = len(frame.audio) / 2 / frame.sample_rate
+        self._audible_until = max(self._audible_until, loop.time()) + seconds
+        if self._stopper is not None:
+            self._stopper.cancel()
+        self._stopper = loop.call_at(self._audible_until, self._finished)
+
+    def _finished(self) -> None:
+        self._stopper = None
+        if self._speaking:
+            self._speaking = False
+            asyncio.ensure_future(self._announce(BotStoppedSpeakingFrame))
+
+    async def _interrupted(self) -> None:
+        self._session.emit(AgentClear("barge_in"))
+        if self._stopper is not None:
+            self._stopper.cancel()
+            self._stopper = None
+        self._audible_until = 0.0
+        if self._speaking:
+            self._speaking = False
+            await self._announce(BotStoppedSpeakingFrame)
+
+    async def _announce(self, kind: type[Frame]) -> None:
+        """Tell the pipeline, both ways, as Pipecat's output transport does."""
+        await self.push_frame(kind(), FrameDirection.UPSTREAM)
+        await self.push_frame(kind(), FrameDirection.DOWNSTREAM)
+
+
+class PipecatAgent:
+    """One call = one fresh pipeline from ``build``, run by a Pipecat ``PipelineWorker``.
+
+    ``params`` defaults to ``PipelineParams(enable_metrics=True)`` with the line's sample rate
+    in and out; ``enable_tracing`` (default True) makes Pipecat emit its spans.
+    """
+
+    honours_clock = False
+
+    def __init__(self, build: Build, *, params: PipelineParams | None = None,
+                 enable_tracing: bool = True, start_timeout_s: float = 10.0,
+                 worker_options: dict[str, Any] | None = None) -> None:
+        self._build = build
+        self._params = params
+        self._tracing = enable_tracing
+        self._start_timeout_s = start_timeout_s
+        self._worker_options = worker_options or {}
+        self._tasks = SessionTasks()
+        self._worker: PipelineWorker | None = None
+        self._closed = False
+        self._rate = 16_000
+
+    async def start(self, session: AgentSession) -> None:
+        self._tasks.session = session
+        self._rate = session.format.sample_rate
+        built = self._build()
+        processors = [built] if isinstance(built, FrameProcessor) else list(built)
+        params = self._params or PipelineParams(enable_metrics=True,
+                                                audio_in_sample_rate=self._rate,
+                                                audio_out_sample_rate=self._rate)
+        worker = PipelineWorker(Pipeline([*processors, CallerOutput(session)]), params=params,
+                                enable_tracing=self._tracing,
+                                conversation_id=session.session_id,
+                                cancel_on_idle_timeout=False, idle_timeout_secs=None,
+                                **self._worker_options)
+        started = asyncio.Event()
+
+        @worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]
+        async def _started(_worker: Any, _frame: Frame) -> None:
+            started.set()
+
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        self._worker = worker
+        self._tasks.spawn(runner.run())
+        await asyncio.wait_for(started.wait(), self._start_timeout_s)
+
+    async def receive(self, pcm: bytes) -> None:
+        if self._worker is not None and not self._closed:
+            await self._worker.queue_frame(
+                InputAudioRawFrame(audio=pcm, sample_rate=self._rate, num_channels=1))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._worker is not None:
+            try:
+                await asyncio.wait_for(self._worker.cancel(), 5.0)
+            except (TimeoutError, RuntimeError):
+                pass
+        await self._tasks.cancel_all()
