@@ -54,7 +54,7 @@ __all__ = ["PipecatAgent", "CallerOutput", "Build"]
 Build = Callable[[], "Sequence[FrameProcessor] | FrameProcessor"]
 
 
-class CallerOutput(FrameProcessor):
+class CallerOutput(FrameProcessor):  # type: ignore[misc,unused-ignore]
     """The pipeline's sink: what reaches it is what the caller hears."""
 
     def __init__(self, session: AgentSession) -> None:
@@ -148,7 +148,7 @@ class PipecatAgent:
                                 **self._worker_options)
         started = asyncio.Event()
 
-        @worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]
+        @worker.event_handler("on_pipeline_started")  # type: ignore[misc,untyped-decorator,unused-ignore]
         async def _started(_worker: Any, _frame: Frame) -> None:
             started.set()
 
