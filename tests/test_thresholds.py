@@ -7,8 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.gate.thresholds import (GRAMMAR, parse_threshold, parse_thresholds,
-                                            quantile_label, selector_hint, split_selector)
+from pytest_voicelatency.gate.thresholds import (
+    GRAMMAR,
+    parse_threshold,
+    parse_thresholds,
+    selector_hint,
+    split_selector,
+)
+from pytest_voicelatency.stats.levels import quantile_label
 
 
 @pytest.mark.parametrize("line, pattern, metric, q, op, limit", [

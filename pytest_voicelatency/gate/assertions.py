@@ -18,51 +18,17 @@ from __future__ import annotations
 
 import warnings
 
+from pytest_voicelatency.errors import (
+    LatencyAssertionError,
+    VoiceLatencyUsageError,
+    VoiceLatencyWarning,
+)
 from pytest_voicelatency.spans.capture import Capture, current_capture
-from pytest_voicelatency.errors import LatencyAssertionError, VoiceLatencyUsageError, VoiceLatencyWarning
-from pytest_voicelatency.spans.samples import Sample, Selection
-from pytest_voicelatency.stats.quantiles import check_q
-from pytest_voicelatency.stats.verdict import Verdict, judge, limit_from
+from pytest_voicelatency.spans.samples import Selection
+from pytest_voicelatency.stats.levels import check_q
+from pytest_voicelatency.stats.verdict import Verdict, format_verdict, judge, limit_from
 
-__all__ = ["assert_quantile", "assert_p50", "assert_p95", "assert_p99", "format_verdict"]
-
-
-def _quantile_name(q: float) -> str:
-    pct = q * 100
-    return f"p{pct:g}" if abs(pct - round(pct)) > 1e-9 else f"p{round(pct)}"
-
-
-def format_verdict(selection: Selection, verdict: Verdict) -> str:
-    """The multi-line explanation of a verdict (used by failures and CI reports)."""
-    est, lim = verdict.estimate, verdict.limit
-    name = _quantile_name(est.q)
-    value = "+inf (missed or censored)" if est.value == float("inf") else f"{est.value:.1f} ms"
-    head = (f"{selection.stage} {selection.metric} {name} = {value}, limit {lim} ms "
-            f"(n={est.n}, produced nothing: {selection.nothing}) -> {verdict.outcome.upper()}")
-    lines = [head]
-    if est.confidence is not None:
-        c = f"{est.confidence:.0%}"
-        upper = "none (too few samples)" if est.upper is None else \
-            f"{est.upper:.1f} ms (order statistic {est.upper_rank} of {est.n})"
-        lower = "none (too few samples)" if est.lower is None else \
-            f"{est.lower:.1f} ms (order statistic {est.lower_rank} of {est.n})"
-        lines.append(f"  {c} bounds on {name}: lower {lower}; upper {upper}")
-    if verdict.outcome == "inconclusive":
-        more = ("more samples will not help: the observed fraction within the limit is not above "
-                f"{est.q:g}" if verdict.needed is None else
-                f"about n={verdict.needed} samples would decide if the data keep their shape")
-        lines.append(f"  inconclusive: the bounds straddle the limit; {more}")
-    flagged = [f"{k}: {getattr(selection, k)}" for k in ("missed", "censored", "unreliable")
-               if getattr(selection, k)]
-    if flagged:
-        lines.append(f"  {', '.join(flagged)} (missed and censored count as +inf: unknown is "
-                     f"never fast; unreliable = the harness could not keep time)")
-    worst = selection.worst(3)
-    if worst:
-        lines.append("  worst: " + "; ".join(
-            f"{_describe(s)} (session={s.session_id or '?'} turn={s.turn_id or '?'} "
-            f"trace={s.trace_id[:16] or '?'})" for s in worst))
-    return "\n".join(lines)
+__all__ = ["assert_quantile", "assert_p50", "assert_p95", "assert_p99"]
 
 
 def _unreliable(capture: Capture, selection: Selection, verdict: Verdict) -> None:
@@ -73,19 +39,12 @@ def _unreliable(capture: Capture, selection: Selection, verdict: Verdict) -> Non
             f"starved event loop), so this {verdict.outcome} is not trustworthy; rerun on a quieter "
             f"machine, or set voice_latency_unreliable = retry")
     if capture.unreliable == "fail":
-        raise LatencyAssertionError(f"{format_verdict(selection, verdict)}\n  UNRELIABLE: {text}",
+        explained = format_verdict(selection, verdict, selection.worst(3))
+        raise LatencyAssertionError(f"{explained}\n  UNRELIABLE: {text}",
                                     stage=selection.stage, metric=selection.metric,
                                     value=verdict.estimate.value, limit=verdict.limit.value,
                                     n=verdict.estimate.n, verdict="unreliable")
     warnings.warn(VoiceLatencyWarning(text), stacklevel=4)
-
-
-def _describe(sample: Sample) -> str:
-    if sample.missed:
-        return f"missed (waited {sample.value:.1f} ms)"
-    if sample.censored:
-        return f">= {sample.value:.1f} ms (censored)"
-    return f"{sample.value:.1f} ms"
 
 
 def _missing_message(capture: Capture, stage: str, metric: str | None, sel: Selection) -> str:
@@ -130,8 +89,9 @@ def assert_quantile(q: float, *, stage: str, lt: float | None = None, le: float 
                                     stage=stage, metric=selection.metric, limit=limit.value,
                                     verdict="missing")
     if not verdict.passed:
-        raise LatencyAssertionError(format_verdict(selection, verdict), stage=stage,
-                                    metric=selection.metric, value=verdict.estimate.value,
+        raise LatencyAssertionError(format_verdict(selection, verdict, selection.worst(3)),
+                                    stage=stage, metric=selection.metric,
+                                    value=verdict.estimate.value,
                                     limit=limit.value, n=verdict.estimate.n,
                                     verdict=verdict.outcome)
     return verdict

@@ -1,8 +1,9 @@
 """How a run's gates and baseline comparison judge, as plain data parsed from the ini file.
 
-Kept apart from :mod:`~pytest_voicelatency.gate.evaluate` and :mod:`~pytest_voicelatency.gate.compare`, and free
-of numpy, because the plugin parses these at configure time: a mistake in the ini file is a
-usage error before any test runs, and loading the plugin stays cheap.
+Kept apart from :mod:`~pytest_voicelatency.gate.evaluate` and
+:mod:`~pytest_voicelatency.gate.compare`, and free of numpy, because the plugin parses these at
+configure time: a mistake in the ini file is a usage error before any test runs, and loading the
+plugin stays cheap.
 
 >>> policy_from_strings(confidence="0.95", missing="warn").missing
 'warn'
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.stats.levels import is_fraction, parse_fraction, quantile_label
 
 __all__ = ["GatePolicy", "ComparePolicy", "POLICY_CHOICES", "policy_from_strings", "parse_body"]
 
@@ -37,14 +39,11 @@ def policy_from_strings(confidence: str = "", inconclusive: str = "warn", missin
     """Build a policy from ini strings; a bad value names its ini key and the accepted values."""
     level: float | None = None
     if confidence.strip().lower() not in ("", "none", "off"):
-        try:
-            level = float(confidence)
-            if not 0 < level < 1:
-                raise ValueError(confidence)
-        except ValueError:
+        level = parse_fraction(confidence)
+        if level is None:
             raise VoiceLatencyUsageError(
                 f"voice_latency_confidence = {confidence!r}: give a number strictly between 0 "
-                "and 1 (e.g. 0.95), or leave it empty to gate the point estimate") from None
+                "and 1 (e.g. 0.95), or leave it empty to gate the point estimate")
     values = {"inconclusive": inconclusive, "missing": missing, "unreliable": unreliable}
     for key, value in values.items():
         if value.strip().lower() not in POLICY_CHOICES[key]:
@@ -72,14 +71,15 @@ class ComparePolicy:
 
     def __post_init__(self) -> None:
         problems = []
-        if not 0 < self.confidence < 1:
+        if not is_fraction(self.confidence):
             problems.append(f"confidence={self.confidence!r} must lie strictly between 0 and 1")
-        if not 0 < self.q < 1:
+        if not is_fraction(self.q):
             problems.append(f"q={self.q!r} must lie strictly between 0 and 1")
         if not (self.min_relative >= 0 and self.min_ms >= 0):
             problems.append("min_relative and min_ms must be >= 0")
         if list(self.body) != sorted(set(self.body)) or not all(0 < b < self.q for b in self.body):
-            problems.append(f"body={self.body!r} must be distinct quantiles below q={self.q}, ascending")
+            problems.append(f"body={self.body!r} must be distinct quantiles below q={self.q}, "
+                            "ascending")
         if not (0 < self.tail_share < 1 if self.body else self.tail_share > 0):
             problems.append(f"tail_share={self.tail_share!r} must lie strictly between 0 and 1 "
                             "(the body tests share the rest)")
@@ -123,7 +123,7 @@ def parse_body(text: str, q: float = 0.95) -> tuple[float, ...]:
         if not 0 < value < q or value in out:
             raise VoiceLatencyUsageError(
                 f"voice_latency_compare_body = {text!r}: {word!r} is not a new quantile below "
-                f"p{q * 100:g}; give quantiles such as 'p50 p75 p90' (the default), or 'none' to "
-                "test exceedances over the baseline's p95 alone")
+                f"{quantile_label(q)}; give quantiles such as 'p50 p75 p90' (the default), or "
+                "'none' to test exceedances over the baseline's p95 alone")
         out.append(value)
     return tuple(sorted(out))

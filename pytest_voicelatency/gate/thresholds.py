@@ -10,9 +10,9 @@ Grammar, one gate per line (k6-like)::
   ``gap.asr_to_llm``), so the rule is: **the last dotted part names a metric when it ends in
   ``_ms``** (``llm.first_byte_ms``, ``caller.response.duration_ms``); otherwise the whole text is
   the stage and the stage's default metric is used (see
-  :func:`pytest_voicelatency.spans.samples.default_metric`). Count metrics (``underruns``, ``clears``,
-  ``frames``) do not end in ``_ms`` and so cannot be gated by a threshold line yet; a gate that
-  tries (or forgets the ``_ms``) matches no stage and is *missing*, with a hint from
+  :func:`pytest_voicelatency.spans.samples.default_metric`). Count metrics (``underruns``,
+  ``clears``, ``frames``) do not end in ``_ms`` and so cannot be gated by a threshold line yet; a
+  gate that tries (or forgets the ``_ms``) matches no stage and is *missing*, with a hint from
   :func:`selector_hint`.
 * ``p<percentile>``: ``p50``, ``p95``, ``p99``, ``p99.9``: strictly between 0 and 100.
 * ``<op>``: ``<`` (strictly below) or ``<=`` (at most).
@@ -36,10 +36,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.stats.verdict import Limit
+from pytest_voicelatency.stats.levels import is_fraction, quantile_label
+from pytest_voicelatency.stats.limit import Limit
 
 __all__ = ["Threshold", "parse_threshold", "parse_thresholds", "GRAMMAR", "split_selector",
-           "selector_hint", "quantile_label"]
+           "selector_hint"]
 
 GRAMMAR = ("one gate per line: '<stage or glob>[.<metric>_ms]: p<percentile> <|<= <ms>', e.g.\n"
            "    barge_in: p95 < 200\n"
@@ -51,11 +52,6 @@ GRAMMAR = ("one gate per line: '<stage or glob>[.<metric>_ms]: p<percentile> <|<
 _LINE = re.compile(r"^(?P<selector>[^:]+?)\s*:\s*(?P<rest>.*)$")
 _RULE = re.compile(r"^[pP](?P<pct>\d+(?:\.\d+)?)\s*(?P<op><=|<)\s*(?P<limit>[^\s]+?)\s*(?:ms)?$")
 _SELECTOR = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
-
-
-def quantile_label(q: float) -> str:
-    """``0.95 → 'p95'``, ``0.999 → 'p99.9'``."""
-    return f"p{round(q * 100, 6):g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +90,9 @@ def selector_hint(selector: str, metrics_by_stage: Mapping[str, Sequence[str]]) 
 
     Only when the part before the last dot is a known stage; otherwise ``""``.
 
-    >>> selector_hint("asr.first_byte", {"asr": ["first_byte_ms"]})
-    "did you mean stage 'asr' with metric 'first_byte_ms'? a metric is selected only when the last dotted part ends in _ms"
+    >>> print(selector_hint("asr.first_byte", {"asr": ["first_byte_ms"]}))
+    did you mean stage 'asr' with metric 'first_byte_ms'? a metric is selected only when the last
+    dotted part ends in _ms
     """
     stage, dot, last = selector.rpartition(".")
     metrics = metrics_by_stage.get(stage) if dot and stage else None
@@ -132,12 +129,13 @@ def parse_threshold(line: str) -> Threshold:
     rule = _RULE.match(rest)
     if rule is None:
         if re.match(r"^[pP]\d", rest) and re.search(r"(>=|>|==|=)", rest):
-            why = f"operator in {rest!r} is not supported: a latency gate is an upper limit, use < or <="
+            why = (f"operator in {rest!r} is not supported: a latency gate is an upper limit, "
+                   "use < or <=")
         else:
             why = f"expected 'p<percentile> <op> <ms>' after the colon, got {rest!r}"
         raise _bad(line, why)
-    pct = float(rule["pct"])
-    if not 0 < pct < 100:
+    q = float(rule["pct"]) / 100
+    if not is_fraction(q):
         raise _bad(line, f"unknown quantile p{rule['pct']}: the percentile must lie strictly "
                          "between 0 and 100 (p50, p95, p99, p99.9)")
     try:
@@ -145,9 +143,10 @@ def parse_threshold(line: str) -> Threshold:
     except ValueError:
         raise _bad(line, f"limit {rule['limit']!r} is not a number of milliseconds") from None
     if not math.isfinite(limit) or limit <= 0:
-        raise _bad(line, f"limit {rule['limit']!r} must be a positive, finite number of milliseconds")
+        raise _bad(line, f"limit {rule['limit']!r} must be a positive, finite number of "
+                         "milliseconds")
     pattern, metric = split_selector(selector)
-    return Threshold(text, pattern, metric, pct / 100,
+    return Threshold(text, pattern, metric, q,
                      Limit("<=" if rule["op"] == "<=" else "<", limit))
 
 

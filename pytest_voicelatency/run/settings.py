@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.gate.policy import ComparePolicy, GatePolicy, parse_body, policy_from_strings
+from pytest_voicelatency.gate.policy import (
+    ComparePolicy,
+    GatePolicy,
+    parse_body,
+    policy_from_strings,
+)
 from pytest_voicelatency.gate.thresholds import Threshold, parse_thresholds
+from pytest_voicelatency.stats.levels import parse_fraction
 
 __all__ = ["Settings", "build"]
 
@@ -62,6 +68,13 @@ class Settings:
                             "body": list(c.body), "tail_share": c.tail_share}}
 
 
+def _fraction(key: str, text: str, default: str) -> float:
+    value = parse_fraction(text)
+    if value is None:
+        raise VoiceLatencyUsageError(
+            f"{key} = {text!r}: give a number strictly between 0 and 1 (default {default})")
+    return value
+
 
 def _number(key: str, text: str, low: float, high: float, what: str) -> float:
     try:
@@ -84,8 +97,7 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
     """Parse raw ini strings and option values into :class:`Settings`."""
     policy = policy_from_strings(confidence, inconclusive, missing, unreliable)
     compare_policy = ComparePolicy(
-        confidence=_number("voice_latency_compare_confidence", compare_confidence, 0, 1,
-                           "a number strictly between 0 and 1 (default 0.99)"),
+        confidence=_fraction("voice_latency_compare_confidence", compare_confidence, "0.99"),
         min_relative=_number("voice_latency_min_effect_pct", min_effect_pct, -1e-12, 1e6,
                              "a percentage >= 0 (default 10)") / 100,
         min_ms=_number("voice_latency_min_effect_ms", min_effect_ms, -1e-12, 1e9,

@@ -29,29 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.stats.levels import check_confidence, check_q
+from pytest_voicelatency.stats.significance import binomial_logpmf
 
 __all__ = ["nearest_rank", "rank", "upper_rank", "lower_rank", "binomial_cdf", "Estimate",
-           "estimate", "samples_needed", "smallest_n", "check_q", "check_confidence"]
-
-
-def check_q(q: float) -> float:
-    """Validate a quantile level: a number strictly between 0 and 1."""
-    __tracebackhide__ = True
-    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
-        raise VoiceLatencyUsageError(
-            f"quantile q must be a number strictly between 0 and 1 (0.95 for p95), got {q!r}")
-    return float(q)
-
-
-def check_confidence(confidence: float) -> float:
-    """Validate a confidence level: a number strictly between 0 and 1 (e.g. 0.95)."""
-    __tracebackhide__ = True
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
-            or not 0 < confidence < 1:
-        raise VoiceLatencyUsageError(
-            f"confidence must be a number strictly between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    return float(confidence)
+           "estimate", "samples_needed", "smallest_n"]
 
 
 def rank(n: int, q: float) -> int:
@@ -72,9 +54,9 @@ def nearest_rank(values: np.ndarray, q: float) -> float:
 def binomial_cdf(n: int, p: float) -> tuple[int, np.ndarray]:
     """P(Binomial(n, p) ≤ k) for k in a window that holds all but ~1e-30 of the mass.
 
-    Returns ``(k0, cdf)`` where ``cdf[i]`` is P(B ≤ k0 + i). Computed in log space from the mode
-    outwards with the pmf ratio recurrence, so it is exact to float precision and costs
-    O(√n) rather than O(n): fast for a million samples.
+    Returns ``(k0, cdf)`` where ``cdf[i]`` is P(B ≤ k0 + i). The window spans 12 standard
+    deviations each side of the mode, so it costs O(√n) rather than O(n): fast for a million
+    samples; the pmf is :func:`~pytest_voicelatency.stats.significance.binomial_logpmf`'s.
     """
     if n <= 0:
         return 0, np.ones(1)
@@ -82,17 +64,7 @@ def binomial_cdf(n: int, p: float) -> tuple[int, np.ndarray]:
     mode = min(n, int((n + 1) * p))
     width = int(12 * sd) + 12
     lo, hi = max(0, mode - width), min(n, mode + width)
-    k = np.arange(lo, hi + 1, dtype=np.float64)
-    log_mode = (math.lgamma(n + 1) - math.lgamma(mode + 1) - math.lgamma(n - mode + 1)
-                + mode * math.log(p) + (n - mode) * math.log1p(-p))
-    # log pmf(k+1) - log pmf(k) = log((n-k)/(k+1)) + log(p/(1-p))
-    step = np.log((n - k[:-1]) / (k[:-1] + 1)) + math.log(p) - math.log1p(-p)
-    log_pmf = np.empty_like(k)
-    m = mode - lo
-    log_pmf[m] = log_mode
-    log_pmf[m + 1:] = log_mode + np.cumsum(step[m:])
-    log_pmf[:m] = log_mode - np.cumsum(step[:m][::-1])[::-1]
-    cdf = np.cumsum(np.exp(log_pmf))
+    cdf = np.cumsum(np.exp(binomial_logpmf(n, p, lo, hi)))
     return lo, np.minimum(cdf, 1.0)
 
 
@@ -114,8 +86,8 @@ def lower_rank(n: int, q: float, confidence: float) -> int | None:
     ok = np.nonzero(cdf <= 1 - confidence)[0]
     if ok.size == 0:
         return None if lo == 0 else lo  # all of the window exceeds: l-1 < lo (mass below ~0)
-    l = lo + int(ok[-1]) + 1
-    return l if l >= 1 else None
+    low = lo + int(ok[-1]) + 1
+    return low if low >= 1 else None
 
 
 @dataclass(frozen=True, slots=True)

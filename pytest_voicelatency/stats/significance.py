@@ -35,9 +35,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-__all__ = ["binomial_sf", "binomial_cdf_at", "betabinomial_sf", "betabinomial_cdf_at",
-           "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels"]
+__all__ = ["binomial_logpmf", "binomial_sf", "binomial_cdf_at", "betabinomial_sf",
+           "betabinomial_cdf_at", "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels"]
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -49,8 +48,13 @@ def _logsumexp(x: np.ndarray) -> float:
     return top + math.log(float(np.sum(np.exp(x - top))))
 
 
-def _binomial_logpmf(n: int, p: float, lo: int, hi: int) -> np.ndarray:
-    """log P(Binomial(n, p) = j) for j = lo..hi (0 ≤ lo ≤ hi ≤ n, 0 < p < 1)."""
+def binomial_logpmf(n: int, p: float, lo: int, hi: int) -> np.ndarray:
+    """log P(Binomial(n, p) = j) for j = lo..hi (0 ≤ lo ≤ hi ≤ n, 0 < p < 1).
+
+    The first term from log-gamma, the rest by the pmf ratio recurrence
+    log pmf(j+1) − log pmf(j) = log((n−j)/(j+1)) + log(p/(1−p)): one vectorised cumulative sum.
+    The order-statistic bounds of :mod:`~pytest_voicelatency.stats.quantiles` use it too.
+    """
     j = np.arange(lo, hi + 1, dtype=np.float64)
     first = (math.lgamma(n + 1) - math.lgamma(lo + 1) - math.lgamma(n - lo + 1)
              + lo * math.log(p) + (n - lo) * math.log1p(-p))
@@ -68,7 +72,7 @@ def binomial_sf(k: int, n: int, p: float) -> float:
         return 0.0
     if p >= 1:
         return 1.0
-    return min(1.0, math.exp(_logsumexp(_binomial_logpmf(n, p, k, n))))
+    return min(1.0, math.exp(_logsumexp(binomial_logpmf(n, p, k, n))))
 
 
 def binomial_cdf_at(k: int, n: int, p: float) -> float:
@@ -79,7 +83,7 @@ def binomial_cdf_at(k: int, n: int, p: float) -> float:
         return 1.0
     if p >= 1:
         return 1.0 if k >= n else 0.0
-    return min(1.0, math.exp(_logsumexp(_binomial_logpmf(n, p, 0, min(k, n)))))
+    return min(1.0, math.exp(_logsumexp(binomial_logpmf(n, p, 0, min(k, n)))))
 
 
 def _betabinomial_logpmf(n: int, a: float, b: float, lo: int, hi: int) -> np.ndarray:

@@ -1,12 +1,13 @@
-"""Judge a quantile against a limit: pass, fail, inconclusive, or missing. Pure.
+"""Judge a quantile against a limit: pass, fail, inconclusive, or missing; and explain it. Pure.
 
-Used by the in-test assertions and by the run-wide CI gates, so both decide identically.
+Used by the in-test assertions and by the run-wide CI gates, so both decide, and explain their
+decision, identically.
 
 * Without ``confidence`` the verdict compares the point estimate (as k6 thresholds do).
 * With ``confidence=c`` it uses the one-sided order-statistic bounds of
-  :mod:`pytest_voicelatency.stats.quantiles`: *pass* when the upper bound is within the limit, *fail* when
-  the lower bound is beyond it, otherwise *inconclusive*, with the number of samples that would
-  decide if the data keep their shape.
+  :mod:`pytest_voicelatency.stats.quantiles`: *pass* when the upper bound is within the limit,
+  *fail* when the lower bound is beyond it, otherwise *inconclusive*, with the number of samples
+  that would decide if the data keep their shape.
 * No samples at all is *missing*: a missing measurement never passes.
 
 >>> import numpy as np
@@ -16,54 +17,22 @@ Used by the in-test assertions and by the run-wide CI gates, so both decide iden
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
-from pytest_voicelatency.errors import VoiceLatencyUsageError
+import numpy as np
 
-if TYPE_CHECKING:  # numpy and stats load on first judge(): Limit is parsed at configure time
-    import numpy as np
+from pytest_voicelatency.spans.samples import Sample
+from pytest_voicelatency.stats.levels import check_confidence, quantile_label
+from pytest_voicelatency.stats.limit import Limit, limit_from
+from pytest_voicelatency.stats.quantiles import Estimate, estimate, samples_needed
 
-    from pytest_voicelatency.stats.quantiles import Estimate
-
-__all__ = ["Limit", "Verdict", "judge", "limit_from"]
+# Limit and limit_from live in the numpy-free stats.limit (gate lines are parsed at configure
+# time); they are named here too because a verdict is read together with its limit.
+__all__ = ["Limit", "Verdict", "judge", "limit_from", "format_verdict", "Measured"]
 
 Outcome = Literal["pass", "fail", "inconclusive", "missing"]
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """``value`` must stay strictly below (``<``) or at most (``<=``) the limit, in ms."""
-
-    op: Literal["<", "<="]
-    value: float
-
-    def holds(self, x: float) -> bool:
-        return x < self.value if self.op == "<" else x <= self.value
-
-    def __str__(self) -> str:
-        return f"{self.op} {self.value:g}"
-
-
-def _positive(name: str, value: object) -> float:
-    __tracebackhide__ = True
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or math.isnan(value) or math.isinf(value) or value <= 0:
-        raise VoiceLatencyUsageError(
-            f"{name}= must be a positive, finite number of milliseconds (e.g. {name}=200), "
-            f"got {value!r}")
-    return float(value)
-
-
-def limit_from(lt: float | None, le: float | None) -> Limit:
-    """Build a :class:`Limit` from the assertion keywords; exactly one must be given."""
-    __tracebackhide__ = True
-    if (lt is None) == (le is None):
-        raise VoiceLatencyUsageError(
-            "give exactly one limit: lt=<ms> (strictly below) or le=<ms> (at most), "
-            f"got lt={lt!r}, le={le!r}")
-    return Limit("<", _positive("lt", lt)) if lt is not None else Limit("<=", _positive("le", le))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +52,6 @@ class Verdict:
 def judge(values: np.ndarray, q: float, limit: Limit, confidence: float | None = None) -> Verdict:
     """Decide whether the q-quantile of ``values`` is within ``limit``."""
     __tracebackhide__ = True
-    import numpy as np
-
-    from pytest_voicelatency.stats.quantiles import check_confidence, estimate, samples_needed
-
     if confidence is not None:
         check_confidence(confidence)
     est = estimate(values, q, confidence)
@@ -99,5 +64,74 @@ def judge(values: np.ndarray, q: float, limit: Limit, confidence: float | None =
     if est.lower is not None and not limit.holds(est.lower):
         return Verdict("fail", est, limit)
     x = np.asarray(values, dtype=np.float64)
-    below = float(np.count_nonzero(x < limit.value if limit.op == "<" else x <= limit.value)) / x.size
+    within = x < limit.value if limit.op == "<" else x <= limit.value
+    below = float(np.count_nonzero(within)) / x.size
     return Verdict("inconclusive", est, limit, samples_needed(q, confidence, below))
+
+
+class Measured(Protocol):
+    """What a verdict is explained with: the counts of the stage and metric it judged (a
+    :class:`~pytest_voicelatency.spans.samples.Selection` or a
+    :class:`~pytest_voicelatency.stats.distribution.Distribution`)."""
+
+    @property
+    def stage(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def nothing(self) -> int: ...
+
+    @property
+    def missed(self) -> int: ...
+
+    @property
+    def censored(self) -> int: ...
+
+    @property
+    def unreliable(self) -> int: ...
+
+
+def _describe(sample: Sample) -> str:
+    if sample.missed:
+        return f"missed (waited {sample.value:.1f} ms)"
+    if sample.censored:
+        return f">= {sample.value:.1f} ms (censored)"
+    return f"{sample.value:.1f} ms"
+
+
+def format_verdict(measured: Measured, verdict: Verdict, worst: Sequence[Sample] = ()) -> str:
+    """The multi-line explanation of a verdict, for assertion failures and CI gate reports.
+
+    ``worst`` are the slowest samples with their session, turn and trace ids, when known: a run
+    read back from a file keeps numbers, not turns.
+    """
+    est, lim = verdict.estimate, verdict.limit
+    name = quantile_label(est.q)
+    value = "+inf (missed or censored)" if est.value == float("inf") else f"{est.value:.1f} ms"
+    head = (f"{measured.stage} {measured.metric} {name} = {value}, limit {lim} ms "
+            f"(n={est.n}, produced nothing: {measured.nothing}) -> {verdict.outcome.upper()}")
+    lines = [head]
+    if est.confidence is not None:
+        c = f"{est.confidence:.0%}"
+        upper = "none (too few samples)" if est.upper is None else \
+            f"{est.upper:.1f} ms (order statistic {est.upper_rank} of {est.n})"
+        lower = "none (too few samples)" if est.lower is None else \
+            f"{est.lower:.1f} ms (order statistic {est.lower_rank} of {est.n})"
+        lines.append(f"  {c} bounds on {name}: lower {lower}; upper {upper}")
+    if verdict.outcome == "inconclusive":
+        more = ("more samples will not help: the observed fraction within the limit is not above "
+                f"{est.q:g}" if verdict.needed is None else
+                f"about n={verdict.needed} samples would decide if the data keep their shape")
+        lines.append(f"  inconclusive: the bounds straddle the limit; {more}")
+    flagged = [f"{k}: {getattr(measured, k)}" for k in ("missed", "censored", "unreliable")
+               if getattr(measured, k)]
+    if flagged:
+        lines.append(f"  {', '.join(flagged)} (missed and censored count as +inf: unknown is "
+                     f"never fast; unreliable = the harness could not keep time)")
+    if worst:
+        lines.append("  worst: " + "; ".join(
+            f"{_describe(s)} (session={s.session_id or '?'} turn={s.turn_id or '?'} "
+            f"trace={s.trace_id[:16] or '?'})" for s in worst))
+    return "\n".join(lines)
