@@ -33,12 +33,15 @@ Then, with Holm's correction over every compared (stage, metric):
 The default confidence is 0.99: with ten compared stages, Holm keeps the chance that an
 unchanged run fails anywhere at or below 1 %. ``ComparePolicy(body=())`` tests the p95 alone.
 
+The environments of both runs are compared too (:func:`environment_differences`): a baseline
+measured on another machine or Python makes any verdict suspect, so that is a warning.
+
 >>> import numpy as np
->>> from pytest_voicelatency.results.model import Distribution, RunResult
+>>> from pytest_voicelatency.stats.distribution import Distribution, Distributions
 >>> rng = np.random.default_rng(1)
 >>> def run(scale):
 ...     d = Distribution("asr", "first_byte_ms", np.sort(150 * scale * rng.lognormal(0, 0.2, 300)))
-...     return RunResult({("asr", "first_byte_ms"): d})
+...     return Distributions({d.key: d})
 >>> compare(run(1.0), run(1.3)).changes[0].outcome
 'regression'
 """
@@ -47,21 +50,26 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 
-from pytest_voicelatency.results.model import RunResult, environment_differences
 from pytest_voicelatency.gate.policy import ComparePolicy  # re-exported: part of this API
-from pytest_voicelatency.stats.significance import exceedance_pvalue, holm, holm_levels
+from pytest_voicelatency.stats.distribution import Distributions, Key
+from pytest_voicelatency.stats.levels import quantile_label
 from pytest_voicelatency.stats.quantiles import rank, smallest_n
-from pytest_voicelatency.gate.thresholds import quantile_label
+from pytest_voicelatency.stats.significance import exceedance_pvalue, holm, holm_levels
 
-__all__ = ["ComparePolicy", "Point", "Change", "Comparison", "compare", "to_record", "UPPER_QUARTER"]
+__all__ = ["ComparePolicy", "Point", "Change", "Comparison", "compare", "environment_differences",
+           "COMPARED_ENVIRONMENT", "UPPER_QUARTER"]
 
 UPPER_QUARTER = 0.75  # the quantiles whose median growth can make a change material
+DEFAULT_POLICY = ComparePolicy()
+#: Environment keys whose difference makes a comparison suspect (git commit is expected to differ).
+COMPARED_ENVIRONMENT = ("python", "implementation", "system", "machine", "cpu_count")
 
 ChangeOutcome = Literal["regression", "improvement", "inconclusive", "no change", "new", "gone"]
 
@@ -196,7 +204,7 @@ class Comparison:
     def failed(self) -> bool:
         return any(c.failed for c in self.changes)
 
-    def cells(self) -> dict[tuple[str, str], str]:
+    def cells(self) -> dict[Key, str]:
         return {(c.stage, c.metric): c.cell for c in self.changes}
 
     def counts(self) -> dict[str, int]:
@@ -204,6 +212,27 @@ class Comparison:
         for c in self.changes:
             out[c.outcome] = out.get(c.outcome, 0) + 1
         return out
+
+
+def _major_minor(version: Any) -> Any:
+    return ".".join(str(version).split(".")[:2]) if version else version
+
+
+def environment_differences(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]:
+    """The fingerprint keys that differ, as readable phrases (python compared as major.minor).
+
+    >>> environment_differences({"cpu_count": 4, "python": "3.12.1"},
+    ...                         {"cpu_count": 2, "python": "3.12.7"})
+    ['cpu_count 4 in the baseline, 2 in this run']
+    """
+    out = []
+    for key in COMPARED_ENVIRONMENT:
+        a, b = base.get(key), head.get(key)
+        if key == "python":
+            a, b = _major_minor(a), _major_minor(b)
+        if a is not None and b is not None and a != b:
+            out.append(f"{key} {a} in the baseline, {b} in this run")
+    return out
 
 
 def _change_text(delta_ms: float, base: float, pct_only: bool = False) -> str:
@@ -273,6 +302,11 @@ def _best(n_base: int, n_head: int, policy: ComparePolicy) -> float:
                      for q, share in policy.shares())
 
 
+def _decidable(n: int, policy: ComparePolicy, level: float) -> bool:
+    """Whether runs of ``n`` samples each could reach significance at ``level`` at all."""
+    return _best(n, n, policy) <= level
+
+
 def _needed(c: Change, alpha: float) -> int | None:
     """Samples per run at which the observed shares above the baseline's quantiles would be
     significant (the smallest n over the tests), if the data keep their shape."""
@@ -283,18 +317,25 @@ def _needed(c: Change, alpha: float) -> int | None:
             continue
 
         def decides(n: int, share: float = share, p: Point = p) -> bool:
-            return exceedance_pvalue(math.ceil(share * n - 1e-9), n, n, rank(n, p.q)) <= p.share * alpha
+            above = math.ceil(share * n - 1e-9)
+            return exceedance_pvalue(above, n, n, rank(n, p.q)) <= p.share * alpha
         n = smallest_n(decides, start=max(c.base_n, c.head_n))
         if n is not None:
             found.append(n)
     return min(found) if found else None
 
 
-def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePolicy(),
-            keys: Iterable[tuple[str, str]] | None = None) -> Comparison:
-    """Compare ``head`` with ``base`` on ``keys`` (default: every table row and gated metric)."""
+def compare(base: Distributions, head: Distributions, policy: ComparePolicy = DEFAULT_POLICY,
+            keys: Iterable[Key] | None = None, *, extra: Iterable[Key] = (),
+            base_environment: Mapping[str, Any] | None = None,
+            head_environment: Mapping[str, Any] | None = None, base_name: str = "") -> Comparison:
+    """Compare ``head`` with ``base`` on ``keys``.
+
+    By default the keys are every table row of either run plus ``extra`` keys of ``head`` (its
+    gated metrics). ``base_name`` (the baseline's file) names the baseline in warnings.
+    """
     if keys is None:
-        keys = [*head.default_keys(), *head.gated_keys(), *base.default_keys()]
+        keys = [*head.default_keys(), *(k for k in extra if k in head), *base.default_keys()]
     alpha = 1 - policy.confidence
     changes: list[Change] = []
     for stage, metric in dict.fromkeys(keys):
@@ -338,16 +379,18 @@ def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePol
             note = _immaterial_note(c, policy)
         needed = _needed(c, level) if outcome == "inconclusive" else None
         if outcome == "inconclusive" and hopeless:
-            needed = smallest_n(lambda n: _best(n, n, policy) <= level,
+            needed = smallest_n(partial(_decidable, policy=policy, level=level),
                                 start=max(c.base_n, c.head_n, 1))
         failed = outcome == "regression" or (outcome == "inconclusive"
                                              and policy.inconclusive == "fail")
         changes[i] = replace(c, outcome=outcome, note=note, needed=needed, failed=failed,
                              by_upper=by_upper)
-    env = environment_differences(base.environment, head.environment)
+    base_env, head_env = base_environment or {}, head_environment or {}
+    env = environment_differences(base_env, head_env)
+    baseline = f"the baseline {base_name}" if base_name else "the baseline"
     warnings = []
     if env:
-        warnings.append(f"the environment differs from the baseline {base.name}: "
+        warnings.append(f"the environment differs from {baseline}: "
                         f"{'; '.join(env)}; latencies may differ for that reason alone: "
                         "refresh the baseline on the same runner type (docs/ci.md)")
     only_base = sorted({c.stage for c in changes if c.outcome == "gone"})
@@ -355,38 +398,15 @@ def compare(base: RunResult, head: RunResult, policy: ComparePolicy = ComparePol
     if only_base or only_head:
         parts = ([f"only in the baseline: {', '.join(only_base)}"] if only_base else []) + \
                 ([f"only in this run: {', '.join(only_head)}"] if only_head else [])
-        warnings.append(f"the baseline {base.name} is for different stages ({'; '.join(parts)}): "
+        warnings.append(f"{baseline} is for different stages ({'; '.join(parts)}): "
                         "those are not compared; refresh the baseline if the suite changed")
-    if base.plugin_version and head.plugin_version and base.plugin_version != head.plugin_version:
-        warnings.append(f"the baseline {base.name} was written by pytest-voicelatency "
-                        f"{base.plugin_version}, this run by {head.plugin_version}")
+    base_version, head_version = base_env.get("plugin_version"), head_env.get("plugin_version")
+    if base_version and head_version and base_version != head_version:
+        warnings.append(f"{baseline} was written by pytest-voicelatency {base_version}, this "
+                        f"run by {head_version}")
     for c in changes:
         if c.outcome == "inconclusive" and not c.failed:
             more = f"about n={c.needed} samples per run would decide" if c.needed else \
                 "more samples are unlikely to decide"
             warnings.append(f"{c.stage} {c.metric}: comparison inconclusive ({more})")
-    return Comparison(tuple(changes), policy, family, base.name, tuple(env), tuple(warnings))
-
-
-def to_record(comparison: Comparison) -> dict[str, object]:
-    """Plain data for the results file."""
-    p = comparison.policy
-    return {"baseline": comparison.base_source, "quantile": p.q, "body": list(p.body),
-            "tail_share": p.tail_share, "confidence": p.confidence,
-            "min_relative": p.min_relative, "min_ms": p.min_ms, "family": comparison.family,
-            "environment_differences": list(comparison.environment),
-            "warnings": list(comparison.warnings),
-            "changes": [{"stage": c.stage, "metric": c.metric, "outcome": c.outcome,
-                         "failed": c.failed, "base_n": c.base_n, "head_n": c.head_n,
-                         "base": _plain(c.base_value), "head": _plain(c.head_value),
-                         "above": c.above, "expected": _plain(c.expected),
-                         "pvalue": _plain(c.pvalue), "needed": c.needed, "note": c.note,
-                         "by_upper": c.by_upper, "cell": c.cell,
-                         "points": [{"quantile": p.q, "share": p.share, "base": _plain(p.base),
-                                     "head": _plain(p.head), "above": p.above,
-                                     "expected": _plain(p.expected), "pvalue": _plain(p.worse)}
-                                    for p in c.points]} for c in comparison.changes]}
-
-
-def _plain(x: float) -> float | None:
-    return None if math.isnan(x) or math.isinf(x) else round(x, 6)
+    return Comparison(tuple(changes), policy, family, base_name, tuple(env), tuple(warnings))

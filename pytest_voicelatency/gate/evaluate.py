@@ -1,16 +1,19 @@
 """Evaluate the run-wide CI gates over every sample of a run. Pure: samples in, verdicts out.
 
-Each :class:`~pytest_voicelatency.gate.thresholds.Threshold` is expanded over the stages it matches
-(a glob may match several) and judged with :func:`pytest_voicelatency.stats.verdict.judge`, the same
-function the in-test assertions use, so a gate and ``assert_p95`` never disagree.
+Each :class:`~pytest_voicelatency.gate.thresholds.Threshold` is expanded over the stages it
+matches (a glob may match several) and judged with :func:`pytest_voicelatency.stats.verdict.judge`,
+the same function the in-test assertions use, so a gate and ``assert_p95`` never disagree. The
+samples are a live run's, or the distributions of a run read back from a file or merged from CI
+shards: the verdict is the same, only the slowest turns go unnamed.
 
 * **Point estimate** (no ``confidence``): pass when the nearest-rank quantile is within the limit,
   as k6 does. Simple, but a gate whose true p95 sits 10 % under its limit flakes often at small n.
 * **With confidence c**: pass when the upper order-statistic bound is within the limit. A fail
   needs the exact binomial p-value of "the quantile is beyond the limit" to survive **Holm's
   correction** over all m judged gates at family-wise level 1 − c
-  (:mod:`pytest_voicelatency.stats.significance`). A gate that fails alone but not after correction is
-  *inconclusive*, like one whose bounds straddle the limit; both say how many samples would decide.
+  (:mod:`pytest_voicelatency.stats.significance`). A gate that fails alone but not after
+  correction is *inconclusive*, like one whose bounds straddle the limit; both say how many
+  samples would decide.
 * **Policies** say which non-verdicts fail the session:
 
   - ``inconclusive`` = ``warn`` (default) or ``fail``;
@@ -36,28 +39,42 @@ import fnmatch
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-from pytest_voicelatency.gate.policy import GatePolicy, policy_from_strings  # re-exported: part of this API
-from pytest_voicelatency.spans.samples import default_metric
-from pytest_voicelatency.stats.significance import gate_pvalue, holm
-from pytest_voicelatency.stats.quantiles import smallest_n
+from pytest_voicelatency.gate.policy import (  # re-exported: part of this API
+    GatePolicy,
+    policy_from_strings,
+)
 from pytest_voicelatency.gate.thresholds import Threshold, selector_hint
-from pytest_voicelatency.stats.verdict import Verdict, judge
+from pytest_voicelatency.spans.samples import Sample, Selection, default_metric
+from pytest_voicelatency.stats.distribution import Key
+from pytest_voicelatency.stats.quantiles import smallest_n
+from pytest_voicelatency.stats.significance import gate_pvalue, holm
+from pytest_voicelatency.stats.verdict import Measured, Verdict, format_verdict, judge
 
-__all__ = ["GatePolicy", "GateResult", "GateReport", "evaluate", "policy_from_strings", "records"]
+__all__ = ["GatePolicy", "GateResult", "GateReport", "evaluate", "policy_from_strings"]
 
+
+class Judged(Measured, Protocol):
+    """The samples of one stage and metric, as a gate reads them."""
+
+    @property
+    def values(self) -> np.ndarray: ...
+
+    @property
+    def n(self) -> int: ...
 
 
 class SampleSource(Protocol):
-    """What gates read: a :class:`~pytest_voicelatency.spans.samples.SampleSet` or a loaded
-    :class:`~pytest_voicelatency.results.model.RunResult` (so merged shards can be re-judged)."""
+    """What gates read: a run's :class:`~pytest_voicelatency.spans.samples.SampleSet` or its
+    :class:`~pytest_voicelatency.stats.distribution.Distributions` (so a run read back from a
+    file, or merged from shards, is judged the same way)."""
 
     def metrics_by_stage(self) -> dict[str, list[str]]: ...
 
-    def select(self, stage: str, metric: str | None = None) -> Any: ...
+    def select(self, stage: str, metric: str | None = None) -> Judged: ...
 
 
 GateOutcome = Literal["pass", "fail", "inconclusive", "missing", "unreliable"]
@@ -113,9 +130,13 @@ class GateReport:
     def failed(self) -> bool:
         return any(r.failed for r in self.results)
 
-    def cells(self) -> dict[tuple[str, str], str]:
+    def keys(self) -> list[Key]:
+        """(stage, metric) of every result, in order, once each: the rows gates add to a table."""
+        return list(dict.fromkeys((r.stage, r.metric) for r in self.results))
+
+    def cells(self) -> dict[Key, str]:
         """Table cells keyed by (stage, metric), several gates on one row joined by '; '."""
-        out: dict[tuple[str, str], list[str]] = {}
+        out: dict[Key, list[str]] = {}
         for r in self.results:
             out.setdefault((r.stage, r.metric), []).append(r.cell)
         return {k: "; ".join(v) for k, v in out.items()}
@@ -139,8 +160,6 @@ def _listing(stages: dict[str, list[str]], limit: int = 8) -> str:
 
 def _judge_one(samples: SampleSource, t: Threshold, stage: str, available: list[str],
                policy: GatePolicy) -> GateResult:
-    from pytest_voicelatency.gate.assertions import format_verdict
-
     metric = t.metric or default_metric(stage, set(available))
     if metric not in available:
         return _missing(t, stage, metric, f"stage {stage!r} has no metric {metric!r} (it has "
@@ -151,12 +170,19 @@ def _judge_one(samples: SampleSource, t: Threshold, stage: str, available: list[
         return _missing(t, stage, metric, f"all {selection.nothing} samples produced nothing "
                         "(first_byte_ms = -1): the stage never called first_byte()", policy)
     x = selection.values
-    beyond = int(np.count_nonzero(~(x < t.limit.value if t.limit.op == "<" else x <= t.limit.value)))
+    within = x < t.limit.value if t.limit.op == "<" else x <= t.limit.value
+    beyond = int(np.count_nonzero(~within))
     pvalue = None if policy.confidence is None else gate_pvalue(beyond, selection.n, t.q)
     return GateResult(t, stage, metric, verdict.outcome, verdict=verdict, n=selection.n,
                       unreliable=selection.unreliable, beyond=beyond, pvalue=pvalue,
                       needed=verdict.needed,
-                      detail=format_verdict(selection, verdict))
+                      detail=format_verdict(selection, verdict, _worst(selection)))
+
+
+def _worst(selection: Judged) -> list[Sample]:
+    """The slowest samples with their turns; only live samples know them (a distribution read
+    back from a file keeps numbers, not turns)."""
+    return selection.worst(3) if isinstance(selection, Selection) else []
 
 
 def _expand(samples: SampleSource, thresholds: Sequence[Threshold], policy: GatePolicy
@@ -179,7 +205,8 @@ def _expand(samples: SampleSource, thresholds: Sequence[Threshold], policy: Gate
     return out
 
 
-def evaluate(samples: SampleSource, thresholds: Sequence[Threshold], policy: GatePolicy) -> GateReport:
+def evaluate(samples: SampleSource, thresholds: Sequence[Threshold],
+             policy: GatePolicy) -> GateReport:
     """Judge every gate over ``samples`` (a whole run's), apply Holm and the policies."""
     results = _expand(samples, thresholds, policy)
     judged = [i for i, r in enumerate(results) if r.verdict is not None]
@@ -202,9 +229,11 @@ def evaluate(samples: SampleSource, thresholds: Sequence[Threshold], policy: Gat
     final: list[GateResult] = []
     for r in results:
         if r.unreliable:
-            share = f"{r.unreliable} of {r.n} samples are unreliable (the harness could not keep time)"
+            share = (f"{r.unreliable} of {r.n} samples are unreliable (the harness could not "
+                     "keep time)")
             if policy.unreliable == "fail":
-                r = replace(r, outcome="unreliable", note=f"{share}; voice_latency_unreliable = fail")
+                r = replace(r, outcome="unreliable",
+                            note=f"{share}; voice_latency_unreliable = fail")
             else:
                 warnings.append(f"gate {r.threshold.line!r} on {r.stage}: {r.outcome} but {share}; "
                                 "do not trust this verdict (voice_latency_unreliable = fail "
@@ -230,21 +259,3 @@ def _needed_to_fail(r: GateResult, alpha: float) -> int | None:
     if frac <= 1 - q:
         return None
     return smallest_n(lambda n: gate_pvalue(math.ceil(frac * n - 1e-9), n, q) <= alpha, start=r.n)
-
-
-def records(report: GateReport) -> list[dict[str, object]]:
-    """Plain data for the results file: one record per gate result."""
-    out: list[dict[str, object]] = []
-    for r in report.results:
-        est = r.verdict.estimate if r.verdict is not None else None
-        out.append({
-            "line": r.threshold.line, "stage": r.stage, "metric": r.metric,
-            "quantile": r.threshold.q, "op": r.threshold.limit.op, "limit": r.threshold.limit.value,
-            "outcome": r.outcome, "failed": r.failed, "n": r.n, "beyond": r.beyond,
-            "unreliable": r.unreliable,
-            "value": None if est is None or not math.isfinite(est.value) else est.value,
-            "lower": None if est is None or est.lower is None or not math.isfinite(est.lower) else est.lower,
-            "upper": None if est is None or est.upper is None or not math.isfinite(est.upper) else est.upper,
-            "confidence": report.policy.confidence, "pvalue": r.pvalue, "needed": r.needed,
-            "note": r.note, "cell": r.cell})
-    return out

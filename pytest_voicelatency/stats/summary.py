@@ -1,9 +1,12 @@
-"""Per-stage summary rows for a whole run, in pipeline order. Pure.
+"""Per-stage summary rows of a run, in pipeline order. Pure and numpy-free.
 
 One row per stage, for its default metric: n, how many produced nothing, p50/p95/p99 (nearest
 rank, see :mod:`pytest_voicelatency.stats.quantiles`) and max. Rows are ordered the way audio flows:
 vad, asr, llm, tts, barge_in, with each ``handoff.a_to_b`` and ``gap.a_to_b`` placed right after
 stage ``a``, then the caller's black-box stages, then anything else alphabetically.
+
+Numpy-free (it only calls methods of the distributions it is given) because the terminal report
+imports it at the end of every run, including runs that captured nothing and never load numpy.
 
 >>> order_key("gap.asr_to_llm") < order_key("llm") < order_key("barge_in")
 True
@@ -11,15 +14,14 @@ True
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    from pytest_voicelatency.stats.distribution import Distribution, Distributions, Key
 
-from pytest_voicelatency.spans.samples import SampleSet, default_metric
-from pytest_voicelatency.stats.quantiles import rank
-
-__all__ = ["StageRow", "summarize", "order_key", "PIPELINE"]
+__all__ = ["StageRow", "rows", "order_key", "PIPELINE"]
 
 PIPELINE = ("vad", "asr", "llm", "tts", "barge_in", "turn")
 
@@ -41,7 +43,7 @@ def order_key(stage: str) -> tuple[int, int, str]:
 
 @dataclass(frozen=True, slots=True)
 class StageRow:
-    """The summary of one stage's default metric over a run."""
+    """The summary of one stage and metric over a run (NaN quantiles when it has no values)."""
 
     stage: str
     metric: str
@@ -54,27 +56,17 @@ class StageRow:
     missed: int = 0
     censored: int = 0
     unreliable: int = 0
-    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def of(cls, d: Distribution) -> StageRow:
+        """The row of one distribution: the only way a row is made from numbers."""
+        return cls(d.stage, d.metric, d.n, d.nothing, d.quantile(0.5), d.quantile(0.95),
+                   d.quantile(0.99), d.quantile(1.0), d.missed, d.censored, d.unreliable)
 
 
-def _quantiles(values: np.ndarray) -> tuple[float, float, float, float]:
-    if values.size == 0:
-        return (math.nan,) * 4
-    n = values.size
-    ks = [rank(n, q) - 1 for q in (0.5, 0.95, 0.99)] + [n - 1]
-    part = np.partition(values, sorted(set(ks)))
-    return tuple(float(part[k]) for k in ks)  # type: ignore[return-value]
-
-
-def summarize(samples: SampleSet, metrics: dict[str, str] | None = None) -> list[StageRow]:
-    """One :class:`StageRow` per stage (default metric unless ``metrics`` maps stage → metric)."""
-    rows = []
-    for stage, available in samples.metrics_by_stage().items():
-        metric = (metrics or {}).get(stage) or default_metric(stage, set(available))
-        selection = samples.select(stage, metric)
-        if selection.n == 0 and selection.nothing == 0:
-            continue
-        rows.append(StageRow(stage, metric, selection.n, selection.nothing,
-                             *_quantiles(selection.values), selection.missed, selection.censored,
-                             selection.unreliable))
-    return sorted(rows, key=lambda r: order_key(r.stage))
+def rows(distributions: Distributions, extra: Iterable[Key] = ()) -> list[StageRow]:
+    """Table rows: each stage's default metric plus ``extra`` keys (e.g. every gated metric,
+    present or not), in pipeline order."""
+    keys = dict.fromkeys([*distributions.default_keys(), *extra])
+    return sorted((StageRow.of(distributions.select(s, m)) for s, m in keys),
+                  key=lambda r: (order_key(r.stage), r.metric))
