@@ -6,7 +6,7 @@ Run it from the repository root (well under a minute on one core)::
 
 A run has ten stages, each a log-normal latency distribution with a realistic spread (p95/p50
 from 1.3 to 2.3). Everything below goes through the plugin's own code paths
-(``gates.evaluate`` and ``compare.compare`` on ``RunResult`` objects), side by side with the
+(``gates.evaluate`` and ``compare.compare`` on ``Distributions`` objects), side by side with the
 naive point-estimate gates on the very same samples:
 
 * **Threshold gates** (``stage: p95 < limit``), every limit 10 % above the stage's true p95.
@@ -40,7 +40,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from pytest_voicelatency.results.model import Distribution, RunResult
+from pytest_voicelatency.stats.distribution import Distribution, Distributions
 from pytest_voicelatency.gate.compare import ComparePolicy, compare
 from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate
 from pytest_voicelatency.gate.thresholds import parse_threshold
@@ -68,7 +68,7 @@ THRESHOLDS = [parse_threshold(f"{s.name}: p95 < {s.p95 / 0.9:.1f}") for s in STA
 
 
 def draw(rng: np.random.Generator, n: int, slow: int | None, factor: float = 1.2,
-         shape: str = "whole") -> RunResult:
+         shape: str = "whole") -> Distributions:
     """One run: n samples per stage; stage index ``slow`` is ``factor`` times slower: all of
     it (``whole``), only its samples above the true p90 (``tail``), or only below the true p90,
     capped there so that p90 and p95 hold (``body``)."""
@@ -81,15 +81,15 @@ def draw(rng: np.random.Generator, n: int, slow: int | None, factor: float = 1.2
             x = {"whole": x * factor, "tail": np.where(z > Z90, x * factor, x),
                  "body": np.where(z < Z90, np.minimum(x * factor, p90), x)}[shape]
         dists[(s.name, "duration_ms")] = Distribution(s.name, "duration_ms", np.sort(x))
-    return RunResult(dists)
+    return Distributions(dists)
 
 
-def naive_gates(run: RunResult) -> np.ndarray:
+def naive_gates(run: Distributions) -> np.ndarray:
     return np.array([not t.limit.holds(run.select(t.pattern, "duration_ms").quantile(t.q))
                      for t in THRESHOLDS])
 
 
-def naive_compare(base: RunResult, head: RunResult, policy: ComparePolicy) -> np.ndarray:
+def naive_compare(base: Distributions, head: Distributions, policy: ComparePolicy) -> np.ndarray:
     out = []
     for s in STAGES:
         b, h = base.select(s.name, "duration_ms").quantile(0.95), head.select(s.name, "duration_ms").quantile(0.95)

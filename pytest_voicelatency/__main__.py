@@ -28,13 +28,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.run.exitcodes import ExitCode
+from pytest_voicelatency.errors import VoiceLatencyError, VoiceLatencyUsageError
+from pytest_voicelatency.gate.policy import ComparePolicy, parse_body
+from pytest_voicelatency.report.terminal import terminal_lines
+from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
+from pytest_voicelatency.run.settings import build
+from pytest_voicelatency.stats.levels import parse_fraction, quantile_label
+
+if TYPE_CHECKING:
+    from pytest_voicelatency.gate.evaluate import GateReport
+    from pytest_voicelatency.results.model import Results
 
 __all__ = ["main", "EPILOG"]
 
@@ -65,23 +73,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
+    value = parse_fraction(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number strictly between 0 and 1")
     return value
 
 
 def _body(text: str) -> tuple[float, ...]:
-    from pytest_voicelatency.errors import VoiceLatencyUsageError
-    from pytest_voicelatency.gate.policy import parse_body
-
     try:
         return parse_body(text)
     except VoiceLatencyUsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("voice_latency_compare_body = ", "")) from None
+        message = str(exc).replace("voice_latency_compare_body = ", "")
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _non_negative(text: str) -> float:
@@ -110,11 +113,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="confidence, Holm-corrected over all compared stages "
                           "(default: HEAD's voice_latency_compare_confidence, else 0.99)")
     cmp.add_argument("--min-effect-pct", type=_non_negative, metavar="PCT", default=None,
-                     help="smallest growth in %% of p95 (or the middle growth of p75, p90, p95) that is "
-                          "a regression (default: HEAD's, else 10)")
+                     help="smallest growth in %% of p95 (or the middle growth of p75, p90, "
+                          "p95) that is a regression (default: HEAD's, else 10)")
     cmp.add_argument("--min-effect-ms", type=_non_negative, metavar="MS", default=None,
-                     help="smallest growth in ms of p95 (or the middle growth of p75, p90, p95) that is "
-                          "a regression (default: HEAD's, else 10)")
+                     help="smallest growth in ms of p95 (or the middle growth of p75, p90, "
+                          "p95) that is a regression (default: HEAD's, else 10)")
     cmp.add_argument("--body", type=_body, metavar="QUANTILES", default=None,
                      help="baseline quantiles tested beside p95, e.g. 'p50 p75 p90', or 'none' "
                           "for the p95 test alone (default: HEAD's, else 'p50 p75 p90')")
@@ -131,11 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _policy(head: Any, args: argparse.Namespace) -> Any:
-    from pytest_voicelatency.gate.compare import ComparePolicy
-    from pytest_voicelatency.errors import VoiceLatencyUsageError
-
-    recorded = head.settings.get("compare", {}) if isinstance(head.settings, dict) else {}
+def _policy(head: Results, args: argparse.Namespace) -> ComparePolicy:
+    """The comparison policy HEAD ran with, overridden by the command line."""
+    recorded = head.settings.get("compare", {})
+    recorded = recorded if isinstance(recorded, Mapping) else {}
     base = ComparePolicy()
 
     def pick(given: Any, key: str, default: Any) -> Any:
@@ -155,40 +157,54 @@ def _policy(head: Any, args: argparse.Namespace) -> Any:
             "--confidence, --min-effect-pct, --min-effect-ms and --body to choose them") from None
 
 
-def _recorded_body(recorded: dict[str, Any], default: tuple[float, ...]) -> tuple[float, ...]:
+def _recorded_body(recorded: Mapping[str, Any], default: tuple[float, ...]) -> tuple[float, ...]:
     """The body quantiles HEAD ran with; files from before the body tests have none: default."""
-    from pytest_voicelatency.errors import VoiceLatencyUsageError
-    from pytest_voicelatency.gate.policy import parse_body
-
     body = recorded.get("body")
     if body is None:
         return default
     if not isinstance(body, list) or not all(isinstance(x, (int, float)) for x in body):
         raise VoiceLatencyUsageError(f"settings.compare.body = {body!r} is not a list of "
                                      "quantiles below 0.95")
-    return parse_body(" ".join(f"p{100 * x:g}" for x in body) or "none")
+    return parse_body(" ".join(quantile_label(x) for x in body) or "none")
+
+
+def _gates(results: Results, missing: str | None = None) -> GateReport | None:
+    """The gates recorded in ``results``' settings, judged over its distributions as a live run
+    judges them (``missing`` overrides the recorded policy for a missing stage)."""
+    from pytest_voicelatency.gate.evaluate import evaluate  # lazy: CLI start-up
+
+    s = results.settings
+    lines = s.get("thresholds")
+    if not lines:
+        return None
+    try:
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise VoiceLatencyUsageError(f"settings.thresholds = {lines!r} is not a list of lines")
+        settings = build(thresholds=lines, confidence=str(s.get("confidence") or ""),
+                         inconclusive=str(s.get("inconclusive", "warn")),
+                         missing=missing or str(s.get("missing", "fail")),
+                         unreliable=str(s.get("unreliable", "warn")))
+    except VoiceLatencyUsageError as exc:
+        raise VoiceLatencyError(f"{results.name}: its recorded gate settings cannot be used "
+                                f"({exc}); re-create the file with this plugin version") from None
+    return evaluate(results.distributions, settings.thresholds, settings.policy)
 
 
 def _compare(args: argparse.Namespace) -> _Outcome:
-    from pytest_voicelatency.results.model import load
-    from pytest_voicelatency.gate.compare import compare
-    from pytest_voicelatency.report.markdown import render
-    from pytest_voicelatency.report.terminal import terminal_lines
+    from pytest_voicelatency.gate.compare import compare  # lazy: CLI start-up
+    from pytest_voicelatency.report.markdown import render  # lazy: CLI start-up
+    from pytest_voicelatency.results.validate import load  # lazy: CLI start-up
 
     base, head = load(args.base), load(args.head)
-    comparison = compare(base, head, _policy(head, args))
-    gate_failed = any(g.get("failed") for g in head.gates)
-    if args.markdown:
-        out = [render(head, comparison, warnings=comparison.warnings)]
-    else:
-        out = terminal_lines(head, comparison=comparison) + _gate_lines(head)
-    return _Outcome(ExitCode.FAILED if comparison.failed or gate_failed else ExitCode.OK, out,
-                    [f"warning: {w}" for w in comparison.warnings])
-
-
-def _gate_lines(run: Any) -> list[str]:
-    return [f"{str(g['outcome']).upper()}: gate {g['line']!r} on {g['stage']}"
-            + (f": {g['note']}" if g.get("note") else "") for g in run.gates if g.get("failed")]
+    gates = _gates(head)
+    comparison = compare(base.distributions, head.distributions, _policy(head, args),
+                         extra=gates.keys() if gates is not None else (),
+                         base_environment=base.environment, head_environment=head.environment,
+                         base_name=base.name)
+    judged = replace(head, gates=gates, comparison=comparison)
+    warnings = (*(gates.warnings if gates is not None else ()), *comparison.warnings)
+    out = [render(replace(judged, warnings=warnings))] if args.markdown else terminal_lines(judged)
+    return _Outcome(exit_code(judged), out, [f"warning: {w}" for w in warnings])
 
 
 def _given_twice(paths: Sequence[str]) -> None:
@@ -204,29 +220,21 @@ def _given_twice(paths: Sequence[str]) -> None:
 
 
 def _merge(args: argparse.Namespace) -> _Outcome:
-    from pytest_voicelatency.results.model import load, merge, save
-    from pytest_voicelatency.gate.evaluate import evaluate, records
-    from pytest_voicelatency.report.terminal import terminal_lines
-    from pytest_voicelatency.run.settings import build
+    from pytest_voicelatency.results.codec import save  # lazy: CLI start-up
+    from pytest_voicelatency.results.merge import merge  # lazy: CLI start-up
+    from pytest_voicelatency.results.validate import load  # lazy: CLI start-up
 
     _given_twice(args.inputs)
     merged, warnings = merge([load(p) for p in args.inputs])
-    s = merged.settings
-    report = None
-    if s.get("thresholds"):
-        # Shards relax `missing` (each sees only its own stages); the merged run sees all of
-        # them, so --missing, not the shards' setting, decides what a missing stage does.
-        settings = build(thresholds=s["thresholds"], confidence=str(s.get("confidence") or ""),
-                         inconclusive=s.get("inconclusive", "warn"), missing=args.missing,
-                         unreliable=s.get("unreliable", "warn"))
-        report = evaluate(merged, settings.thresholds, settings.policy)
-        merged.gates = records(report)
-        merged.settings = {**s, "missing": args.missing}
-        warnings += report.warnings
+    # Shards relax `missing` (each sees only its own stages); the merged run sees all of
+    # them, so --missing, not the shards' setting, decides what a missing stage does.
+    gates = _gates(merged, missing=args.missing)
+    if gates is not None:
+        merged = replace(merged, gates=gates, settings={**merged.settings, "missing": args.missing})
+        warnings += gates.warnings
     save(merged, args.output, with_samples=True)
-    return _Outcome(ExitCode.FAILED if report is not None and report.failed else ExitCode.OK,
-                    terminal_lines(merged, gates=report, notes=[f"wrote {args.output}"]),
-                    [f"warning: {w}" for w in warnings])
+    shown = replace(merged, notes=(f"wrote {args.output}",))
+    return _Outcome(exit_code(shown), terminal_lines(shown), [f"warning: {w}" for w in warnings])
 
 
 def _flush_stdout() -> None:

@@ -5,24 +5,37 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from helpers import record, table_of
-from pytest_voicelatency.results.model import (FORMAT, FORMAT_VERSION, Distribution, RunResult, dumps,
-                                          environment_differences, fingerprint, from_samples,
-                                          git_commit, load, loads, merge, save)
+
 from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.gate.compare import environment_differences
+from pytest_voicelatency.results.codec import FORMAT, FORMAT_VERSION, dumps, save
+from pytest_voicelatency.results.environment import fingerprint, git_commit
 from pytest_voicelatency.results.files import append_text, write_atomic
-from pytest_voicelatency.spans.samples import derive
+from pytest_voicelatency.results.merge import merge
+from pytest_voicelatency.results.model import Results
+from pytest_voicelatency.results.validate import load, loads
 from pytest_voicelatency.spans.otel import CENSORED, UNRELIABLE
+from pytest_voicelatency.spans.samples import Sample, derive
+from pytest_voicelatency.stats.distribution import Distribution, Distributions
+from pytest_voicelatency.stats.summary import rows
 
 
-def a_run(**stages: list[float]) -> RunResult:
-    return RunResult({(s, "duration_ms"): Distribution(s, "duration_ms", np.sort(np.array(v, float)))
-                      for s, v in stages.items()}, plugin_version="0.1.0",
-                     environment={"python": "3.12.1", "cpu_count": 4, "git_commit": "abc"})
+def a_run(**stages: list[float]) -> Results:
+    dists = {(s, "duration_ms"): Distribution(s, "duration_ms", np.sort(np.array(v, float)))
+             for s, v in stages.items()}
+    return Results(Distributions(dists), plugin_version="0.1.0",
+                   environment={"python": "3.12.1", "cpu_count": 4, "git_commit": "abc"})
+
+
+def from_samples(samples, *, tests: int = 0, spans: int = 0, with_samples: bool = False) -> Results:
+    """The results of a run made of ``samples`` (as the end of a run builds them)."""
+    return Results(Distributions.of(samples), tests=tests, spans=spans,
+                   samples=tuple(samples) if with_samples else None)
 
 
 def test_results_hold_every_sample_with_its_identity_and_flags():
@@ -44,14 +57,14 @@ def test_results_hold_every_sample_with_its_identity_and_flags():
 
 def test_a_baseline_round_trips_exactly_and_leaves_the_sample_listing_out():
     """Saved without samples, loaded back: same distributions, same quantiles; +inf as null."""
-    run = a_run(asr=[1.5, 2.25, 3.0, math.inf])
-    run.samples = [{"stage": "asr"}]
+    run = replace(a_run(asr=[1.5, 2.25, 3.0, math.inf]),
+                  samples=(Sample("asr", "duration_ms", 1.5, "s", "1", "", "t"),))
     text = dumps(run, with_samples=False)
     assert "samples" not in json.loads(text) and "null" in text
     back = loads(text)
-    d = back.select("asr", "duration_ms")
+    d = back.distributions.select("asr", "duration_ms")
     assert d.values.tolist() == [1.5, 2.25, 3.0, math.inf] and d.quantile(0.5) == 2.25
-    assert back.environment == run.environment and back.version == FORMAT_VERSION
+    assert back.environment == run.environment and json.loads(text)["version"] == FORMAT_VERSION
 
 
 def test_censored_and_missed_samples_keep_their_counts(tmp_path):
@@ -59,7 +72,7 @@ def test_censored_and_missed_samples_keep_their_counts(tmp_path):
     table = table_of(record("asr", 0, 50), record("asr", 0, 60, turn="2")._replace(flags=CENSORED))
     run = from_samples(derive(table))
     back = load(save(run, tmp_path / "r.json"))
-    d = back.select("asr", "duration_ms")
+    d = back.distributions.select("asr", "duration_ms")
     assert d.censored == 1 and d.values.tolist() == [50.0, math.inf]
 
 
@@ -121,50 +134,48 @@ def test_environment_differences_name_key_and_both_values():
 
 def test_merging_shards_pools_their_samples():
     """Quantiles of the merged file are those of all shards' samples together."""
-    a, b = a_run(asr=[1, 2, 3], llm=[10]), a_run(asr=[4, 5], tts=[7])
-    a.spans, b.spans = 3, 2
+    a = replace(a_run(asr=[1, 2, 3], llm=[10]), spans=3)
+    b = replace(a_run(asr=[4, 5], tts=[7]), spans=2)
     merged, warnings = merge([a, b])
-    assert merged.select("asr", "duration_ms").values.tolist() == [1, 2, 3, 4, 5]
+    assert merged.distributions.select("asr", "duration_ms").values.tolist() == [1, 2, 3, 4, 5]
     assert set(merged.distributions) == {("asr", "duration_ms"), ("llm", "duration_ms"), ("tts", "duration_ms")}
     assert merged.spans == 5 and warnings == []
 
 
 def test_merging_shards_of_different_plugin_versions_is_refused():
     """Numbers from two plugin versions need not mean the same: refuse, name both files."""
-    a, b = a_run(asr=[1]), a_run(asr=[2])
-    a.source, b.source, b.plugin_version = "a.json", "b.json", "0.2.0"
+    a = replace(a_run(asr=[1]), source="a.json")
+    b = replace(a_run(asr=[2]), source="b.json", plugin_version="0.2.0")
     with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' \(pytest-voicelatency 0.2.0\) with 'a.json' \(0.1.0\)"):
         merge([a, b])
 
 
 def test_merging_shards_gated_differently_is_refused():
     """Shards must share their gate settings, or the merged verdict is ambiguous."""
-    a, b = a_run(asr=[1]), a_run(asr=[2])
-    b.settings = {"thresholds": ["asr: p95 < 1"]}
+    a, b = a_run(asr=[1]), replace(a_run(asr=[2]), settings={"thresholds": ["asr: p95 < 1"]})
     with pytest.raises(VoiceLatencyError, match="different voice_latency_\\* settings"):
         merge([a, b])
 
 
 def test_merging_shards_from_different_commits_or_machines_warns():
     """A commit or CPU-count mismatch between shards is named in a warning."""
-    a, b = a_run(asr=[1]), a_run(asr=[2])
-    a.source, b.source = "a.json", "b.json"
-    b.environment = {**a.environment, "git_commit": "def", "cpu_count": 8}
+    a = replace(a_run(asr=[1]), source="a.json")
+    b = replace(a_run(asr=[2]), source="b.json",
+                environment={**a.environment, "git_commit": "def", "cpu_count": 8})
     _, warnings = merge([a, b])
     assert any("from commit def" in w for w in warnings)
     assert any("cpu_count 4 in a.json, 8 in b.json" in w for w in warnings)
 
 
-def listed(run: RunResult, *tests: str) -> RunResult:
-    run.samples = [{"stage": "asr", "metric": "duration_ms", "value": 1.0, "flags": [], "test": t,
-                    "session": "s", "turn": "1", "trace": None} for t in tests]
-    return run
+def listed(run: Results, *tests: str) -> Results:
+    return replace(run, samples=tuple(Sample("asr", "duration_ms", 1.0, "s", "1", "", t)
+                                      for t in tests))
 
 
 def test_merging_shards_that_ran_the_same_test_is_refused():
     """Overlapping shards would count a test's samples twice: refuse, name both files and the test."""
     a, b = listed(a_run(asr=[1]), "t.py::x", "t.py::y"), listed(a_run(asr=[2]), "t.py::y")
-    a.source, b.source = "a.json", "b.json"
+    a, b = replace(a, source="a.json"), replace(b, source="b.json")
     with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' with 'a.json': both hold "
                                                 r"samples of test 't.py::y'"):
         merge([a, b])
@@ -174,24 +185,24 @@ def test_shards_with_disjoint_tests_merge_even_when_their_values_are_identical()
     """Samples name their tests, so deterministic shards with equal numbers are still two runs."""
     a, b = listed(a_run(asr=[1]), "t.py::x"), listed(a_run(asr=[1]), "t.py::y")
     merged, _ = merge([a, b])
-    assert merged.select("asr", "duration_ms").n == 2
+    assert merged.distributions.select("asr", "duration_ms").n == 2
 
 
 def test_merging_one_run_twice_without_samples_is_refused():
     """Without samples, the same created time, environment, counts and values mean the same run."""
-    a, b = a_run(asr=[1, 2]), a_run(asr=[1, 2])
-    a.source, b.source = "a.json", "b.json"
-    a.created = b.created = "2025-01-01T00:00:00+00:00"
+    a = replace(a_run(asr=[1, 2]), source="a.json", created="2025-01-01T00:00:00+00:00")
+    b = replace(a_run(asr=[1, 2]), source="b.json", created="2025-01-01T00:00:00+00:00")
     with pytest.raises(VoiceLatencyError, match=r"'b.json' and 'a.json' hold the same run"):
         merge([a, b])
-    b.created = "2025-01-01T00:00:01+00:00"  # measured again: another run, merged
-    assert merge([a, b])[0].select("asr", "duration_ms").n == 4
+    b = replace(b, created="2025-01-01T00:00:01+00:00")  # measured again: another run, merged
+    assert merge([a, b])[0].distributions.select("asr", "duration_ms").n == 4
 
 
 def test_a_results_file_and_the_baseline_of_the_same_run_are_one_run():
     """run.json (samples) and baseline.json (none) written by one pytest run are refused together."""
-    a, b = listed(a_run(asr=[1]), "t.py::x"), a_run(asr=[1])
-    a.created = b.created = "2025-01-01T00:00:00+00:00"
+    created = "2025-01-01T00:00:00+00:00"
+    a = listed(replace(a_run(asr=[1]), created=created), "t.py::x")
+    b = replace(a_run(asr=[1]), created=created)
     with pytest.raises(VoiceLatencyError, match="hold the same run"):
         merge([a, b])
 
@@ -238,9 +249,9 @@ def test_append_text_appends(tmp_path):
 
 def test_rows_follow_the_table_rules():
     """One row per stage's default metric plus extra keys, in pipeline order."""
-    run = a_run(tts=[1], asr=[2])
-    run.distributions[("asr", "first_byte_ms")] = Distribution("asr", "first_byte_ms", np.array([0.5]))
-    rows = run.rows(extra=[("asr", "duration_ms")])
-    assert [(r.stage, r.metric) for r in rows] == [
+    dists = {**a_run(tts=[1], asr=[2]).distributions,
+             ("asr", "first_byte_ms"): Distribution("asr", "first_byte_ms", np.array([0.5]))}
+    table = rows(Distributions(dists), extra=[("asr", "duration_ms")])
+    assert [(r.stage, r.metric) for r in table] == [
         ("asr", "duration_ms"), ("asr", "first_byte_ms"), ("tts", "duration_ms")]
-    assert [r.n for r in rows] == [1, 1, 1]
+    assert [r.n for r in table] == [1, 1, 1]

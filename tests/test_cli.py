@@ -7,14 +7,19 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from pytest_voicelatency.__main__ import EPILOG, main
-from pytest_voicelatency.results.model import Distribution, RunResult, load, save
-from pytest_voicelatency.run.exitcodes import ExitCode
 from pytest_voicelatency.report.terminal import table_text
+from pytest_voicelatency.results.codec import save
+from pytest_voicelatency.results.model import Results
+from pytest_voicelatency.results.validate import load
+from pytest_voicelatency.run.exitcodes import ExitCode
+from pytest_voicelatency.spans.samples import Sample
+from pytest_voicelatency.stats.distribution import Distribution, Distributions
 
 
 def results(path, scale: float = 1.0, seed: int = 1, version: str = "0.1.0", thresholds=(),
@@ -25,9 +30,9 @@ def results(path, scale: float = 1.0, seed: int = 1, version: str = "0.1.0", thr
         metric = "first_byte_ms" if stage == "asr" else "silence_ms"
         dists[(stage, metric)] = Distribution(
             stage, metric, np.sort(median * scale * rng.lognormal(0, 0.2, 300)))
-    run = RunResult(dists, environment={"cpu_count": 4, **env}, plugin_version=version,
-                    spans=600, tests=2, settings={"thresholds": list(thresholds), **(settings or {})},
-                    samples=samples, created=f"2025-01-01T00:00:{seed:02d}+00:00")
+    run = Results(Distributions(dists), environment={"cpu_count": 4, **env}, plugin_version=version,
+                  spans=600, tests=2, settings={"thresholds": list(thresholds), **(settings or {})},
+                  samples=samples, created=f"2025-01-01T00:00:{seed:02d}+00:00")
     save(run, path)
     return path
 
@@ -142,7 +147,7 @@ def test_merge_pools_shards_and_writes_one_file(tmp_path, capsys):
     out_path = tmp_path / "all" / "ALL.json"
     assert main(["merge", str(a), str(b), "-o", str(out_path)]) == ExitCode.OK
     merged = load(out_path)
-    assert merged.select("asr", "first_byte_ms").n == 600 and merged.tests == 4
+    assert merged.distributions.select("asr", "first_byte_ms").n == 600 and merged.tests == 4
     out = capsys.readouterr().out
     assert "asr       first_byte_ms  600" in out and f"wrote {out_path}" in out
 
@@ -245,8 +250,7 @@ def test_merge_refuses_a_copy_of_a_baseline_without_samples(tmp_path, capsys):
 def test_merge_refuses_shards_that_ran_the_same_test(tmp_path, capsys):
     """Overlapping shards (a test id in both files' samples) are refused, naming files and test."""
     def listing(test):
-        return [{"stage": "asr", "metric": "first_byte_ms", "value": 1.0, "flags": [],
-                 "test": test, "session": "s", "turn": "1", "trace": None}]
+        return (Sample("asr", "first_byte_ms", 1.0, "s", "1", "", test),)
     a = results(tmp_path / "a.json", samples=listing("t.py::test_one"))
     b = results(tmp_path / "b.json", seed=2, samples=listing("t.py::test_one"))
     c = results(tmp_path / "c.json", seed=3, samples=listing("t.py::test_two"))
@@ -278,8 +282,9 @@ def one_stage_slower(path, seed):
     results(path, seed=seed)
     run = load(path)
     d = run.distributions[("asr", "first_byte_ms")]
-    run.distributions[("asr", "first_byte_ms")] = Distribution(d.stage, d.metric, d.values * 1.3)
-    save(run, path)
+    slower = Distributions({**run.distributions,
+                            d.key: Distribution(d.stage, d.metric, d.values * 1.3)})
+    save(replace(run, distributions=slower), path)
     return path
 
 
@@ -288,9 +293,7 @@ def one_stage_slower(path, seed):
 def test_compare_markdown_counts_regressions_in_good_english(tmp_path, capsys, slower, phrase):
     """'1 regression', '2 regressions': every counted noun of the status line agrees with its number."""
     base, head = results(tmp_path / "base.json"), slower(tmp_path / "head.json", 2)
-    run = load(head)
-    run.spans, run.tests = 1, 1
-    save(run, head)
+    save(replace(load(head), spans=1, tests=1), head)
     assert main(["compare", str(base), str(head), "--markdown"]) == ExitCode.FAILED
     status = capsys.readouterr().out.splitlines()[2]
     assert status.startswith("1 voice span from 1 test;") and status.endswith(phrase)
@@ -304,7 +307,7 @@ def test_compare_markdown_bound_header_names_the_confidence_used(tmp_path, capsy
     out = capsys.readouterr().out
     assert f"| p95 ms (upper {label} bound) |" in out
     from pytest_voicelatency.stats.quantiles import upper_rank
-    values = load(head).select("asr", "first_byte_ms").values
+    values = load(head).distributions.select("asr", "first_byte_ms").values
     bound = values[upper_rank(values.size, 0.95, float(confidence)) - 1]
     row = next(line for line in out.splitlines() if line.startswith("| `asr`"))
     assert f"(≤ {bound:.1f})" in row

@@ -7,16 +7,26 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_voicelatency.results.model import Distribution, RunResult
-from pytest_voicelatency.gate.compare import ComparePolicy, compare, to_record
+from pytest_voicelatency.gate.compare import ComparePolicy
+from pytest_voicelatency.gate.compare import compare as compare_distributions
+from pytest_voicelatency.results.codec import comparison_record as to_record
+from pytest_voicelatency.results.model import Results
+from pytest_voicelatency.stats.distribution import Distribution, Distributions
 
 KEY = ("asr", "first_byte_ms")
 
 
-def run(values, stage: str = "asr", **env) -> RunResult:
+def run(values, stage: str = "asr", **env) -> Results:
     d = Distribution(stage, "first_byte_ms", np.sort(np.asarray(values, dtype=float)))
-    return RunResult({(stage, "first_byte_ms"): d}, environment=env, plugin_version="0.1.0",
-                     source=f"{stage}.json")
+    return Results(Distributions({(stage, "first_byte_ms"): d}), environment=env,
+                   plugin_version="0.1.0", source=f"{stage}.json")
+
+
+def compare(base: Results, head: Results, policy: ComparePolicy | None = None):
+    """Compare two runs as the plugin does: their distributions, environments and names."""
+    return compare_distributions(base.distributions, head.distributions, policy or ComparePolicy(),
+                                 base_environment=base.environment,
+                                 head_environment=head.environment, base_name=base.name)
 
 
 def lognormal(seed: int, n: int = 300, scale: float = 1.0, sigma: float = 0.2) -> np.ndarray:
@@ -184,7 +194,7 @@ def test_holm_spreads_the_error_budget_over_every_compared_stage():
     for i in range(19):
         dists[(f"s{i}", "first_byte_ms")] = heads[(f"s{i}", "first_byte_ms")] = \
             Distribution(f"s{i}", "first_byte_ms", base)
-    many = compare(RunResult(dists), RunResult(heads), policy)
+    many = compare(Results(Distributions(dists)), Results(Distributions(heads)), policy)
     assert many.family == 20
     assert next(c for c in many.changes if c.stage == "asr").outcome == "inconclusive"
 

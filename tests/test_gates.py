@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from helpers import record, table_of
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from helpers import record, table_of
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate, policy_from_strings, records
-from pytest_voicelatency.spans.samples import derive
-from pytest_voicelatency.spans.otel import MISSED, UNRELIABLE
+from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate, policy_from_strings
 from pytest_voicelatency.gate.thresholds import parse_thresholds
+from pytest_voicelatency.results.codec import gate_records as records
+from pytest_voicelatency.spans.otel import MISSED, UNRELIABLE
+from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.stats.verdict import judge
 
 

@@ -1,27 +1,40 @@
-"""Check a parsed results/baseline JSON document and build the run it describes.
+"""Read a results or baseline file back into :class:`~pytest_voicelatency.results.model.Results`,
+trusting nothing in it.
 
 A baseline lives in git and is read by later versions of the plugin, by hand-edited CI scripts
-and after merges, so nothing in it is trusted: every problem raises a
+and after merges, so every problem raises a
 :class:`~pytest_voicelatency.errors.VoiceLatencyError` naming the file, the JSON path
-(``distributions[3].values[17]``) and what to do.
+(``distributions[3].values[17]``) and what to do. What comes back is what verdicts are computed
+from: the distributions, the environment, the settings and the sample listing. The recorded
+``gates`` and ``comparison`` are checked for shape but not kept: they are re-judged from those
+(``python -m pytest_voicelatency compare|merge``), the way a live run judges them.
 
->>> document({"format": "something else"}, "x.json")
+>>> document({"format": "something else"}, "x.json")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-pytest_voicelatency.errors.VoiceLatencyError: 'x.json' is not a pytest-voicelatency results file (its "format" is 'something else'); write one with pytest --voice-latency-save or --voice-latency-json
+pytest_voicelatency.errors.VoiceLatencyError: 'x.json' is not a pytest-voicelatency results file ...
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pytest_voicelatency.results.model import FORMAT, FORMAT_VERSION, Distribution, RunResult
 from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.results.codec import FORMAT, FORMAT_VERSION
+from pytest_voicelatency.results.model import Results
+from pytest_voicelatency.spans.otel import SampleFlag
+from pytest_voicelatency.spans.samples import Sample
+from pytest_voicelatency.stats.distribution import Distribution, Distributions
 
-__all__ = ["document"]
+__all__ = ["document", "loads", "load"]
+
+_FLAGS = {name: int(flag) for flag in SampleFlag for name in SampleFlag.names(flag)}
 
 
 class _Checker:
@@ -68,14 +81,26 @@ def _distribution(c: _Checker, raw: Any, where: str) -> Distribution:
     return Distribution(stage, metric, np.sort(out), **counts)
 
 
-def document(doc: Any, source: str) -> RunResult:
-    """Validate ``doc`` (parsed JSON from ``source``) and return its :class:`RunResult`."""
-    c = _Checker(source)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise VoiceLatencyError(
-            f"{source!r} is not a pytest-voicelatency results file (its \"format\" is "
-            f"{found!r}); write one with pytest --voice-latency-save or --voice-latency-json")
+def _sample(c: _Checker, raw: Any, where: str) -> Sample:
+    c.of(raw, dict, where, "an object")
+    text = {key: c.of(raw.get(key), str, f"{where}.{key}", "a string")
+            for key in ("stage", "metric", "test", "session", "turn")}
+    value = c.of(raw.get("value"), (int, float), f"{where}.value", "a number of milliseconds")
+    if not math.isfinite(value):
+        raise c.fail(f"{where}.value", f"{value!r} is not a number of milliseconds")
+    trace = raw.get("trace")
+    trace = "" if trace is None else c.of(trace, str, f"{where}.trace", "a trace id or null")
+    flags = 0
+    for i, name in enumerate(c.of(raw.get("flags", []), list, f"{where}.flags", "a list")):
+        if name not in _FLAGS:
+            raise c.fail(f"{where}.flags[{i}]", f"{name!r} is not one of {', '.join(_FLAGS)}")
+        flags |= _FLAGS[name]
+    return Sample(text["stage"], text["metric"], float(value), text["session"], text["turn"],
+                  trace, text["test"], flags)
+
+
+def _version(c: _Checker, doc: dict[str, Any], source: str) -> str:
+    """The plugin version that wrote ``doc``, once its format version is known to be readable."""
     version = c.of(doc.get("version"), int, "version", "a format version number")
     plugin = c.of(doc.get("plugin_version", ""), str, "plugin_version", "a version string")
     if version > FORMAT_VERSION:
@@ -85,29 +110,68 @@ def document(doc: Any, source: str) -> RunResult:
             "re-save the baseline with the version you run")
     if version < 1:
         raise c.fail("version", f"{version} is not a format version")
+    return str(plugin)
+
+
+def document(doc: Any, source: str) -> Results:
+    """Validate ``doc`` (parsed JSON from ``source``) and return the results it holds."""
+    c = _Checker(source)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise VoiceLatencyError(
+            f"{source!r} is not a pytest-voicelatency results file (its \"format\" is "
+            f"{found!r}); write one with pytest --voice-latency-save or --voice-latency-json")
+    plugin = _version(c, doc, source)
     raw = c.of(doc.get("distributions"), list, "distributions", "a list of distributions")
     dists: dict[tuple[str, str], Distribution] = {}
     for i, item in enumerate(raw):
         d = _distribution(c, item, f"distributions[{i}]")
-        if (d.stage, d.metric) in dists:
+        if d.key in dists:
             raise c.fail(f"distributions[{i}]", f"{d.stage} {d.metric} appears twice")
-        dists[(d.stage, d.metric)] = d
-    gates = c.of(doc.get("gates", []), list, "gates", "a list")
-    for i, g in enumerate(gates):
+        dists[d.key] = d
+    for i, g in enumerate(c.of(doc.get("gates", []), list, "gates", "a list")):
         c.of(g, dict, f"gates[{i}]", "an object")
         for key in ("stage", "metric"):
             c.of(g.get(key), str, f"gates[{i}].{key}", "a string")
+    if doc.get("comparison") is not None:
+        c.of(doc["comparison"], dict, "comparison", "an object or null")
     problems = c.of(doc.get("problems", {}), dict, "problems", "an object")
     samples = doc.get("samples")
-    if samples is not None:
-        c.of(samples, list, "samples", "a list")
-    comparison = doc.get("comparison")
-    if comparison is not None:
-        c.of(comparison, dict, "comparison", "an object or null")
-    return RunResult(
-        dists, c.of(doc.get("environment", {}), dict, "environment", "an object"), plugin,
-        version, str(doc.get("created", "")), c.count(doc.get("spans", 0), "spans"),
-        c.count(doc.get("tests", 0), "tests"),
-        c.of(doc.get("settings", {}), dict, "settings", "an object"), gates, comparison,
-        [str(p) for p in c.of(problems.get("first", []), list, "problems.first", "a list")],
-        c.count(problems.get("count", 0), "problems.count"), samples, source)
+    return Results(
+        Distributions(dists), tests=c.count(doc.get("tests", 0), "tests"),
+        spans=c.count(doc.get("spans", 0), "spans"),
+        samples=None if samples is None else tuple(
+            _sample(c, s, f"samples[{i}]")
+            for i, s in enumerate(c.of(samples, list, "samples", "a list"))),
+        environment=c.of(doc.get("environment", {}), dict, "environment", "an object"),
+        plugin_version=plugin, created=str(doc.get("created", "")), source=source,
+        settings=c.of(doc.get("settings", {}), dict, "settings", "an object"),
+        problems=tuple(str(p) for p in c.of(problems.get("first", []), list, "problems.first",
+                                             "a list")),
+        problem_count=c.count(problems.get("count", 0), "problems.count"))
+
+
+def loads(text: str, source: str = "<string>") -> Results:
+    """Parse and validate the JSON text of a results or baseline file."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise VoiceLatencyError(
+            f"{source!r} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+            "it may be truncated or hand-edited; re-create it with --voice-latency-save") from None
+    return document(doc, source)
+
+
+def load(path: str | os.PathLike[str]) -> Results:
+    """Read and validate a results or baseline file; every problem names the file and the fix."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VoiceLatencyError(
+            f"{str(p)!r} does not exist: create it with `pytest --voice-latency "
+            f"--voice-latency-save {p}` (on the default branch, see docs/ci.md)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VoiceLatencyError(f"cannot read {str(p)!r}: {exc}; check the path and its "
+                                "permissions") from None
+    return loads(text, source=str(p))

@@ -13,29 +13,34 @@ They reuse pytest's own numbers, so a CI step reads the same code whichever tool
 The pytest plugin only changes the exit status of a run that would otherwise exit 0: a run
 whose tests already failed keeps pytest's own code.
 
->>> ExitCode.FAILED == 1 and ExitCode.worst([ExitCode.OK, ExitCode.BAD_INPUT]) == 4
-True
+>>> from pytest_voicelatency.results.model import Results
+>>> ExitCode.FAILED == 1, exit_code(Results(errors=("cannot write 'out.json'",)))
+(True, <ExitCode.BAD_INPUT: 4>)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["ExitCode"]
+if TYPE_CHECKING:  # the command line imports this module before it knows it needs numpy
+    from pytest_voicelatency.results.model import Results
+
+__all__ = ["ExitCode", "exit_code"]
 
 
 class ExitCode(IntEnum):
     """Process exit codes (see the module docstring for the table)."""
-
 
     OK = 0
     FAILED = 1
     INTERNAL_ERROR = 3
     BAD_INPUT = 4
 
-    @staticmethod
-    def worst(codes: Iterable[ExitCode]) -> ExitCode:
-        """The most severe of ``codes``: bad input over a failure over success."""
-        order = (ExitCode.OK, ExitCode.FAILED, ExitCode.BAD_INPUT, ExitCode.INTERNAL_ERROR)
-        return max(codes, key=order.index, default=ExitCode.OK)
+
+def exit_code(results: Results) -> ExitCode:
+    """The exit code ``results`` call for: bad input when an input or output could not be used,
+    else a failure when a gate failed or a stage regressed, else OK."""
+    if results.errors:
+        return ExitCode.BAD_INPUT
+    return ExitCode.FAILED if results.failed else ExitCode.OK

@@ -1,122 +1,124 @@
-"""What happens when a run ends: judge the gates, compare with the baseline, write the outputs,
-decide the exit code. Plain data in, a :class:`Finish` out; the plugin only calls it.
+"""What happens when a run ends: judge the gates, compare with the baseline, build the run's
+:class:`~pytest_voicelatency.results.model.Results`, write the outputs, decide the exit code.
+Plain data in, a :class:`Finish` out; the plugin only calls it.
 
-Order matters for the promise that nothing is lost: the run's own results are built first, and
-every later step (loading a baseline, writing a file) that fails adds an error line and
-:attr:`ExitCode.BAD_INPUT` but never prevents the others or the table.
+Order matters for the promise that nothing is lost: the results are built from everything the
+run measured and judged before any file is touched, and every later step (loading a baseline,
+writing a file) that fails adds an error line and :attr:`ExitCode.BAD_INPUT` but never prevents
+the others or the table.
 
 >>> done = finish(None, 0, Settings())
->>> done.exit_code, done.run.distributions
-(<ExitCode.OK: 0>, {})
+>>> done.exit_code, len(done.results.distributions)
+(<ExitCode.OK: 0>, 0)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
 
+from pytest_voicelatency._version import __version__
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.run.exitcodes import ExitCode
+from pytest_voicelatency.gate.compare import Comparison, compare
+from pytest_voicelatency.gate.crosscheck import spans_lie
+from pytest_voicelatency.gate.evaluate import GateReport, evaluate
+from pytest_voicelatency.report.markdown import render
+from pytest_voicelatency.results.codec import dumps
+from pytest_voicelatency.results.environment import fingerprint
+from pytest_voicelatency.results.files import append_text, write_atomic
+from pytest_voicelatency.results.model import Results
+from pytest_voicelatency.results.validate import load
+from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
 from pytest_voicelatency.run.settings import Settings
-
-if TYPE_CHECKING:
-    from pytest_voicelatency.results.model import RunResult
-    from pytest_voicelatency.gate.compare import Comparison
-    from pytest_voicelatency.gate.evaluate import GateReport
-    from pytest_voicelatency.spans.rows import SpanTable
+from pytest_voicelatency.spans.rows import SpanTable
+from pytest_voicelatency.spans.samples import derive
+from pytest_voicelatency.stats.distribution import Distributions
 
 __all__ = ["Finish", "finish"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finish:
-    """Everything the end of a run produced, for the terminal summary and the exit status."""
+    """What the end of a run produced: its results (for the terminal summary) and exit code."""
 
-    run: RunResult
-    gates: GateReport | None = None
-    comparison: Comparison | None = None
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    exit_code: ExitCode = ExitCode.OK
+    results: Results
+    exit_code: ExitCode
 
 
-def finish(table: SpanTable | None, tests: int, settings: Settings,
-           errors: list[str] | None = None) -> Finish:
-    """Judge, compare and write (see the module docstring)."""
-    from pytest_voicelatency.results.model import fingerprint, from_samples
-    from pytest_voicelatency.gate.crosscheck import spans_lie
-    from pytest_voicelatency.gate.evaluate import evaluate, records
-    from pytest_voicelatency.spans.samples import derive
-    from pytest_voicelatency.spans.rows import SpanTable
-
-    table = table if table is not None else SpanTable()
-    samples = derive(table)
-    gates = evaluate(samples, settings.thresholds, settings.policy) \
-        if settings.thresholds and settings.judge else None
-    run = from_samples(samples, tests=tests, spans=len(table),
-                       environment=fingerprint(settings.root) if settings.needs_environment else {},
-                       with_samples=bool(settings.json_path), problems=table.problems,
-                       problem_count=table.problem_count)
-    run.settings = settings.record()
-    run.gates = records(gates) if gates is not None else []
-    done = Finish(run, gates, errors=list(errors or ()))
-    if gates is not None:
-        done.warnings += gates.warnings
-    done.warnings += spans_lie(table, margin_ms=settings.spans_lie_margin_ms)
-    if settings.compare_path and settings.judge:
-        _compare(done, settings)
-    _write(done, settings)
-    failed = (gates is not None and gates.failed) or \
-        (done.comparison is not None and done.comparison.failed)
-    done.exit_code = ExitCode.worst([ExitCode.FAILED if failed else ExitCode.OK,
-                                     ExitCode.BAD_INPUT if done.errors else ExitCode.OK])
-    return done
-
-
-def _compare(done: Finish, settings: Settings) -> None:
-    from pytest_voicelatency.results.model import load
-    from pytest_voicelatency.gate.compare import compare, to_record
-
-    assert settings.compare_path is not None
+def _compare(head: Distributions, gates: GateReport | None, environment: dict[str, object],
+             settings: Settings) -> tuple[Comparison | None, list[str]]:
+    """The comparison with the baseline, or the error that prevented it."""
+    if not (settings.compare_path and settings.judge):
+        return None, []
     try:
         base = load(settings.compare_path)
     except VoiceLatencyError as exc:
-        done.errors.append(f"baseline not compared: {exc}")
-        return
-    done.comparison = compare(base, done.run, settings.compare_policy)
-    done.run.comparison = to_record(done.comparison)
-    done.warnings += done.comparison.warnings
+        return None, [f"baseline not compared: {exc}"]
+    return compare(base.distributions, head, settings.compare_policy,
+                   extra=gates.keys() if gates is not None else (),
+                   base_environment=base.environment, head_environment=environment,
+                   base_name=base.name), []
 
 
-def _write(done: Finish, settings: Settings) -> None:
-    from dataclasses import replace
+def finish(table: SpanTable | None, tests: int, settings: Settings,
+           errors: Sequence[str] = ()) -> Finish:
+    """Judge, compare, build the results once, write them (see the module docstring)."""
+    table = table if table is not None else SpanTable()
+    samples = derive(table)
+    distributions = Distributions.of(samples)
+    gates = evaluate(samples, settings.thresholds, settings.policy) \
+        if settings.thresholds and settings.judge else None
+    environment = fingerprint(settings.root) if settings.needs_environment else {}
+    comparison, baseline_errors = _compare(distributions, gates, environment, settings)
+    warnings = [*(gates.warnings if gates is not None else ()),
+                *spans_lie(table, margin_ms=settings.spans_lie_margin_ms),
+                *(comparison.warnings if comparison is not None else ())]
+    results = Results(
+        distributions, tests=tests, spans=len(table),
+        samples=tuple(samples) if settings.json_path else None, environment=environment,
+        plugin_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        settings=settings.record(), gates=gates, comparison=comparison,
+        problems=tuple(table.problems), problem_count=table.problem_count,
+        warnings=tuple(warnings), errors=(*errors, *baseline_errors))
+    results = _write(results, settings)
+    return Finish(results, exit_code(results))
 
-    from pytest_voicelatency.results.model import save
-    from pytest_voicelatency.results.files import append_text, write_atomic
-    from pytest_voicelatency.report.markdown import render
 
-    jobs: list[tuple[str, Any]] = []
-    if settings.json_path:
-        jobs.append((settings.json_path, lambda p: save(done.run, p, with_samples=True)))
-    if settings.save_path:
-        baseline = replace(done.run, comparison=None, samples=None)
-        jobs.append((settings.save_path, lambda p: save(baseline, p, with_samples=False)))
-    _run_jobs(done, jobs)
-    if settings.markdown_path or settings.step_summary:
-        text = render(done.run, done.comparison, errors=done.errors, warnings=done.warnings)
-        jobs = []
-        if settings.markdown_path:
-            jobs.append((settings.markdown_path, lambda p: write_atomic(p, text)))
-        if settings.step_summary:
-            jobs.append((settings.step_summary, lambda p: append_text(p, text + "\n")))
-        _run_jobs(done, jobs)
+Job = Callable[[str], Path]
 
 
-def _run_jobs(done: Finish, jobs: list[tuple[str, Any]]) -> None:
+def _run_jobs(results: Results, jobs: list[tuple[str, Job]]) -> Results:
+    """Run each write; the results gain a note per file written and an error per failure."""
+    notes, errors = [], []
     for path, job in jobs:
         try:
             job(path)
-            done.notes.append(f"wrote {path}")
+            notes.append(f"wrote {path}")
         except VoiceLatencyError as exc:
-            done.errors.append(str(exc))
+            errors.append(str(exc))
+    return replace(results, notes=(*results.notes, *notes), errors=(*results.errors, *errors))
+
+
+def _write(results: Results, settings: Settings) -> Results:
+    """Write the JSON results and the baseline, then the Markdown (which reports the errors of
+    the first two); returns the results with the notes and errors of every write."""
+    jobs: list[tuple[str, Job]] = []
+    if settings.json_path:
+        text = dumps(results, with_samples=True)
+        jobs.append((settings.json_path, lambda p: write_atomic(p, text)))
+    if settings.save_path:
+        baseline = dumps(replace(results, comparison=None), with_samples=False)
+        jobs.append((settings.save_path, lambda p: write_atomic(p, baseline)))
+    results = _run_jobs(results, jobs)
+    if not (settings.markdown_path or settings.step_summary):
+        return results
+    markdown = render(results)
+    jobs = []
+    if settings.markdown_path:
+        jobs.append((settings.markdown_path, lambda p: write_atomic(p, markdown)))
+    if settings.step_summary:
+        jobs.append((settings.step_summary, lambda p: append_text(p, markdown + "\n")))
+    return _run_jobs(results, jobs)
