@@ -210,7 +210,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if call.when == "teardown":
         capture = item.stash.get(CAPTURE, None)
         if capture is not None and len(capture):
-            from pytest_voicelatency.report.terminal import junit_properties
+            from pytest_voicelatency.report.junit import junit_properties
 
             setattr(report, REPORT_ATTRIBUTE, capture.table.to_payload())
             report.user_properties.extend(junit_properties(capture.sample_set()))
@@ -258,9 +258,7 @@ class _RunReporter:
 
         terminalreporter.write_sep("=", "voice latency (ms)")
         done = state.finish
-        lines = terminal_lines(None, state.errors) if done is None else terminal_lines(
-            done.run, done.errors, gates=done.gates, comparison=done.comparison,
-            warnings=done.warnings, notes=done.notes)
+        lines = terminal_lines(None, state.errors) if done is None else terminal_lines(done.results)
         for line in lines:
             red = line.startswith("error:") or line.endswith(": FAILED")
             terminalreporter.write_line(line, red=red, yellow=line.startswith("warning:"))

@@ -8,20 +8,14 @@ asr    first_byte_ms  60        0  120.0  148.2  150.0  151.0
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
+from pytest_voicelatency.report.cells import ms
 from pytest_voicelatency.stats.summary import StageRow
 
 __all__ = ["render", "HEADER"]
 
 HEADER = ("stage", "metric", "n", "nothing", "p50", "p95", "p99", "max")
-
-
-def _ms(x: float) -> str:
-    if math.isnan(x):
-        return "-"
-    return "missed" if math.isinf(x) else f"{x:.1f}"
 
 
 def flag_columns(rows: Sequence[StageRow]) -> list[tuple[str, list[str]]]:
@@ -34,7 +28,8 @@ def flag_columns(rows: Sequence[StageRow]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def render(rows: Sequence[StageRow], extra_columns: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
+def render(rows: Sequence[StageRow],
+           extra_columns: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
     """Format rows as a table; ``extra_columns`` appends (title, one cell per row) columns.
 
     Missed and censored samples count as +inf, so a quantile that lands on one reads
@@ -42,8 +37,8 @@ def render(rows: Sequence[StageRow], extra_columns: Sequence[tuple[str, Sequence
     """
     extra_columns = [*flag_columns(rows), *extra_columns]
     header = list(HEADER) + [title for title, _ in extra_columns]
-    body = [[r.stage, r.metric, str(r.n), str(r.nothing), _ms(r.p50), _ms(r.p95), _ms(r.p99),
-             _ms(r.max)] + [cells[i] for _, cells in extra_columns] for i, r in enumerate(rows)]
+    body = [[r.stage, r.metric, str(r.n), str(r.nothing), ms(r.p50), ms(r.p95), ms(r.p99),
+             ms(r.max)] + [cells[i] for _, cells in extra_columns] for i, r in enumerate(rows)]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     left = {0, 1}
 

@@ -1,10 +1,12 @@
-"""The run-wide text report and the per-test JUnit properties. Pure.
+"""The run-wide text report: the table, then what the gates and the baseline comparison said.
+Pure and numpy-free.
 
-The plugin's terminal summary and ``python -m pytest_voicelatency compare`` print the same
-table, because both render a :class:`~pytest_voicelatency.results.model.RunResult`: one row per
-stage (its default metric) plus every gated metric, with a ``gate`` column (the gate verdicts
-recorded in the run) and a ``vs baseline`` column when a comparison was made. Whatever goes wrong
-with gates or baselines is printed *below* the table, never instead of it.
+The plugin's terminal summary and ``python -m pytest_voicelatency compare|merge`` print the same
+report, because both render :class:`~pytest_voicelatency.results.model.Results`: one row per
+stage (its default metric) plus every gated or compared metric, with a ``gate`` column and a
+``vs baseline`` column when there is something to put in them. Whatever goes wrong with gates
+or baselines is printed *below* the table, never instead of it. Numpy-free because the plugin
+prints this report at the end of every run, including runs that captured nothing.
 
 >>> terminal_lines(None)[0].startswith("no voice spans were captured")
 True
@@ -15,39 +17,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_voicelatency.report.cells import gate_cells, table_rows
+from pytest_voicelatency.report.table import render
+from pytest_voicelatency.stats.levels import quantile_label
+
 if TYPE_CHECKING:
-    from pytest_voicelatency.results.model import RunResult
     from pytest_voicelatency.gate.compare import Comparison
     from pytest_voicelatency.gate.evaluate import GateReport
-    from pytest_voicelatency.spans.samples import SampleSet
+    from pytest_voicelatency.results.model import Results
 
-__all__ = ["terminal_lines", "table_text", "gate_cells", "junit_properties",
-           "MAX_PROBLEMS_SHOWN"]
+__all__ = ["terminal_lines", "table_text", "MAX_PROBLEMS_SHOWN", "NO_SPANS"]
 
 MAX_PROBLEMS_SHOWN = 5
 NO_SPANS = ("no voice spans were captured: instrument the agent with stage_span() and check "
             "that its spans reach the global OpenTelemetry tracer provider")
 
 
-def gate_cells(run: RunResult) -> dict[tuple[str, str], str]:
-    """The ``gate`` column's cells from the gate records stored in ``run``."""
-    out: dict[tuple[str, str], list[str]] = {}
-    for g in run.gates:
-        out.setdefault((str(g["stage"]), str(g["metric"])), []).append(str(g.get("cell", "")))
-    return {k: "; ".join(v) for k, v in out.items()}
-
-
-def table_text(run: RunResult, comparison: Comparison | None = None) -> str:
+def table_text(results: Results) -> str:
     """The per-stage table with its verdict columns (see the module docstring)."""
-    from pytest_voicelatency.report.table import render
-
-    gates = gate_cells(run)
-    changes = comparison.cells() if comparison is not None else {}
-    rows = run.rows(extra=[*gates, *changes])
+    gates = gate_cells(results)
+    changes = results.comparison.cells() if results.comparison is not None else {}
+    rows = table_rows(results)
     extra = []
     if gates:
         extra.append(("gate", [gates.get((r.stage, r.metric), "") for r in rows]))
-    if comparison is not None:
+    if results.comparison is not None:
         extra.append(("vs baseline", [changes.get((r.stage, r.metric), "") for r in rows]))
     return render(rows, extra)
 
@@ -66,10 +60,9 @@ def _gate_lines(report: GateReport) -> list[str]:
 
 
 def _comparison_lines(comparison: Comparison) -> list[str]:
-    from pytest_voicelatency.gate.thresholds import quantile_label
-
     p = comparison.policy
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items())) or "nothing compared"
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items())) \
+        or "nothing compared"
     tested = "/".join(quantile_label(q) for q, _ in p.shares())
     lines = [f"baseline {comparison.base_source}: {counts} ({tested} exceedances, "
              f"{p.confidence:.0%} confidence, Holm over {comparison.family}, minimum effect "
@@ -80,45 +73,38 @@ def _comparison_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def terminal_lines(run: RunResult | None, errors: Sequence[str] = (), *,
-                   gates: GateReport | None = None, comparison: Comparison | None = None,
-                   warnings: Sequence[str] = (), notes: Sequence[str] = ()) -> list[str]:
-    """Lines of the terminal summary: table, footer, gates, comparison, warnings, errors."""
-    lines: list[str] = []
-    if run is None or (not run.distributions and not run.gates):
+def _table_lines(results: Results) -> list[str]:
+    gated = results.gates is not None and bool(results.gates.results)
+    if not results.distributions and not gated:
+        return [NO_SPANS]
+    samples = sum(d.n + d.nothing for d in results.distributions.values())
+    tests = f"{results.tests} test{'' if results.tests == 1 else 's'}"
+    lines = [table_text(results),
+             f"{results.spans} voice spans, {samples} samples from {tests}; quantiles are "
+             "nearest-rank; 'nothing' = first_byte_ms -1, excluded"]
+    if results.problem_count:
+        lines.append(f"{results.problem_count} span problems (first "
+                     f"{min(MAX_PROBLEMS_SHOWN, len(results.problems))}):")
+        lines.extend(f"  {p}" for p in results.problems[:MAX_PROBLEMS_SHOWN])
+    if not results.distributions:
         lines.append(NO_SPANS)
-    else:
-        lines.append(table_text(run, comparison))
-        samples = sum(d.n + d.nothing for d in run.distributions.values())
-        lines.append(f"{run.spans} voice spans, {samples} samples from {run.tests} test{'' if run.tests == 1 else 's'}; "
-                     "quantiles are nearest-rank; 'nothing' = first_byte_ms -1, excluded")
-        if run.problem_count:
-            lines.append(f"{run.problem_count} span problems (first "
-                         f"{min(MAX_PROBLEMS_SHOWN, len(run.problems))}):")
-            lines.extend(f"  {p}" for p in run.problems[:MAX_PROBLEMS_SHOWN])
-        if not run.distributions:
-            lines.append(NO_SPANS)
-    if gates is not None and gates.results:
-        lines.extend(_gate_lines(gates))
-    if comparison is not None:
-        lines.extend(_comparison_lines(comparison))
-    lines.extend(f"warning: {w}" for w in warnings)
-    lines.extend(notes)
-    lines.extend(f"error: {e}" for e in errors)
     return lines
 
 
-def junit_properties(samples: SampleSet, prefix: str = "voice_latency") -> list[tuple[str, str]]:
-    """``(name, value)`` pairs of each stage's p50, p95 and n for a test's JUnit XML entry."""
-    from pytest_voicelatency.stats.summary import summarize
+def terminal_lines(results: Results | None, errors: Sequence[str] = ()) -> list[str]:
+    """Lines of the terminal summary: table, footer, gates, comparison, warnings, notes, errors.
 
-    out: list[tuple[str, str]] = []
-    for row in summarize(samples):
-        base = f"{prefix}.{row.stage}.{row.metric}"
-        out += [(f"{base}.p50", _ms(row.p50)), (f"{base}.p95", _ms(row.p95)), (f"{base}.n", str(row.n))]
-    return out
-
-
-def _ms(x: float) -> str:
-    return "missed" if x == float("inf") else ("" if x != x else f"{x:.1f}")
-
+    ``errors`` are printed after the results' own: what went wrong outside them (with no
+    results at all, when the end of the run itself failed).
+    """
+    if results is None:
+        return [NO_SPANS, *(f"error: {e}" for e in errors)]
+    lines = _table_lines(results)
+    if results.gates is not None and results.gates.results:
+        lines.extend(_gate_lines(results.gates))
+    if results.comparison is not None:
+        lines.extend(_comparison_lines(results.comparison))
+    lines.extend(f"warning: {w}" for w in results.warnings)
+    lines.extend(results.notes)
+    lines.extend(f"error: {e}" for e in [*results.errors, *errors])
+    return lines
