@@ -7,7 +7,8 @@ import math
 import pytest
 
 from pytest_voicelatency import (LatencyAssertionError, VoiceLatencyUsageError, assert_p50,
-                                 assert_p95, assert_p99, assert_quantile, capture_spans)
+                                 assert_p95, assert_p99, assert_quantile)
+from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.spans.capture import Capture
 from tests.helpers import record
 
@@ -187,7 +188,8 @@ def test_capture_spans_refuses_an_unknown_unreliable_policy():
 def test_argument_errors_point_at_the_callers_line(pytester):
     """A bad lt= shows the user's call, not the plugin's validation helpers."""
     pytester.makepyfile(test_bad_lt='''
-from pytest_voicelatency import assert_p95, capture_spans
+from pytest_voicelatency import assert_p95
+from pytest_voicelatency import voice_spans as capture_spans
 
 def test_x():
     with capture_spans() as cap:

@@ -15,11 +15,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_voicelatency import assert_p95, capture_spans
+from pytest_voicelatency import assert_p95
+from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.call.protocol import AgentAudio, AgentProtocolError, AgentState
 from pytest_voicelatency.audio.clips import AudioError, load_clip
 from pytest_voicelatency.call.caller import AgentTimeoutError, Caller
-from pytest_voicelatency.fixtures import simulated_caller
+from pytest_voicelatency import voice_caller as simulated_caller
 from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
 from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
 from pytest_voicelatency.call.script import answer, background, barge_in, pause, say

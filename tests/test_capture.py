@@ -8,13 +8,14 @@ import threading
 import pytest
 from opentelemetry import trace
 
-from pytest_voicelatency import capture_spans, current_capture, stage_span
+from pytest_voicelatency import stage_span, voice_spans
+from pytest_voicelatency.spans import current_capture
 
 
 def test_captures_spans_from_any_tracer_on_the_global_provider():
     """A user's own tracer and span names following the convention are captured."""
     tracer = trace.get_tracer("my.agent")
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         with tracer.start_as_current_span("audio.tts") as span:
             span.set_attribute("audio.session_id", "s")
             span.set_attribute("audio.turn_id", "1")
@@ -26,8 +27,8 @@ def test_captures_spans_from_any_tracer_on_the_global_provider():
 
 def test_nested_captures_each_see_the_span_once():
     """An inner capture (e.g. inside @given) and the outer one both get it, once each."""
-    with capture_spans() as outer:
-        with capture_spans() as inner:
+    with voice_spans() as outer:
+        with voice_spans() as inner:
             with stage_span("asr", "s", 1) as fb:
                 fb()
             assert current_capture() is inner
@@ -37,11 +38,11 @@ def test_nested_captures_each_see_the_span_once():
 
 def test_spans_ending_after_the_capture_closed_are_not_counted():
     """Spans from one test never leak into another."""
-    with capture_spans() as first:
+    with voice_spans() as first:
         pass
     with stage_span("asr", "s", 1):
         pass
-    with capture_spans() as second:
+    with voice_spans() as second:
         pass
     assert len(first) == len(second) == 0
 
@@ -52,7 +53,7 @@ def test_spans_ending_on_many_threads_are_all_counted():
         for i in range(200):
             with stage_span("tts", f"s{k}", i) as fb:
                 fb()
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
         [t.start() for t in threads]
         [t.join() for t in threads]
@@ -67,7 +68,7 @@ def test_spans_ending_on_many_threads_are_all_counted():
 ])
 def test_bad_metric_attributes_are_dropped_with_a_named_problem(value, problem):
     """NaN, infinite, negative and non-numeric *_ms values name the span, attribute and fix."""
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         with stage_span("tts", "s", 1, attributes={"chunk_gap_ms": value}) as fb:
             fb()
     assert "chunk_gap_ms" not in cap.sample_set().metrics_by_stage()["tts"]
@@ -77,7 +78,7 @@ def test_bad_metric_attributes_are_dropped_with_a_named_problem(value, problem):
 
 def test_labels_are_not_metrics_and_not_problems():
     """Strings and booleans on audio.* are labels (transcripts, flags), silently kept out."""
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         with stage_span("asr", "s", 1, attributes={"transcript": "confirm", "final": True}) as fb:
             fb()
     assert cap.problems == [] and "transcript" not in cap.sample_set().metrics_by_stage()["asr"]
@@ -86,7 +87,7 @@ def test_labels_are_not_metrics_and_not_problems():
 def test_a_span_without_ids_is_reported():
     """Missing session/turn ids is a problem that tells how to fix it."""
     tracer = trace.get_tracer("x")
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         with tracer.start_as_current_span("audio.llm"):
             pass
     assert any("no audio.session_id/audio.turn_id" in p for p in cap.problems)
@@ -95,7 +96,7 @@ def test_a_span_without_ids_is_reported():
 
 def test_samples_are_recomputed_when_more_spans_arrive():
     """The cached sample set follows the capture."""
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         with stage_span("asr", "s", 1):
             pass
         assert cap.select("asr", "duration_ms").n == 1
@@ -107,7 +108,7 @@ def test_samples_are_recomputed_when_more_spans_arrive():
 def test_a_non_string_stage_attribute_is_reported_and_the_name_used():
     """audio.stage = 5 is a mistake: the span name decides, and the problem says so."""
     tracer = trace.get_tracer("x")
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         with tracer.start_as_current_span("audio.tts") as span:
             span.set_attribute("audio.stage", 5)
             span.set_attribute("audio.session_id", "s")

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from pytest_voicelatency import capture_spans
+from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.call.caller import Caller
 from pytest_voicelatency.clock import RealClock
 from pytest_voicelatency.gate.crosscheck import disagreements, spans_lie

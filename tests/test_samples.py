@@ -127,7 +127,8 @@ def test_missed_and_censored_count_as_infinite_and_keep_their_bound():
 
 def test_flags_come_from_span_attributes(raw_spans):
     """audio.outcome and audio.reliable on a real span set the flags; a bad outcome is a problem."""
-    from pytest_voicelatency import capture_spans, stage_span
+    from pytest_voicelatency import stage_span
+    from pytest_voicelatency.spans.capture import capture_spans
 
     with capture_spans() as cap:
         with stage_span("x", "s", 1, attributes={"outcome": "missed", "reliable": False}):
