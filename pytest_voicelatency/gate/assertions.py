@@ -26,7 +26,8 @@ from pytest_voicelatency.errors import (
 from pytest_voicelatency.spans.capture import Capture, current_capture
 from pytest_voicelatency.spans.samples import Selection
 from pytest_voicelatency.stats.levels import check_q
-from pytest_voicelatency.stats.verdict import Verdict, format_verdict, judge, limit_from
+from pytest_voicelatency.stats.limit import limit_from
+from pytest_voicelatency.stats.verdict import Verdict, format_verdict, judge
 
 __all__ = ["assert_quantile", "assert_p50", "assert_p95", "assert_p99"]
 

@@ -17,14 +17,15 @@ _EXPORTS = {
     "Estimate": ".quantiles",
     "estimate": ".quantiles",
     "nearest_rank": ".quantiles",
-    "Limit": ".verdict",
+    "Limit": ".limit",
     "Verdict": ".verdict",
     "judge": ".verdict",
 }
 __all__ = ["Estimate", "estimate", "nearest_rank", "Limit", "Verdict", "judge"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from pytest_voicelatency.stats.limit import Limit
     from pytest_voicelatency.stats.quantiles import Estimate, estimate, nearest_rank
-    from pytest_voicelatency.stats.verdict import Limit, Verdict, judge
+    from pytest_voicelatency.stats.verdict import Verdict, judge
 else:
     __getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -25,12 +25,10 @@ import numpy as np
 
 from pytest_voicelatency.spans.samples import Sample
 from pytest_voicelatency.stats.levels import check_confidence, quantile_label
-from pytest_voicelatency.stats.limit import Limit, limit_from
+from pytest_voicelatency.stats.limit import Limit
 from pytest_voicelatency.stats.quantiles import Estimate, estimate, samples_needed
 
-# Limit and limit_from live in the numpy-free stats.limit (gate lines are parsed at configure
-# time); they are named here too because a verdict is read together with its limit.
-__all__ = ["Limit", "Verdict", "judge", "limit_from", "format_verdict", "Measured"]
+__all__ = ["Verdict", "judge", "format_verdict", "Measured"]
 
 Outcome = Literal["pass", "fail", "inconclusive", "missing"]
 
