@@ -5,20 +5,37 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AgentState, AudioFormat
-from pytest_voicelatency.call.log import CallEnded, CallLog, Expectation, FrameSent, Received, Utterance
-from pytest_voicelatency.call.metrics import caller_spans, measure, pacing, speech_instant_ns
+from pytest_voicelatency.call.log import (
+    CallEnded,
+    CallLog,
+    Expectation,
+    FrameSent,
+    Received,
+    Utterance,
+)
+from pytest_voicelatency.call.metrics import (
+    caller_spans,
+    measure,
+    pacing,
+    speech_instant_ns,
+    timeline,
+)
 from pytest_voicelatency.call.playout import PlayoutConfig
+from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AgentState, AudioFormat
 
 MS = 1_000_000
 N = 320  # samples per 20 ms frame
 
 
 class StillClock:
-    """A clock that only moves when told (logs built by hand need no time to pass)."""
+    """A clock that only moves when told (logs built by hand need no time to pass).
 
-    def __init__(self) -> None:
+    It stands for the real clock of the call the log records (``virtual`` says otherwise).
+    """
+
+    def __init__(self, virtual: bool = False) -> None:
         self.t = 0
+        self.virtual = virtual
 
     def now_ns(self) -> int:
         return self.t
@@ -32,7 +49,7 @@ class StillClock:
 
     @property
     def is_virtual(self) -> bool:
-        return True
+        return self.virtual
 
 
 def pcm(ms: float, level: float = 0.5, lead_ms: float = 0.0) -> AgentAudio:
@@ -42,10 +59,10 @@ def pcm(ms: float, level: float = 0.5, lead_ms: float = 0.0) -> AgentAudio:
 
 
 def call(frames: int = 200, late_ms: dict[int, float] | None = None, buffer_ms: float = 40.0,
-         delay_ms: float = 0.0) -> CallLog:
+         delay_ms: float = 0.0, virtual: bool = False) -> CallLog:
     """A log with ``frames`` inbound frames sent on time (or late by ``late_ms[index]``)."""
     log = CallLog("s", AudioFormat(), PlayoutConfig(buffer_ms=buffer_ms, delay_ms=delay_ms),
-                  StillClock(), origin_ns=0)
+                  StillClock(virtual), origin_ns=0)
     for i in range(frames):
         due = (i + 1) * 20 * MS
         late = round((late_ms or {}).get(i, 0.0) * MS)
@@ -53,8 +70,10 @@ def call(frames: int = 200, late_ms: dict[int, float] | None = None, buffer_ms: 
     return log
 
 
-def say(log: CallLog, turn: str, start: int, onset: int, offset: int, role: str = "say") -> None:
-    log.append(Utterance(turn, role, "clip", start, offset + 100, onset, offset))  # type: ignore[arg-type]
+def say(log: CallLog, turn: str, start: int, onset: int, offset: int, role: str = "say",
+        kind: str = "utterance") -> None:
+    log.append(Utterance(turn, role, "clip", start, offset + 100, onset, offset,  # type: ignore[arg-type]
+                         kind=kind))
 
 
 def test_response_runs_from_the_actual_end_of_speech_to_the_first_audible_sample():
@@ -195,3 +214,76 @@ def test_an_interruption_while_the_agent_is_quiet_is_a_note_not_a_zero_barge_in(
     log.append(CallEnded(4000 * MS))
     metrics = measure(log)
     assert metrics.barge_ins == () and "nothing to barge in on" in metrics.notes[0]
+
+
+def test_a_virtual_call_is_never_unreliable_and_its_spans_say_virtual():
+    """Pacing lateness on a virtual clock is the agent's doing, not the machine's: no flag."""
+    log = call(late_ms={i: 9.0 for i in range(0, 200, 20)}, virtual=True)
+    say(log, "1", 0, 1600, 50 * N)
+    log.append(Expectation("response", "1", 1000, 0))
+    log.append(CallEnded(4000 * MS))
+    metrics = measure(log, pacing_limit_ms=5.0)
+    assert metrics.clock == "virtual" and metrics.reliable and not metrics.pacing.reliable
+    spans = caller_spans(metrics)
+    assert {s.attributes["audio.clock"] for s in spans} == {"virtual"}
+    assert all(s.attributes["audio.reliable"] is True for s in spans)
+    real = caller_spans(measure(call(), pacing_limit_ms=5.0))
+    assert {s.attributes["audio.clock"] for s in real} == {"real"}
+
+
+def _over_the_reply(kind: str, clear_ms: float | None) -> CallLog:
+    """The agent talks from 1040 ms for 1 s; a ``kind`` sound starts at 1300 ms over it."""
+    log = call()
+    say(log, "1", 0, 1600, 40 * N)
+    log.append(Received(1000 * MS, pcm(1000)))
+    say(log, "2", 65 * N - 100, 65 * N, 80 * N, role="barge_in", kind=kind)   # onset 1300 ms
+    log.append(Expectation("barge_in", "2", 500, 1300 * MS))
+    if clear_ms is not None:
+        log.append(Received(round(clear_ms * MS), AgentClear()))
+    log.append(CallEnded(4000 * MS))
+    return log
+
+
+@pytest.mark.parametrize("kind, clear_ms, stage, value", [
+    ("interruption", 1400, "barge_in.missed", 0.0),   # words, and it stopped: right
+    ("interruption", None, "barge_in.missed", 1.0),   # words talked over: a missed interruption
+    ("backchannel", None, "barge_in.false", 0.0),     # "mm-hm" and it kept talking: right
+    ("cough", 1400, "barge_in.false", 1.0),           # stopped for a cough: a false interruption
+])
+def test_each_sound_over_the_agent_is_judged_as_a_stop_decision(kind, clear_ms, stage, value):
+    metrics = measure(_over_the_reply(kind, clear_ms))
+    [decision] = metrics.interruptions
+    assert decision.intended == (kind == "interruption")
+    [span] = [s for s in caller_spans(metrics) if s.name.startswith("barge_in.")]
+    assert span.name == stage and span.attributes[f"audio.{stage.split('.')[1]}"] == value
+    assert (span.end_ns - span.start_ns) / MS == value    # the duration is the value too
+    # only words are a barge-in with a latency; a cough or a backchannel is not
+    assert len(metrics.barge_ins) == (1 if kind == "interruption" else 0)
+
+
+def test_a_decision_still_open_when_the_call_ends_is_not_judged():
+    log = _over_the_reply("backchannel", None)
+    metrics = measure(log)
+    assert len(metrics.interruptions) == 1
+    short = call()
+    say(short, "1", 0, 1600, 40 * N)
+    short.append(Received(1000 * MS, pcm(1000)))
+    say(short, "2", 65 * N - 100, 65 * N, 80 * N, role="barge_in", kind="cough")
+    short.append(Expectation("barge_in", "2", 500, 1300 * MS))
+    short.append(CallEnded(1500 * MS))                         # 200 ms into a 500 ms window
+    assert measure(short).interruptions == ()
+
+
+def test_the_timeline_tells_who_spoke_what_the_agent_did_and_what_was_heard():
+    text = timeline(_over_the_reply("interruption", 1400))
+    lines = text.splitlines()
+    assert lines[0].endswith("user says 'clip' (utterance): speech starts")
+    assert "1000.000 ms  agent sends audio: 1 chunk until 1000 ms" in text
+    assert "1040.000 ms  listener starts hearing the agent" in text
+    assert ("1300.000 ms  user talks over the agent with 'clip' (interruption): speech starts"
+            in text)
+    assert "1400.000 ms  agent clears the client's buffer (barge_in)" in text
+    assert "1400.000 ms  listener stops hearing the agent" in text
+    assert lines[-1].endswith("call ends (done)")
+    near = timeline(_over_the_reply("cough", None), around_ns=1300 * MS, rows=3)
+    assert len(near.splitlines()) == 3

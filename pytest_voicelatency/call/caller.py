@@ -24,6 +24,19 @@ This module decides which calls to run and what to do with each finished one; ru
 :mod:`pytest_voicelatency.call.runner`. Inbound frames are paced on absolute deadlines of the
 injected clock; the caller never reads time or sleeps any other way.
 
+**Virtual time.** ``Caller(clock="virtual")`` (or a configured
+:class:`~pytest_voicelatency.vclock.VirtualClock`) runs the same scripts on a clock that only
+advances while every task waits: a call costs the CPU of the code under test, not its seconds,
+and repeats bit for bit. ``run`` and ``run_calls`` run the calls on the clock's own loop; the
+async ``call`` and ``calls`` must be awaited on that loop (``clock.run(main())``). There is no
+machine load to fall behind on, so pacing never marks a virtual call unreliable and never
+retries it; its spans carry ``audio.clock="virtual"``. Only agents whose ``honours_clock`` is
+true are accepted (an agent that reads ``time`` directly can run with
+``VirtualClock(wall_clock="virtual")``, see :func:`~pytest_voicelatency.vclock.patch_time`).
+
+Warnings (unreliable calls, turns that could not be measured) are collected during a call and
+issued when the caller's method returns, pointing at the test line that called it.
+
 >>> from pytest_voicelatency.fixtures import simulated_caller
 >>> from pytest_voicelatency.agents.oracle import OracleAgent, tone_clip
 >>> from pytest_voicelatency.call.script import answer, barge_in, say
@@ -38,29 +51,61 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pytest_voicelatency.call.protocol import AudioFormat, VoiceAgent, check_agent
+from opentelemetry import context, trace
+
 from pytest_voicelatency.call.log import CallLog
 from pytest_voicelatency.call.metrics import CallMetrics, Measurement, caller_spans, measure
-from pytest_voicelatency.clock import Clock, default_clock
-from pytest_voicelatency.errors import VoiceLatencyError, VoiceLatencyUsageError, VoiceLatencyWarning
 from pytest_voicelatency.call.playout import PlayoutConfig
-from pytest_voicelatency.call.script import Background, BargeIn, Say, Step, check_script, describe, resolve_clip
+from pytest_voicelatency.call.protocol import (
+    AgentTimeoutError,
+    AudioFormat,
+    VoiceAgent,
+    check_agent,
+)
+from pytest_voicelatency.call.runner import CallRun
+from pytest_voicelatency.call.script import (
+    Background,
+    BargeIn,
+    Say,
+    Step,
+    check_script,
+    describe,
+    resolve_clip,
+)
+from pytest_voicelatency.clock import Clock, default_clock
+from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
+from pytest_voicelatency.spans.instrument import TRACER_NAME
+from pytest_voicelatency.spans.samples import DISCARDED
+from pytest_voicelatency.vclock import VirtualClock
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-__all__ = ["Caller", "CallResult", "AgentTimeoutError", "Policy"]
+__all__ = ["Caller", "CallResult", "AgentTimeoutError", "Policy", "ClockSpec", "make_clock"]
 
 Policy = Literal["warn", "fail", "retry"]
 AgentLike = VoiceAgent | Callable[[], VoiceAgent]
+#: What ``Caller(clock=...)`` takes: a Clock, ``"real"`` (the default) or ``"virtual"``.
+ClockSpec = Clock | Literal["real", "virtual"] | None
+_T = TypeVar("_T")
 
 
-class AgentTimeoutError(VoiceLatencyError):
-    """The agent did not do something in time (answer a turn, start, close); names the turn."""
+def make_clock(spec: ClockSpec) -> Clock:
+    """The clock ``spec`` names: ``None``/``"real"`` the real clock, ``"virtual"`` a fresh
+    :class:`~pytest_voicelatency.vclock.VirtualClock`, a Clock itself."""
+    if spec is None or spec == "real":
+        return default_clock()
+    if spec == "virtual":
+        return VirtualClock()
+    if isinstance(spec, Clock):
+        return spec
+    raise VoiceLatencyUsageError(
+        f"clock must be 'real', 'virtual' or a Clock such as VirtualClock(...), got {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -88,10 +133,11 @@ class Caller:
     :meth:`calls`). Many calls share one event loop; every finished call is in ``results``.
 
     ``agent`` arguments are an agent instance (one call) or a factory such as the agent's class
-    (needed for several calls and for the ``retry`` policy).
+    (needed for several calls and for the ``retry`` policy). ``clock`` is ``"real"`` (default),
+    ``"virtual"`` or a :class:`~pytest_voicelatency.clock.Clock`.
     """
 
-    def __init__(self, *, clock: Clock | None = None, tracer: Tracer | None = None,
+    def __init__(self, *, clock: ClockSpec = None, tracer: Tracer | None = None,
                  format: AudioFormat | None = None, playout: PlayoutConfig | None = None,
                  pacing_limit_ms: float = 5.0, unreliable: Policy = "warn", max_attempts: int = 3,
                  agent_timeout_ms: float = 10_000.0, session_prefix: str = "call") -> None:
@@ -99,10 +145,11 @@ class Caller:
             raise VoiceLatencyUsageError(
                 f"unreliable must be 'warn', 'fail' or 'retry', got {unreliable!r}")
         if not isinstance(max_attempts, int) or not 1 <= max_attempts <= 10:
-            raise VoiceLatencyUsageError(f"max_attempts must be an int from 1 to 10, got {max_attempts!r}")
+            raise VoiceLatencyUsageError(
+                f"max_attempts must be an int from 1 to 10, got {max_attempts!r}")
         if not pacing_limit_ms > 0:
             raise VoiceLatencyUsageError(f"pacing_limit_ms must be > 0, got {pacing_limit_ms!r}")
-        self.clock = clock or default_clock()
+        self.clock = make_clock(clock)
         self.tracer = tracer
         self.format = format or AudioFormat()
         self.playout = playout or PlayoutConfig()
@@ -123,8 +170,98 @@ class Caller:
         An agent error, a timeout or a malformed event is raised after the call was torn down
         and its measurements so far were emitted.
         """
-        from pytest_voicelatency.call.runner import CallRun  # here, not at the top: callrun imports AgentTimeoutError
+        notes: list[VoiceLatencyWarning] = []
+        try:
+            return await self._call(agent, script, notes, session_id, start_offset_ms)
+        finally:
+            for note in notes:
+                warnings.warn(note, stacklevel=2)
 
+    async def calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]], *,
+                    stagger: bool = True) -> list[CallResult]:
+        """Run one call per script concurrently on this event loop (``agent`` must be a factory).
+
+        With ``stagger`` call ``k`` of ``n`` starts ``k/n`` of a frame later, as real callers are
+        not aligned. If calls fail, every call still finishes and is recorded; then the first
+        error is raised.
+        """
+        notes: list[VoiceLatencyWarning] = []
+        try:
+            return await self._calls(agent, scripts, notes, stagger)
+        finally:
+            for note in notes:
+                warnings.warn(note, stacklevel=2)
+
+    # -------------------------------------------------------------- sync API
+
+    def run(self, agent: AgentLike, script: Sequence[Step], *, session_id: str | None = None,
+            start_offset_ms: float = 0.0) -> CallResult:
+        """:meth:`call` from synchronous code (runs its own event loop, virtual or real)."""
+        _no_running_loop("run", "call")
+        notes: list[VoiceLatencyWarning] = []
+        try:
+            return self._sync(self._call(agent, script, notes, session_id, start_offset_ms), notes)
+        finally:
+            _warn(notes)
+
+    def run_calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]], *,
+                  stagger: bool = True) -> list[CallResult]:
+        """:meth:`calls` from synchronous code (runs its own event loop, virtual or real)."""
+        _no_running_loop("run_calls", "calls")
+        notes: list[VoiceLatencyWarning] = []
+        try:
+            return self._sync(self._calls(agent, scripts, notes, stagger), notes)
+        finally:
+            _warn(notes)
+
+    def measurements(self, kind: Literal["response", "barge_in"]) -> list[Measurement]:
+        """Every measurement of ``kind`` over all finished calls."""
+        return [m for r in self.results
+                for m in (r.metrics.responses if kind == "response" else r.metrics.barge_ins)]
+
+    # -------------------------------------------------------------- internals
+
+    def _sync(self, main: Coroutine[Any, Any, _T], notes: list[VoiceLatencyWarning]) -> _T:
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            return asyncio.run(main)
+        result = clock.run(main)
+        if clock.leaked:
+            shown = "; ".join(clock.leaked[:3]) + (" ..." if len(clock.leaked) > 3 else "")
+            notes.append(VoiceLatencyWarning(
+                f"{len(clock.leaked)} task(s) still ran after the calls ended and every agent's "
+                f"close() returned: an agent leaks tasks (cancel them in close(), e.g. with "
+                f"SessionTasks.cancel_all()): {shown}"))
+        return result
+
+    async def _calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]],
+                     notes: list[VoiceLatencyWarning], stagger: bool) -> list[CallResult]:
+        if len(scripts) > 1 and _factory(agent) is None:
+            raise VoiceLatencyUsageError(
+                "several calls need an agent factory (e.g. the agent class or a lambda), one agent "
+                "per call; got a single agent instance")
+        frame = self.format.frame_ms
+        outcomes = await asyncio.gather(*(
+            self._call(agent, script, notes, None,
+                       (k * frame / len(scripts)) if stagger else 0)
+            for k, script in enumerate(scripts)), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            first = errors[0]
+            first.add_note(f"{len(errors)} of {len(scripts)} calls failed; the others' "
+                           f"measurements were recorded")
+            raise first
+        return [o for o in outcomes if isinstance(o, CallResult)]
+
+    async def _call(self, agent: AgentLike, script: Sequence[Step],
+                    notes: list[VoiceLatencyWarning], session_id: str | None,
+                    start_offset_ms: float) -> CallResult:
+        clock = self.clock
+        if isinstance(clock, VirtualClock) and not clock.owns_running_loop():
+            raise VoiceLatencyUsageError(
+                "a Caller on a virtual clock was awaited on a real event loop, where virtual time "
+                "cannot pass: call caller.run()/run_calls() from a plain (sync) test, or run your "
+                "coroutine on the clock's own loop with caller.clock.run(main())")
         steps = _resolve(check_script(script), self.format.sample_rate)
         factory = _factory(agent)
         self._count += 1
@@ -137,91 +274,65 @@ class Caller:
             attempt += 1
             instance = factory() if factory is not None else agent
             check_agent(instance)
-            if self.clock.is_virtual and not getattr(instance, "honours_clock", False):
+            if clock.is_virtual and not getattr(instance, "honours_clock", False):
+                name = type(instance).__name__
                 raise VoiceLatencyUsageError(
-                    f"{type(instance).__name__} does not take its time from session.clock "
-                    f"(honours_clock is not True), so it cannot run on a virtual clock; run it "
-                    f"with RealClock")
+                    f"{name} cannot run on a virtual clock: its honours_clock is not True, so it "
+                    f"may read real time or sleep outside the call's clock and its numbers would "
+                    f"be nonsense. Make it read session.clock.now_ns() and wait with "
+                    f"session.clock.sleep_until() (or asyncio.sleep), then set "
+                    f"{name}.honours_clock = True; if it reads time.monotonic()/time.time() "
+                    f"directly, also use Caller(clock=VirtualClock(wall_clock='virtual')); or run "
+                    f"it with clock='real'")
             sid = session_id if attempt == 1 else f"{session_id}.retry{attempt - 1}"
             run = CallRun(instance, steps, sid, playout,  # type: ignore[arg-type]
-                          round(start_offset_ms * 1e6), clock=self.clock, format=self.format,
+                          round(start_offset_ms * 1e6), clock=clock, format=self.format,
                           tracer=self.tracer, agent_timeout_ms=self.agent_timeout_ms)
             error = await run.run()
-            metrics = measure(run.log, pacing_limit_ms=self.pacing_limit_ms)
+            with _harness(clock):
+                metrics = measure(run.log, pacing_limit_ms=self.pacing_limit_ms)
             if error is None and not metrics.reliable and self.unreliable == "retry" \
                     and attempt < self.max_attempts:
                 if factory is not None:
-                    warnings.warn(VoiceLatencyWarning(
+                    notes.append(VoiceLatencyWarning(
                         f"session {sid}: {_late(metrics)}; retrying the call (attempt "
-                        f"{attempt + 1} of {self.max_attempts})"), stacklevel=2)
+                        f"{attempt + 1} of {self.max_attempts})"))
                     discarded.append(metrics)
-                    _discard(self.tracer, self.clock, sid)
+                    _discard(self.tracer, clock, sid)
                     continue
-                warnings.warn(VoiceLatencyWarning(
+                notes.append(VoiceLatencyWarning(
                     f"session {sid}: {_late(metrics)}; cannot retry: pass an agent factory (e.g. "
-                    f"the class) instead of an instance"), stacklevel=2)
+                    f"the class) instead of an instance"))
             elif not metrics.reliable:
-                warnings.warn(VoiceLatencyWarning(
-                    f"session {sid}: {_late(metrics)}; its measurements are marked unreliable"),
-                    stacklevel=2)
-            for note in metrics.notes:
-                warnings.warn(VoiceLatencyWarning(f"session {sid}: {note}"), stacklevel=2)
-            _emit(self.tracer, self.clock, metrics)
+                notes.append(VoiceLatencyWarning(
+                    f"session {sid}: {_late(metrics)}; its measurements are marked unreliable"))
+            notes.extend(VoiceLatencyWarning(f"session {sid}: {note}") for note in metrics.notes)
+            with _harness(clock):
+                _emit(self.tracer, clock, metrics)
             result = CallResult(sid, metrics, run.log, attempt, tuple(discarded))
             self.results.append(result)
             if error is not None:
                 raise error
             return result
 
-    async def calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]], *,
-                    stagger: bool = True) -> list[CallResult]:
-        """Run one call per script concurrently on this event loop (``agent`` must be a factory).
 
-        With ``stagger`` call ``k`` of ``n`` starts ``k/n`` of a frame later, as real callers are
-        not aligned. If calls fail, every call still finishes and is recorded; then the first
-        error is raised.
-        """
-        if len(scripts) > 1 and _factory(agent) is None:
-            raise VoiceLatencyUsageError(
-                "several calls need an agent factory (e.g. the agent class or a lambda), one agent "
-                "per call; got a single agent instance")
-        frame = self.format.frame_ms
-        outcomes = await asyncio.gather(*(
-            self.call(agent, script, start_offset_ms=(k * frame / len(scripts)) if stagger else 0)
-            for k, script in enumerate(scripts)), return_exceptions=True)
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            first = errors[0]
-            if hasattr(first, "add_note"):
-                first.add_note(f"{len(errors)} of {len(scripts)} calls failed; the others' "
-                               f"measurements were recorded")
-            raise first
-        return [o for o in outcomes if isinstance(o, CallResult)]
+def _warn(notes: list[VoiceLatencyWarning]) -> None:
+    """Issue the warnings a sync entry point collected, at the line of code that called it."""
+    for note in notes:
+        warnings.warn(note, stacklevel=3)  # 1: here, 2: Caller.run / run_calls, 3: the test
 
-    # -------------------------------------------------------------- sync API
 
-    def run(self, agent: AgentLike, script: Sequence[Step], **kwargs: Any) -> CallResult:
-        """:meth:`call` from synchronous code (runs its own event loop)."""
-        _no_running_loop("run", "call")
-        return asyncio.run(self.call(agent, script, **kwargs))
-
-    def run_calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]],
-                  **kwargs: Any) -> list[CallResult]:
-        """:meth:`calls` from synchronous code (runs its own event loop)."""
-        _no_running_loop("run_calls", "calls")
-        return asyncio.run(self.calls(agent, scripts, **kwargs))
-
-    def measurements(self, kind: Literal["response", "barge_in"]) -> list[Measurement]:
-        """Every measurement of ``kind`` over all finished calls."""
-        return [m for r in self.results
-                for m in (r.metrics.responses if kind == "response" else r.metrics.barge_ins)]
+def _harness(clock: Clock) -> AbstractContextManager[None]:
+    """The caller's own bookkeeping never counts as an agent blocking a virtual loop."""
+    return clock.harness() if isinstance(clock, VirtualClock) else nullcontext()
 
 
 def _resolve(steps: tuple[Step, ...], rate: int) -> tuple[Step, ...]:
     """Load every clip before the call starts: bad names fail early, no file I/O in the loop."""
     out: list[Step] = []
     for index, step in enumerate(steps, 1):
-        if isinstance(step, (Say, BargeIn)) or (isinstance(step, Background) and step.clip is not None):
+        if isinstance(step, (Say, BargeIn)) or (isinstance(step, Background)
+                                               and step.clip is not None):
             where = f"script step {index}: {describe(step)}"
             step = replace(step, clip=resolve_clip(step.clip, rate, where))  # type: ignore[arg-type]
         out.append(step)
@@ -258,11 +369,6 @@ def _discard(tracer: Tracer | None, clock: Clock, session_id: str) -> None:
     sample layer drop them with the attempt, so white-box percentiles keep only the numbers
     of calls the caller could time.
     """
-    from opentelemetry import context, trace
-
-    from pytest_voicelatency.spans.instrument import TRACER_NAME
-    from pytest_voicelatency.spans.samples import DISCARDED
-
     tracer = tracer or trace.get_tracer(TRACER_NAME)
     now = clock.span_time_ns(clock.now_ns())
     tracer.start_span(DISCARDED, context=context.Context(), start_time=now, attributes={
@@ -272,10 +378,6 @@ def _discard(tracer: Tracer | None, clock: Clock, session_id: str) -> None:
 
 def _emit(tracer: Tracer | None, clock: Clock, metrics: CallMetrics) -> None:
     """Emit the call's black-box spans, as root spans, on the call's clock."""
-    from opentelemetry import context, trace
-
-    from pytest_voicelatency.spans.instrument import TRACER_NAME
-
     tracer = tracer or trace.get_tracer(TRACER_NAME)
     root = context.Context()
     for span in caller_spans(metrics, virtual_clock=clock.is_virtual):

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from pytest_voicelatency.call.protocol import AgentEvent, AudioFormat
 
 if TYPE_CHECKING:
-    from pytest_voicelatency.clock import Clock
     from pytest_voicelatency.call.playout import PlayoutConfig
+    from pytest_voicelatency.clock import Clock
 
 __all__ = ["CallLog", "FrameSent", "Utterance", "Received", "Expectation", "CallEnded", "LogEntry"]
 
@@ -56,7 +56,9 @@ class Utterance:
 
     ``role`` is ``"say"`` (a user turn), ``"barge_in"`` (a user turn spoken over the agent) or
     ``"noise"`` (no turn). ``onset``/``offset`` are the ground truth (``None`` when the clip has
-    none); ``target_ns`` is the instant a barge-in was aimed at, for the record.
+    none); ``target_ns`` is the instant a barge-in was aimed at, for the record; ``kind`` is the
+    clip's label (``"utterance"``, ``"backchannel"``, ``"cough"``...): whether a sound spoken
+    over the agent was meant to interrupt it.
     """
 
     turn_id: str
@@ -67,6 +69,7 @@ class Utterance:
     onset_sample: int | None
     offset_sample: int | None
     target_ns: int | None = None
+    kind: str = "unknown"
 
 
 @dataclass(frozen=True, slots=True)

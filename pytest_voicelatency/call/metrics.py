@@ -2,9 +2,9 @@
 
 Every number here is a difference of two *actual* instants on the call's clock: when the user's
 speech really started or ended (the ground-truth sample, placed at the actual send instant of the
-frame that carried it — see :func:`~pytest_voicelatency.call.protocol.sample_instant_ns`) and when the
-listener really heard something (the :class:`~pytest_voicelatency.call.playout.Playout` model replayed
-over the agent events the log received). Nothing is ever invented:
+frame that carried it — see :func:`~pytest_voicelatency.call.protocol.sample_instant_ns`) and
+when the listener really heard something (the :class:`~pytest_voicelatency.call.playout.Playout`
+model replayed over the agent events the log received). Nothing is ever invented:
 
 * **response** (``caller.response``): ground-truth end of the user's speech → start of the first
   sound the listener hears after it. ``arrival_ms`` beside it is the naive number (first agent
@@ -16,13 +16,23 @@ over the agent events the log received). Nothing is ever invented:
 * an event that never happened within the step's bound is **missed** (value: the bound); one still
   pending when the call ended is **censored** (value: the lower bound so far). Neither is 0;
 * **pacing**: lateness of every inbound frame (actual send − deadline) and of every event-loop
-  wake-up, p50/p99/max; above the limit the whole call is **unreliable**.
+  wake-up, p50/p99/max; above the limit the whole call is **unreliable**. A call on a virtual
+  clock cannot fall behind its own time: it is never unreliable, and its spans say
+  ``audio.clock="virtual"``;
+* **interruption decisions**: a barge-in step spoken with real words (the clip's kind:
+  ``utterance``, ``interruption``, or a user's unlabelled clip) should stop the agent; a
+  backchannel, cough, bark, babble or noise should not. Each such step that landed on audible
+  agent speech gives a 0/1 sample: ``barge_in.missed`` (words, and the agent kept talking past
+  the step's ``stop_timeout_ms``) or ``barge_in.false`` (a non-word sound, and the agent went
+  quiet within that window). Their mean is the rate; ``barge_in.missed: p99 < 1`` passes while
+  at most 1 % of real interruptions are missed. Only words give a ``caller.barge_in`` latency.
 
 >>> from pytest_voicelatency.call.log import FrameSent
->>> frames = [FrameSent(i, 20_000_000 * (i + 1), 20_000_000 * (i + 1), 20_000_000 * (i + 1) + 1_000_000 * (i == 2))
-...           for i in range(4)]
->>> pacing(frames, limit_ms=5.0)
-Pacing(frames=4, lateness_p50_ms=0.0, lateness_p99_ms=1.0, lateness_max_ms=1.0, wake_p50_ms=0.0, wake_p99_ms=0.0, wake_max_ms=0.0, limit_ms=5.0)
+>>> due = [20_000_000 * (i + 1) for i in range(4)]
+>>> frames = [FrameSent(i, t, t, t + 1_000_000 * (i == 2)) for i, t in enumerate(due)]
+>>> p = pacing(frames, limit_ms=5.0)
+>>> p.lateness_p50_ms, p.lateness_p99_ms, p.wake_max_ms, p.reliable
+(0.0, 1.0, 0.0, True)
 """
 
 from __future__ import annotations
@@ -33,15 +43,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, check_event, sample_instant_ns
-from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Received
+from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Received, Utterance
 from pytest_voicelatency.call.playout import Playout
+from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, check_event, sample_instant_ns
 from pytest_voicelatency.stats.quantiles import nearest_rank
 
-__all__ = ["Measurement", "Pacing", "PlayoutSummary", "CallMetrics", "SpanData", "measure",
-           "pacing", "replay", "speech_instant_ns", "response", "barge_in", "caller_spans"]
+__all__ = ["Measurement", "Pacing", "PlayoutSummary", "CallMetrics", "Interruption", "SpanData",
+           "measure", "pacing", "replay", "speech_instant_ns", "response", "barge_in",
+           "interruption", "caller_spans", "timeline", "WORD_KINDS"]
 
 Outcome = Literal["ok", "missed", "censored"]
+
+#: Clip kinds that are words meant to interrupt (``unknown``: a user's own file, assumed words).
+WORD_KINDS = frozenset({"utterance", "interruption", "unknown", "mixed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +94,8 @@ class Pacing:
 
 @dataclass(frozen=True, slots=True)
 class PlayoutSummary:
-    """The client's view of the agent's stream (see :class:`~pytest_voicelatency.call.playout.Playout`)."""
+    """The client's view of the agent's stream (see
+    :class:`~pytest_voicelatency.call.playout.Playout`)."""
 
     jitter_ms: float
     buffer_ms: float
@@ -91,8 +106,39 @@ class PlayoutSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Interruption:
+    """One sound spoken over the agent, judged as a decision: should it stop, and did it?
+
+    ``intended``: the clip is words (see :data:`WORD_KINDS`). ``stopped``: the agent's audio
+    playing at the sound's onset went quiet at the listener within ``bound_ms``.
+    """
+
+    turn_id: str
+    clip: str
+    kind: str
+    intended: bool
+    stopped: bool
+    onset_ns: int
+    bound_ms: float
+
+    @property
+    def missed(self) -> bool:
+        """Words the agent talked over."""
+        return self.intended and not self.stopped
+
+    @property
+    def false(self) -> bool:
+        """A backchannel, cough or noise the agent stopped for."""
+        return not self.intended and self.stopped
+
+
+@dataclass(frozen=True, slots=True)
 class CallMetrics:
-    """Everything measured on one call; ``notes`` say what could not be measured and why."""
+    """Everything measured on one call; ``notes`` say what could not be measured and why.
+
+    ``clock`` is ``"virtual"`` when the call ran on a virtual clock: then no machine load can
+    have delayed it, and it is reliable whatever its pacing says.
+    """
 
     session_id: str
     start_ns: int
@@ -102,10 +148,12 @@ class CallMetrics:
     pacing: Pacing
     playout: PlayoutSummary
     notes: tuple[str, ...] = ()
+    interruptions: tuple[Interruption, ...] = ()
+    clock: Literal["real", "virtual"] = "real"
 
     @property
     def reliable(self) -> bool:
-        return self.pacing.reliable
+        return self.clock == "virtual" or self.pacing.reliable
 
 
 def _ms(ns: int | float) -> float:
@@ -115,7 +163,8 @@ def _ms(ns: int | float) -> float:
 def _quantiles(values: np.ndarray) -> tuple[float, float, float]:
     if values.size == 0:
         return (0.0, 0.0, 0.0)
-    return (_ms(nearest_rank(values, 0.5)), _ms(nearest_rank(values, 0.99)), _ms(float(values.max())))
+    return (_ms(nearest_rank(values, 0.5)), _ms(nearest_rank(values, 0.99)),
+            _ms(float(values.max())))
 
 
 def pacing(frames: Sequence[FrameSent], limit_ms: float) -> Pacing:
@@ -180,7 +229,8 @@ def response(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> M
                        arrival_ms)
 
 
-def _stop_decision(log: CallLog, playout: Playout, onset: int, silent: int, bound: int) -> int | None:
+def _stop_decision(log: CallLog, playout: Playout, onset: int, silent: int,
+                   bound: int) -> int | None:
     """When the agent decided to stop: its first clear after the onset (within the bound), else
     the send instant of its last audible chunk that played before the silence."""
     for entry in log.of(Received):
@@ -194,19 +244,44 @@ def _stop_decision(log: CallLog, playout: Playout, onset: int, silent: int, boun
     return last
 
 
-def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> Measurement | str:
-    """The barge-in of turn ``exp.turn_id``, or a note saying why it cannot be measured."""
+def _landed(log: CallLog, playout: Playout, exp: Expectation) -> tuple[Utterance, int] | str:
+    """The interrupting utterance and its spoken onset, or why it did not land on the agent."""
     utterance = log.utterance(exp.turn_id)
     if utterance is None or utterance.onset_sample is None:
         return f"turn {exp.turn_id}: no interrupting utterance with a known onset"
     onset = speech_instant_ns(log, utterance.onset_sample)
     if onset is None:
         return f"turn {exp.turn_id}: the call ended before the interruption was spoken"
-    bound_ns = round(exp.bound_ms * 1e6)
     if not playout.audible_at(onset):
         return (f"turn {exp.turn_id}: the agent was not audible when the interruption began, so "
                 f"there was nothing to barge in on (its reply had ended or not begun); not a "
                 f"barge-in sample: shorten after_ms or barge in at an agent state")
+    return utterance, onset
+
+
+def interruption(log: CallLog, playout: Playout, exp: Expectation,
+                 end_ns: int) -> Interruption | None:
+    """The stop decision of barge-in step ``exp``; None when it did not land or is unknown yet."""
+    landed = _landed(log, playout, exp)
+    if isinstance(landed, str):
+        return None
+    utterance, onset = landed
+    silent = playout.silent_from(onset)
+    bound_ns = round(exp.bound_ms * 1e6)
+    stopped = silent - onset <= bound_ns and playout.settled(onset, end_ns) is not None
+    if not stopped and min(silent, end_ns) - onset <= bound_ns:
+        return None  # the call ended inside the window: still undecided
+    return Interruption(exp.turn_id, utterance.clip, utterance.kind,
+                        utterance.kind in WORD_KINDS, stopped, onset, exp.bound_ms)
+
+
+def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> Measurement | str:
+    """The barge-in of turn ``exp.turn_id``, or a note saying why it cannot be measured."""
+    landed = _landed(log, playout, exp)
+    if isinstance(landed, str):
+        return landed
+    _, onset = landed
+    bound_ns = round(exp.bound_ms * 1e6)
     silent = playout.silent_from(onset)
     if min(silent, end_ns) - onset > bound_ns:
         return Measurement("barge_in", exp.turn_id, onset, onset + bound_ns, exp.bound_ms,
@@ -231,7 +306,14 @@ def measure(log: CallLog, *, pacing_limit_ms: float = 5.0) -> CallMetrics:
     responses: list[Measurement] = []
     barge_ins: list[Measurement] = []
     notes: list[str] = []
+    decisions: list[Interruption] = []
     for exp in log.of(Expectation):
+        if exp.kind == "barge_in":
+            decision = interruption(log, playout, exp, end_ns)
+            if decision is not None:
+                decisions.append(decision)
+            if decision is not None and not decision.intended:
+                continue  # a backchannel or a cough is no barge-in: no latency to measure
         result = (response if exp.kind == "response" else barge_in)(log, playout, exp, end_ns)
         if isinstance(result, str):
             notes.append(result)
@@ -244,7 +326,8 @@ def measure(log: CallLog, *, pacing_limit_ms: float = 5.0) -> CallMetrics:
                              len(playout.chunks))
     return CallMetrics(log.session_id, log.origin_ns, end_ns, tuple(responses),
                        tuple(barge_ins), pacing(log.frames, pacing_limit_ms), summary,
-                       tuple(notes))
+                       tuple(notes), tuple(decisions),
+                       "virtual" if log.clock.is_virtual else "real")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,15 +341,19 @@ class SpanData:
 
 
 def caller_spans(metrics: CallMetrics, *, virtual_clock: bool = False) -> list[SpanData]:
-    """The ``caller.*`` spans of a call: one per measurement, plus playout and pacing per call.
+    """The ``caller.*`` spans of a call: one per measurement, plus playout and pacing per call,
+    plus one ``barge_in.missed`` or ``barge_in.false`` span per interruption decision.
 
     Every span carries ``audio.source="caller"``, the session and turn ids (``"call"`` for the
-    per-call ones) and ``audio.reliable``; a missed or censored measurement carries
-    ``audio.outcome`` and its bound as the value.
+    per-call ones), ``audio.reliable`` and ``audio.clock`` (``"real"`` or ``"virtual"``); a
+    missed or censored measurement carries ``audio.outcome`` and its bound as the value. A
+    decision span holds its 0/1 value as ``audio.missed`` / ``audio.false`` and as its duration
+    in ms, so a gate on the stage's default metric reads the same number.
     """
+    virtual = virtual_clock or metrics.clock == "virtual"
     common = {"audio.source": "caller", "audio.session_id": metrics.session_id,
               "audio.reliable": metrics.reliable,
-              "audio.clock": "virtual" if virtual_clock else "real"}
+              "audio.clock": "virtual" if virtual else "real"}
 
     def span(stage: str, turn: str, start: int, end: int, values: dict[str, Any]) -> SpanData:
         attributes = {"audio.stage": stage, "audio.turn_id": turn, **common,
@@ -282,6 +369,12 @@ def caller_spans(metrics: CallMetrics, *, virtual_clock: bool = False) -> list[S
         else:
             values["tail_ms"] = m.tail_ms
         out.append(span(f"caller.{m.kind}", m.turn_id, m.start_ns, m.end_ns, values))
+    for d in metrics.interruptions:
+        name, value = ("missed", d.missed) if d.intended else ("false", d.false)
+        out.append(span(f"barge_in.{name}", d.turn_id, d.onset_ns,
+                        d.onset_ns + 1_000_000 * value,
+                        {name: float(value), "bound_ms": d.bound_ms, "clip": d.clip,
+                         "kind": d.kind}))
     o, p = metrics.playout, metrics.pacing
     out.append(span("caller.playout", "call", metrics.start_ns, metrics.end_ns,
                     {"jitter_ms": o.jitter_ms, "buffer_ms": o.buffer_ms, "underruns": o.underruns,
@@ -292,3 +385,58 @@ def caller_spans(metrics: CallMetrics, *, virtual_clock: bool = False) -> list[S
                      "wake_p99_ms": p.wake_p99_ms, "wake_max_ms": p.wake_max_ms,
                      "frames": p.frames, "limit_ms": p.limit_ms}))
     return out
+
+
+def timeline(log: CallLog, *, around_ns: int | None = None, rows: int = 30) -> str:
+    """What happened on the call, in order, as text: who spoke, what the agent sent and said
+    it was doing, and what the listener heard when (ms from the call's time zero).
+
+    For failure messages: a property that fails on a moment prints the moment's story. The
+    agent's audio events are grouped into runs; with ``around_ns`` only the ``rows`` lines
+    nearest that instant are kept.
+    """
+    origin = log.origin_ns
+    lines: list[tuple[int, str]] = []
+    for u in log.of(Utterance):
+        verb = {"say": "user says", "barge_in": "user talks over the agent with",
+                "noise": "noise"}[u.role]
+        what = f"{verb} {u.clip!r} ({u.kind})"
+        on = None if u.onset_sample is None else speech_instant_ns(log, u.onset_sample)
+        off = None if u.offset_sample is None else speech_instant_ns(log, u.offset_sample, end=True)
+        if on is not None:
+            aimed = "" if u.target_ns is None else f", aimed at {_ms(u.target_ns - origin):g} ms"
+            lines.append((on, f"{what}: speech starts{aimed}"))
+        if off is not None:
+            lines.append((off, f"{what}: speech ends"))
+    run: list[Received] = []
+
+    def flush_run() -> None:
+        if run:
+            count = len(run)
+            lines.append((run[0].arrived_ns, f"agent sends audio: {count} chunk{'s' * (count > 1)}"
+                          f" until {_ms(run[-1].arrived_ns - origin):g} ms"))
+            run.clear()
+
+    for entry in log.of(Received):
+        event = entry.event
+        if isinstance(event, AgentAudio):
+            run.append(entry)
+            continue
+        flush_run()
+        if isinstance(event, AgentClear):
+            lines.append((entry.arrived_ns, f"agent clears the client's buffer ({event.reason})"))
+        else:
+            lines.append((entry.arrived_ns, f"agent state: {getattr(event, 'state', event)}"))
+    flush_run()
+    for on, off in replay(log).intervals:
+        lines.append((on, "listener starts hearing the agent"))
+        lines.append((off, "listener stops hearing the agent"))
+    ended = log.ended
+    if ended is not None:
+        lines.append((ended.at_ns, f"call ends ({ended.reason})"))
+    lines.sort(key=lambda item: item[0])
+    if around_ns is not None and len(lines) > rows:
+        nearest = min(range(len(lines)), key=lambda i: abs(lines[i][0] - around_ns))
+        first = max(0, min(nearest - rows // 2, len(lines) - rows))
+        lines = lines[first:first + rows]
+    return "\n".join(f"{_ms(at - origin):>11.3f} ms  {text}" for at, text in lines)

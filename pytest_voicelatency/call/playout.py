@@ -12,8 +12,8 @@ deterministic state machine that works sample by sample:
   ``buffer_ms`` after its first chunk arrives; later chunks play back to back, a cursor advanced by
   each chunk's duration. If the queue runs dry and audio resumes within ``underrun_gap_ms``, that
   is an *underrun* (an audible stutter) and the next chunk is buffered again;
-* **clear**: :class:`~pytest_voicelatency.call.protocol.AgentClear` drops everything not yet played when it
-  arrives, cutting a chunk mid-way if needed, as real transports do;
+* **clear**: :class:`~pytest_voicelatency.call.protocol.AgentClear` drops everything not yet
+  played when it arrives, cutting a chunk mid-way if needed, as real transports do;
 * **audibility**: a sample is audible when ``|x|`` exceeds ``threshold_dbfs``. Audible samples form
   *sound intervals*; quiet shorter than ``hold_ms`` inside speech does not end one.
 
@@ -109,6 +109,8 @@ def audible_runs(samples: np.ndarray, threshold: float, merge: int) -> list[tupl
     loud = np.flatnonzero(np.abs(samples) > threshold)
     if loud.size == 0:
         return []
+    if loud[-1] - loud[0] <= merge:  # no gap can exceed the merge: one run (the common case)
+        return [(int(loud[0]), int(loud[-1]) + 1)]
     breaks = np.flatnonzero(np.diff(loud) > merge)
     firsts = np.concatenate([loud[:1], loud[breaks + 1]])
     lasts = np.concatenate([loud[breaks], loud[-1:]])
@@ -177,7 +179,8 @@ class Playout:
         self._prev = (arrival, media_ns)
         self._spurt_samples += n
         self._play_end = self._spurt_start + self._ns(self._spurt_samples)
-        self.max_buffer_ns = max(self.max_buffer_ns, self._play_end - max(arrival, self._spurt_start))
+        self.max_buffer_ns = max(self.max_buffer_ns,
+                                 self._play_end - max(arrival, self._spurt_start))
         chunk = Chunk(sent_ns, arrival, start, n, audible_runs(samples, self._threshold,
                                                              self._hold_samples), n)
         self.chunks.append(chunk)
@@ -225,8 +228,13 @@ class Playout:
 
     @property
     def intervals(self) -> list[tuple[int, int]]:
-        """Sound intervals ``(on_ns, off_ns)``: audible from ``on`` up to (not including) ``off``."""
+        """Sound intervals ``(on_ns, off_ns)``: audible from ``on`` up to (excluding) ``off``."""
         return list(zip(self._ons, self._offs))
+
+    @property
+    def hold_ns(self) -> int:
+        """Quiet this long ends a sound (``PlayoutConfig.hold_ms``), in ns."""
+        return self._hold_ns
 
     @property
     def play_end_ns(self) -> int | None:

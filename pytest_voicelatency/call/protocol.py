@@ -31,6 +31,7 @@ so both sides agree to the sample on when the user started or stopped talking.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -45,14 +46,18 @@ if TYPE_CHECKING:
     from pytest_voicelatency.clock import Clock
 
 __all__ = ["AudioFormat", "AgentAudio", "AgentClear", "AgentState", "AgentEvent", "AgentSession",
-           "VoiceAgent", "AgentProtocolError", "SessionTasks", "check_agent", "check_event",
-           "sample_instant_ns"]
+           "VoiceAgent", "AgentProtocolError", "AgentTimeoutError", "SessionTasks", "check_agent",
+           "check_event", "sample_instant_ns"]
 
 _T = TypeVar("_T")
 
 
 class AgentProtocolError(VoiceLatencyError):
     """The agent broke the contract (a malformed event, a missing method); the message says how."""
+
+
+class AgentTimeoutError(VoiceLatencyError):
+    """The agent did not do something in time (answer a turn, start, close); names the turn."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +194,9 @@ class SessionTasks:
 
     def __init__(self, session: AgentSession | None = None) -> None:
         self.session = session
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # a dict, not a set: tasks are cancelled in the order they were spawned, so a call on
+        # virtual time tears down the same way every run (a set would order them by address)
+        self._tasks: dict[asyncio.Task[Any], None] = {}
 
     def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
         """Run ``coro`` as a task of this session; it is forgotten once done."""
@@ -199,12 +206,12 @@ class SessionTasks:
                 "SessionTasks.spawn() before its session is set: set tasks.session = session in "
                 "start() (or pass it to SessionTasks(session)) first")
         task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
+        self._tasks[task] = None
         task.add_done_callback(self._finished)
         return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         error = None if task.cancelled() else task.exception()
         if error is not None and self.session is not None:
             self.session.fail(error)
@@ -219,8 +226,6 @@ class SessionTasks:
 
 def check_agent(agent: object) -> None:
     """Raise :class:`AgentProtocolError` naming the first missing or non-async method."""
-    import inspect
-
     for name in ("start", "receive", "close"):
         method = getattr(agent, name, None)
         if method is None or not inspect.iscoroutinefunction(method):
@@ -235,7 +240,8 @@ def check_event(event: object, fmt: AudioFormat) -> np.ndarray | None:
     """Validate an emitted event; return the decoded float32 samples of an :class:`AgentAudio`."""
     if isinstance(event, (AgentClear, AgentState)):
         if isinstance(event, AgentState) and not (isinstance(event.state, str) and event.state):
-            raise AgentProtocolError(f"AgentState.state must be a non-empty string, got {event.state!r}")
+            raise AgentProtocolError(
+                f"AgentState.state must be a non-empty string, got {event.state!r}")
         return None
     if not isinstance(event, AgentAudio):
         raise AgentProtocolError(
@@ -255,7 +261,8 @@ def check_event(event: object, fmt: AudioFormat) -> np.ndarray | None:
             f"(pytest_voicelatency.audio.clips.resample) or start the caller with that rate")
     if event.channels != 1:
         raise AgentProtocolError(
-            f"AgentAudio has {event.channels!r} channels; the line is mono: mix down before sending")
+            f"AgentAudio has {event.channels!r} channels; the line is mono: mix down before "
+            f"sending")
     size = len(pcm)
     if size == 0 or size % 2:
         raise AgentProtocolError(

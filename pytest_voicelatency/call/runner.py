@@ -1,12 +1,13 @@
 """One call, run: the line handed to the agent, the paced microphone, and the script's steps.
 
-Why a module of its own: :mod:`pytest_voicelatency.call.caller` decides *which* calls to run and what
-to do with their results (retry, warn, emit spans); this module is the part that has to be right
-to the millisecond while a call is live. A :class:`CallRun` owns one attempt at one call:
+Why a module of its own: :mod:`pytest_voicelatency.call.caller` decides *which* calls to run and
+what to do with their results (retry, warn, emit spans); this module is the part that has to be
+right to the millisecond while a call is live. A :class:`CallRun` owns one attempt at one call:
 
-* the *line* (:class:`~pytest_voicelatency.call.protocol.AgentSession`) the agent emits into: every event
-  is stamped on arrival in the :class:`~pytest_voicelatency.call.log.CallLog` before it is checked,
-  and its audio is fed to the :class:`~pytest_voicelatency.call.playout.Playout` model;
+* the *line* (:class:`~pytest_voicelatency.call.protocol.AgentSession`) the agent emits into:
+  every event is stamped on arrival in the :class:`~pytest_voicelatency.call.log.CallLog`
+  before it is checked, and its audio is fed to the
+  :class:`~pytest_voicelatency.call.playout.Playout` model;
 * the *pacer*: inbound frames are sent on absolute deadlines of the injected clock (frame ``k``
   at ``origin + (k + 1) * frame``), each logged with its deadline, wake-up and send instants, so
   lateness is measured, never assumed; the caller never reads time or sleeps any other way;
@@ -22,19 +23,36 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 import numpy as np
 
-from pytest_voicelatency.call.protocol import (AgentAudio, AgentClear, AgentEvent, AgentState, AudioFormat, VoiceAgent,
-                    check_event)
 from pytest_voicelatency.audio.clips import gain, to_pcm16
-from pytest_voicelatency.call.caller import AgentTimeoutError
 from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Utterance
 from pytest_voicelatency.call.metrics import speech_instant_ns
-from pytest_voicelatency.errors import VoiceLatencyError, VoiceLatencyUsageError
 from pytest_voicelatency.call.playout import Playout, PlayoutConfig
-from pytest_voicelatency.call.script import Answer, Background, BargeIn, Pause, Say, Step, describe, resolve_clip
+from pytest_voicelatency.call.protocol import (
+    AgentAudio,
+    AgentClear,
+    AgentEvent,
+    AgentState,
+    AgentTimeoutError,
+    AudioFormat,
+    VoiceAgent,
+    check_event,
+)
+from pytest_voicelatency.call.script import (
+    Answer,
+    Background,
+    BargeIn,
+    Pause,
+    Say,
+    Step,
+    describe,
+    resolve_clip,
+)
+from pytest_voicelatency.errors import VoiceLatencyError, VoiceLatencyUsageError
+from pytest_voicelatency.vclock import VirtualClock
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -48,10 +66,11 @@ _T = TypeVar("_T")
 
 
 class _Line:
-    """The caller's end of the line: the :class:`~pytest_voicelatency.call.protocol.AgentSession`."""
+    """The caller's end of the line: the agent's
+    :class:`~pytest_voicelatency.call.protocol.AgentSession`."""
 
     def __init__(self, log: CallLog, clock: Clock, tracer: Tracer | None,
-                 changed: asyncio.Event) -> None:
+                 changed: Callable[[], None]) -> None:
         self.session_id = log.session_id
         self.format = log.format
         self.clock = clock
@@ -78,39 +97,49 @@ class _Line:
             self.playout.clear(entry.arrived_ns)
         elif isinstance(event, AgentState):
             self.states.append((entry.arrived_ns, event.state))
-        self._changed.set()
+        self._changed()
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
-        self._changed.set()
+        self._changed()
 
 
 class _Mic:
-    """The inbound stream: placed clips and a looping background, summed frame by frame."""
+    """The inbound stream: placed clips and a looping background, summed frame by frame.
+
+    A frame with one clip and no background is a slice of that clip's PCM, encoded once when it
+    was placed (the same bytes the mix would give); a frame with nothing is shared silence.
+    """
 
     def __init__(self, fmt: AudioFormat) -> None:
         self.n = fmt.frame_samples
-        self.placed: list[tuple[int, np.ndarray]] = []
+        self.placed: list[tuple[int, np.ndarray, bytes]] = []
         self.background: tuple[int, np.ndarray] | None = None
+        self._silence = bytes(2 * self.n)
+
+    def place(self, start: int, samples: np.ndarray) -> None:
+        self.placed.append((start, samples, to_pcm16(np.clip(samples, -1.0, 1.0))))
 
     def frame(self, index: int) -> bytes:
         lo, hi = index * self.n, (index + 1) * self.n
+        self.placed = [p for p in self.placed if p[0] + p[1].size > lo]
+        live = [p for p in self.placed if p[0] < hi]
+        background = self.background is not None and hi > self.background[0]
+        if not live and not background:
+            return self._silence
+        if len(live) == 1 and not background and live[0][0] <= lo \
+                and live[0][0] + live[0][1].size >= hi:
+            start, _, pcm = live[0]
+            return pcm[2 * (lo - start):2 * (hi - start)]
         out = np.zeros(self.n, np.float32)
-        if self.background is not None:
+        if self.background is not None and background:
             start, bed = self.background
-            if hi > start:
-                positions = np.arange(max(lo, start), hi)
-                out[positions - lo] += bed[(positions - start) % bed.size]
-        keep = []
-        for start, samples in self.placed:
-            end = start + samples.size
-            if start < hi and end > lo:
-                a, b = max(start, lo), min(end, hi)
-                out[a - lo:b - lo] += samples[a - start:b - start]
-            if end > hi:
-                keep.append((start, samples))
-        self.placed = keep
+            positions = np.arange(max(lo, start), hi)
+            out[positions - lo] += bed[(positions - start) % bed.size]
+        for start, samples, _ in live:
+            a, b = max(start, lo), min(start + samples.size, hi)
+            out[a - lo:b - lo] += samples[a - start:b - start]
         return to_pcm16(np.clip(out, -1.0, 1.0))
 
 
@@ -128,46 +157,100 @@ class CallRun:
         self.clock = clock
         self.fmt = format
         self.agent_timeout_ms = agent_timeout_ms
-        self.changed = asyncio.Event()
         self.offset_ns = offset_ns
         self.log = CallLog(session_id, self.fmt, playout, self.clock)
-        self.line = _Line(self.log, self.clock, tracer, self.changed)
+        self.line = _Line(self.log, self.clock, tracer, self._changed)
         self.mic = _Mic(self.fmt)
         self.sent = 0  # frames sent so far
         self.turn = 0
         self.where = ""
+        self._waiter: asyncio.Future[None] | None = None  # the script's current wait
+        self._frame_goal: int | None = None  # ... which also ends when this many frames are out
 
     # -------------------------------------------------------------- plumbing
 
     def _now(self) -> int:
         return self.clock.now_ns()
 
-    async def _until(self, predicate: Callable[[], bool], deadline_ns: int | None) -> bool:
-        """Wait until ``predicate()`` holds (True) or the deadline passes (False)."""
-        while True:
-            if self.line.error is not None:
-                raise self.line.error
-            if predicate():
-                return True
-            if deadline_ns is not None and self._now() >= deadline_ns:
-                return False
-            self.changed.clear()
-            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.changed.wait())}
-            if deadline_ns is not None:
-                waits.add(asyncio.ensure_future(self.clock.sleep_until(deadline_ns)))
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+    def _changed(self) -> None:
+        """Something the script may wait for happened: a frame went out, an event came in."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _timer(self, deadline_ns: int, callback: Callable[[], None]) -> Callable[[], object]:
+        """Call ``callback`` at ``deadline_ns`` of the call's clock; return a cancel function.
+
+        A handle on the loop when the clock offers one (no task per wait: waits happen once
+        per frame), else a task sleeping on the clock.
+        """
+        call_at = getattr(self.clock, "call_at", None)
+        if call_at is not None:
+            return cast("asyncio.TimerHandle", call_at(deadline_ns, callback)).cancel
+
+        async def sleeper() -> None:
+            await self.clock.sleep_until(deadline_ns)
+            callback()
+
+        return asyncio.ensure_future(sleeper()).cancel
+
+    async def _until(self, check: Callable[[], bool | int], deadline_ns: int | None, *,
+                     frames: int | None = None) -> bool:
+        """Wait until ``check()`` holds (True) or the deadline passes (False).
+
+        ``check`` returns True, False, or an instant (int ns) at which to look again: what the
+        listener hears is known ahead (audio plays after it arrives), so the script sleeps to
+        that instant instead of polling. It is also re-checked whenever an agent event arrives
+        and, with ``frames``, once that many inbound frames were sent.
+        """
+        cancel: Callable[[], object] | None = None
+        armed: int | None = None
+        try:
+            while True:
+                if self.line.error is not None:
+                    raise self.line.error
+                result = check()
+                if result is True:
+                    return True
+                now = self._now()
+                if deadline_ns is not None and now >= deadline_ns:
+                    return False
+                wake = deadline_ns
+                if type(result) is int and (wake is None or result < wake):
+                    wake = max(result, now + 1)
+                if wake != armed:
+                    if cancel is not None:
+                        cancel()
+                    cancel, armed = (None, None) if wake is None else \
+                        (self._timer(wake, self._changed), wake)
+                self._frame_goal = frames
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+                if armed is not None and self._now() >= armed:
+                    armed = None  # the timer fired (a real one may fire a hair early): re-arm
+        finally:
+            self._waiter = None
+            self._frame_goal = None
+            if cancel is not None:
+                cancel()
 
     async def _bounded(self, awaitable: Awaitable[_T], ms: float, what: str) -> _T:
         task = asyncio.ensure_future(awaitable)
-        timer = asyncio.ensure_future(self.clock.sleep_until(self._now() + round(ms * 1e6)))
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(*_: object) -> None:
+            if not settled.done():
+                settled.set_result(None)
+
+        task.add_done_callback(settle)
+        cancel = self._timer(self._now() + round(ms * 1e6), settle)
         try:
-            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await settled
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         finally:
-            timer.cancel()
+            cancel()
         if not task.done():
             task.cancel()
             raise AgentTimeoutError(f"session {self.log.session_id}: {what} did not return within "
@@ -182,11 +265,25 @@ class CallRun:
             pcm = self.mic.frame(self.sent)
             self.log.append(FrameSent(self.sent, deadline, woke, self._now()))
             self.sent += 1
-            self.changed.set()
+            if self._frame_goal is not None and self.sent >= self._frame_goal:
+                self._changed()
             await self.agent.receive(pcm)
 
-    def _sent_through(self, sample: int) -> Callable[[], bool]:
-        return lambda: self.sent * self.fmt.frame_samples >= sample
+    async def _send_through(self, sample: int, deadline_ns: int) -> bool:
+        """Wait until the frame holding stream sample ``sample - 1`` was sent."""
+        goal = -(-sample // self.fmt.frame_samples)
+        return await self._until(lambda: self.sent >= goal, deadline_ns, frames=goal)
+
+    def _settled(self, onset: int) -> Callable[[], bool | int]:
+        """A check: the sound playing at ``onset`` stopped for good (else when it might have)."""
+        playout = self.line.playout
+
+        def check() -> bool | int:
+            if playout.settled(onset, self._now()) is not None:
+                return True
+            return playout.silent_from(onset) + playout.hold_ns
+
+        return check
 
     def _next_sample(self) -> int:
         # frame `sent` is built only after the pacer wakes, with no await in between: a clip
@@ -210,16 +307,17 @@ class CallRun:
         rate = self.fmt.sample_rate
         self.turn += 1
         samples = clip.samples[skip:]  # skip: leading silence cut so a late barge-in lands on time
-        self.mic.placed.append((start, samples))
+        self.mic.place(start, samples)
         utterance = Utterance(str(self.turn), role, clip.name, start, start + samples.size,
                               start - skip + round(clip.onset_ms * rate / 1000),
-                              start - skip + round(clip.offset_ms * rate / 1000), target_ns)
+                              start - skip + round(clip.offset_ms * rate / 1000), target_ns,
+                              clip.kind)
         self.log.append(utterance)
         return utterance
 
     async def _spoken(self, utterance: Utterance) -> None:
-        if not await self._until(self._sent_through(utterance.end_sample),
-                                 self._slack_ns(utterance.end_sample - utterance.start_sample)):
+        slack = self._slack_ns(utterance.end_sample - utterance.start_sample)
+        if not await self._send_through(utterance.end_sample, slack):
             raise AgentTimeoutError(f"session {self.log.session_id} {self.where}: the caller could "
                                     f"not send the clip in time: the agent's receive() is blocking")
 
@@ -248,12 +346,14 @@ class CallRun:
         playout = self.line.playout
         heard: list[int] = []
 
-        def audible() -> bool:
+        def audible() -> bool | int:
             onset = playout.first_onset(said)
-            if onset is not None and onset <= self._now():
+            if onset is None:
+                return False
+            if onset <= self._now():
                 heard.append(onset)
                 return True
-            return False
+            return onset  # it will be heard then, unless a clear comes first
 
         if not await self._until(audible, said + round(step.timeout_ms * 1e6)):
             if step.required:
@@ -264,8 +364,7 @@ class CallRun:
             return
         if step.until == "done":
             onset = heard[-1]
-            await self._until(lambda: playout.settled(onset, self._now()) is not None,
-                              onset + round(step.max_reply_ms * 1e6))
+            await self._until(self._settled(onset), onset + round(step.max_reply_ms * 1e6))
 
     async def _barge_in(self, step: BargeIn) -> None:
         clip = resolve_clip(step.clip, self.fmt.sample_rate, self.where)
@@ -293,8 +392,11 @@ class CallRun:
         before = round(clip.onset_ms * rate / 1000)  # samples of the clip before its speech onset
         early = 2 * self.fmt.frame_ns + before * 1_000_000_000 // rate
         after = round(step.after_ms * 1e6)
-        await self._until(lambda: self._now() >= (reference() or 0) + after - early,
-                          (reference() or 0) + after - early)
+        def due() -> bool | int:  # a clip is placed two frames ahead of its sample's deadline
+            at = (reference() or 0) + after - early
+            return self._now() >= at or at
+
+        await self._until(due, (reference() or 0) + after - early)
         target = (reference() or 0) + after
         wanted = math.ceil((target - self.log.origin_ns) * rate / 1e9) - before
         start = max(wanted, self._next_sample())
@@ -306,12 +408,11 @@ class CallRun:
         assert utterance.onset_sample is not None
         onset = speech_instant_ns(self.log, utterance.onset_sample)
         assert onset is not None
-        await self._until(lambda: playout.settled(onset, self._now()) is not None,
-                          onset + round(step.stop_timeout_ms * 1e6))
+        await self._until(self._settled(onset), onset + round(step.stop_timeout_ms * 1e6))
 
     async def _pause(self, step: Pause) -> None:
         end = self._next_sample() + round(step.ms * self.fmt.sample_rate / 1000)
-        await self._until(self._sent_through(end), self._slack_ns(end - self._next_sample()))
+        await self._send_through(end, self._slack_ns(end - self._next_sample()))
 
     def _background(self, step: Background) -> None:
         if step.clip is None:
@@ -335,7 +436,18 @@ class CallRun:
                 self._background(step)
 
     async def run(self) -> BaseException | None:
-        """Run the call; return the error that ended it (the log is complete either way)."""
+        """Run the call; return the error that ended it (the log is complete either way).
+
+        On a :class:`~pytest_voicelatency.vclock.VirtualClock` the clock's complaints (the
+        loop was blocked, the wall clock was read) fail this call like an agent error.
+        """
+        if isinstance(self.clock, VirtualClock):
+            label = f"{type(self.agent).__name__} in session {self.log.session_id}"
+            with self.clock.watch(self.line.fail, label):
+                return await self._run()
+        return await self._run()
+
+    async def _run(self) -> BaseException | None:
         error: BaseException | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -343,9 +455,10 @@ class CallRun:
                                 f"{type(self.agent).__name__}.start()")
             self.log.origin_ns = self._now() + self.offset_ns  # time zero: after start()
             tasks = [asyncio.ensure_future(self._pace()), asyncio.ensure_future(self._script())]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:  # in order, not as a set: the same call must end the same way
+                if task.done():
+                    task.result()
             if self.line.error is not None:
                 raise self.line.error
         except Exception as exc:

@@ -14,8 +14,10 @@ A call script reads like the conversation it stages::
 
 Each :func:`say` or :func:`barge_in` is one user turn (ids ``"1"``, ``"2"``, … in order). An
 :func:`answer` measures ``caller.response`` for the latest turn; a :func:`barge_in` measures
-``caller.barge_in``. Clips are bundled names (see :func:`~pytest_voicelatency.audio.clips.list_clips`)
-or :class:`~pytest_voicelatency.audio.clips.Clip` objects with ground truth (``onset_ms``/``offset_ms``).
+``caller.barge_in``. Clips are bundled names (see
+:func:`~pytest_voicelatency.audio.clips.list_clips`) or
+:class:`~pytest_voicelatency.audio.clips.Clip` objects with ground truth
+(``onset_ms``/``offset_ms``).
 
 >>> [describe(s) for s in check_script([say("hello"), answer(timeout_ms=3000)])]
 ["say('hello')", 'answer(timeout_ms=3000, until=done)']
@@ -26,12 +28,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from pytest_voicelatency.audio.clips import Clip, load_clip
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-
-if TYPE_CHECKING:
-    from pytest_voicelatency.audio.clips import Clip
 
 __all__ = ["Say", "Answer", "BargeIn", "Pause", "Background", "Step", "say", "answer",
            "barge_in", "pause", "background", "check_script", "describe", "resolve_clip"]
@@ -47,9 +47,10 @@ class Say:
 @dataclass(frozen=True, slots=True)
 class Answer:
     """Wait for the agent to answer the latest turn: audible within ``timeout_ms`` of the end
-    of the user's speech, else :class:`~pytest_voicelatency.call.caller.AgentTimeoutError` naming the
-    turn (or, with ``required=False``, a *missed* sample). ``until="done"`` also waits for the
-    reply to end (quiet for the hold, at most ``max_reply_ms``); ``"audible"`` returns at once."""
+    of the user's speech, else :class:`~pytest_voicelatency.call.protocol.AgentTimeoutError`
+    naming the turn (or, with ``required=False``, a *missed* sample). ``until="done"`` also
+    waits for the reply to end (quiet for the hold, at most ``max_reply_ms``); ``"audible"``
+    returns at once."""
 
     timeout_ms: float = 5000.0
     until: Literal["audible", "done"] = "done"
@@ -157,7 +158,8 @@ def check_script(steps: Sequence[Step]) -> tuple[Step, ...]:
         where = f"script step {i} ({describe(step)})"
         if isinstance(step, Answer):
             if not turns:
-                raise VoiceLatencyUsageError(f"{where}: nothing to answer yet; put a say(...) first")
+                raise VoiceLatencyUsageError(
+                    f"{where}: nothing to answer yet; put a say(...) first")
             _number(where, "timeout_ms", step.timeout_ms, positive=True)
             _number(where, "max_reply_ms", step.max_reply_ms, positive=True)
             if step.until not in ("audible", "done"):
@@ -177,9 +179,8 @@ def check_script(steps: Sequence[Step]) -> tuple[Step, ...]:
 
 
 def resolve_clip(clip: Clip | str, sample_rate: int, where: str) -> Clip:
-    """A bundled name becomes its :class:`~pytest_voicelatency.audio.clips.Clip` at ``sample_rate``."""
-    from pytest_voicelatency.audio.clips import Clip, load_clip
-
+    """A bundled name becomes its :class:`~pytest_voicelatency.audio.clips.Clip` at
+    ``sample_rate``."""
     if isinstance(clip, str):
         return load_clip(clip, sample_rate=sample_rate)
     if not isinstance(clip, Clip):
@@ -187,6 +188,7 @@ def resolve_clip(clip: Clip | str, sample_rate: int, where: str) -> Clip:
             f"{where}: a clip must be a bundled clip name or an audio.Clip, got {clip!r:.60}")
     if clip.sample_rate != sample_rate:
         raise VoiceLatencyUsageError(
-            f"{where}: clip {clip.name!r} is {clip.sample_rate} Hz but the line is {sample_rate} Hz; "
-            f"load it with load_clip(..., sample_rate={sample_rate}) or audio.resample() it")
+            f"{where}: clip {clip.name!r} is {clip.sample_rate} Hz but the line is "
+            f"{sample_rate} Hz; load it with load_clip(..., sample_rate={sample_rate}) or "
+            f"audio.resample() it")
     return clip
