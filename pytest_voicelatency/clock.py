@@ -4,7 +4,8 @@ Why one object: latency is a difference of two instants, and both must come from
 base. :class:`RealClock` reads the monotonic performance counter (wall time can jump under NTP
 and poison percentiles with negative latencies). Callers, pacers, playout models, span stamping
 and agents receive the clock they should use instead of calling :mod:`time` or
-:func:`asyncio.sleep` themselves, so a virtual clock can later replace it without touching them.
+:func:`asyncio.sleep` themselves, so :class:`~pytest_voicelatency.vclock.VirtualClock` (time that
+passes only while the program waits) can replace it without touching them.
 
 Inside the plugin, time is integer nanoseconds on that monotonic base. OpenTelemetry wants wall
 clock epoch nanoseconds; :meth:`Clock.span_time_ns` converts once, at that boundary, with an
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "RealClock", "default_clock", "ns_to_ms"]
@@ -79,6 +81,12 @@ class RealClock:
     @property
     def is_virtual(self) -> bool:
         return False
+
+    def call_at(self, deadline_ns: int, callback: Callable[[], object]) -> asyncio.TimerHandle:
+        """Run ``callback`` on the running loop at ``deadline_ns`` (a cancellable handle): a
+        wait without a task, for code that waits once per frame."""
+        delay = (deadline_ns - time.perf_counter_ns()) / 1e9
+        return asyncio.get_running_loop().call_later(max(delay, 0.0), callback)
 
     def __repr__(self) -> str:
         return "RealClock()"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from opentelemetry.trace import StatusCode
 
 from pytest_voicelatency import VoiceLatencyUsageError, handoff_span, stage_span, turn_span
+from pytest_voicelatency.vclock import VirtualClock
 
 
 def only(raw_spans, name):
@@ -22,7 +24,8 @@ def test_stage_span_carries_the_seed_conventions(raw_spans):
         first_byte()
     span = only(raw_spans, "audio.llm")
     a = span.attributes
-    assert (a["audio.stage"], a["audio.session_id"], a["audio.turn_id"]) == ("llm", "sess_8f21c0", "t3")
+    assert (a["audio.stage"], a["audio.session_id"], a["audio.turn_id"]) == \
+        ("llm", "sess_8f21c0", "t3")
     assert 0 <= a["audio.first_byte_ms"] <= a["audio.total_ms"]
 
 
@@ -109,7 +112,8 @@ def test_stage_spans_nest_under_a_turn_span(raw_spans):
 def test_extra_attributes_and_marks(raw_spans):
     """Bare attribute keys get the audio. prefix; mark() stores elapsed ms."""
     clock = FakeClock()
-    with stage_span("barge_in", "s", 1, clock=clock, attributes={"trigger": "cough", "x.y": 1}) as t:
+    extra = {"trigger": "cough", "x.y": 1}
+    with stage_span("barge_in", "s", 1, clock=clock, attributes=extra) as t:
         clock.t += 18_000_000
         t.mark("vad_detect_ms")
         t.set("frames", 3)
@@ -139,6 +143,38 @@ def test_bad_arguments_name_the_argument(args, message):
     with pytest.raises(VoiceLatencyUsageError, match=message):
         with stage_span(*args):
             pass
+
+
+def test_on_a_virtual_loop_spans_take_its_clock_without_being_told(raw_spans):
+    """No clock= passed: a span opened on a VirtualEventLoop is stamped in virtual time, so a
+    cancelled stage 3 virtual seconds in lasts exactly 3 s and carries audio.cancelled."""
+    clock = VirtualClock()
+
+    async def main():
+        async def tts():
+            with stage_span("tts", "s", 1) as first_chunk:
+                await asyncio.sleep(1.25)
+                first_chunk()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(tts())
+        await clock.sleep_until(clock.now_ns() + 3_000_000_000)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    clock.run(main())
+    span = only(raw_spans, "audio.tts")
+    a = span.attributes
+    assert a["audio.first_byte_ms"] == 1250.0 and a["audio.total_ms"] == 3000.0
+    assert a["audio.cancelled"] is True
+    assert span.end_time - span.start_time == 3_000_000_000
+    assert span.start_time == clock.epoch_ns             # virtual span time starts at the epoch
+
+
+def test_outside_a_virtual_loop_spans_keep_the_real_clock(raw_spans):
+    with stage_span("asr", "s", 1):
+        pass
+    assert abs(only(raw_spans, "audio.asr").start_time - time.time_ns()) < 60 * 1_000_000_000
 
 
 class FakeClock:

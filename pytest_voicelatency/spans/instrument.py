@@ -13,7 +13,10 @@ The conventions follow the two source articles this project grew from:
   gap *between* stages, where the seeds' worst incident hid.
 
 All times come from one monotonic :class:`~pytest_voicelatency.clock.Clock`; span timestamps are
-derived from it, so durations and attributes agree and never go negative.
+derived from it, so durations and attributes agree and never go negative. Without ``clock=``, a
+span opened on a virtual event loop uses that loop's
+:class:`~pytest_voicelatency.vclock.VirtualClock` (an agent that forgets to pass
+``session.clock`` still stamps the call's time), elsewhere the real clock.
 
 >>> from pytest_voicelatency import capture_spans, stage_span
 >>> with capture_spans() as cap:
@@ -31,8 +34,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
 from pytest_voicelatency.clock import Clock, default_clock, ns_to_ms
 from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.vclock import current_clock
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
@@ -62,7 +69,8 @@ class StageTimer:
     def __call__(self) -> None:
         if self._first_byte_ns is None:
             self._first_byte_ns = self._clock.now_ns()
-            self.span.set_attribute("audio.first_byte_ms", ns_to_ms(self._first_byte_ns - self._start_ns))
+            self.span.set_attribute("audio.first_byte_ms",
+                                    ns_to_ms(self._first_byte_ns - self._start_ns))
 
     @property
     def produced(self) -> bool:
@@ -110,10 +118,7 @@ def _timed_span(name: str, stage: str, session_id: str | int, turn_id: str | int
                 tracer: Tracer | None, clock: Clock | None,
                 attributes: Mapping[str, AttributeValue] | None,
                 first_byte: bool) -> Iterator[StageTimer]:
-    from opentelemetry import trace
-    from opentelemetry.trace import Status, StatusCode
-
-    clock = clock or default_clock()
+    clock = clock or current_clock() or default_clock()
     tracer = tracer or trace.get_tracer(TRACER_NAME)
     start_ns = clock.now_ns()
     span = tracer.start_span(name, start_time=clock.span_time_ns(start_ns))
@@ -153,7 +158,7 @@ def stage_span(stage: str, session_id: str | int, turn_id: str | int, *,
     Works in sync and async code (it is a plain ``with`` block; the span is made current, so
     spans started inside become its children). ``attributes`` are added as given; bare keys get
     the ``audio.`` prefix. ``tracer`` defaults to the global provider's tracer, ``clock`` to the
-    process's real monotonic clock.
+    running virtual loop's clock, else the process's real monotonic clock.
     """
     return _timed_span(f"audio.{_check_name('stage', stage)}", stage,
                        _check_id("session_id", session_id), _check_id("turn_id", turn_id),
