@@ -30,7 +30,20 @@ def test_readme_starts_with_the_two_commands():
     assert "pip install ." in lines[0] and "pytest --voice-latency examples/" in lines[0]
     assert 'pip install -e ".[test]"' in lines[1] and "pytest" in lines[1]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pytest" in ci and "[test]" in ci
+    assert "pytest" in ci and re.search(r"\[test\b", ci)  # CI installs the test extra too
+
+
+def test_readme_shows_the_package_as_it_is_laid_out():
+    """README's folder listing names every sub-package, and only those; its Documentation list
+    links every page in docs/."""
+    listing = re.search(r"```text\n(pytest_voicelatency/\n.*?)```", README, flags=re.S).group(1)
+    listed = set(re.findall(r"── (\w+)/", listing))
+    present = {p.parent.name for p in (ROOT / "pytest_voicelatency").glob("*/__init__.py")}
+    assert listed == present
+    for name in listed:
+        assert f"- `{name}/`" in README, f"say in one sentence what {name}/ is for"
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"(docs/{page.name})" in README, f"README's Documentation list misses {page.name}"
 
 
 @pytest.mark.slow  # real time: a whole pytest run of real-time calls

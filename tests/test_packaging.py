@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -15,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                             str(ROOT)], capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                             str(out), str(ROOT)],
+                            capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         pytest.fail(f"building the wheel failed:\n{result.stderr[-3000:]}")
     return next(out.glob("*.whl"))
@@ -38,11 +41,42 @@ def test_load_clip_works_from_the_installed_wheel(wheel, tmp_path):
     """Unpacked away from the source tree, load_clip finds the bundled clips inside the package."""
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import pytest_voicelatency as p; from pytest_voicelatency import load_clip, list_clips;"
-            f"c = load_clip('cancel_order'); assert p.__file__.startswith({str(site)!r}), p.__file__;"
+    code = ("import pytest_voicelatency as p; from pytest_voicelatency import load_clip;"
+            "from pytest_voicelatency.audio import list_clips;"
+            "c = load_clip('cancel_order');"
+            f"assert p.__file__.startswith({str(site)!r}), p.__file__;"
             "print(len(list_clips()), c.transcript, c.source.parent.name)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                             text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[1:] == ["I", "want", "to", "cancel", "my", "order", "fixtures_audio"]
+    assert result.stdout.split()[1:] == ["I", "want", "to", "cancel", "my", "order",
+                                         "fixtures_audio"]
+
+
+def test_wheel_ships_the_example_suite_and_the_readme_copies_it_out(wheel, tmp_path):
+    """The example suite is a template to copy: every file of examples/ is in the wheel, and the
+    README's command copies it out of an installed package into a suite pytest collects."""
+    names = zipfile.ZipFile(wheel).namelist()
+    for path in (ROOT / "examples").glob("*.py"):
+        assert f"pytest_voicelatency/examples/{path.name}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    at = next(i for i, line in enumerate(lines)
+              if line.startswith("python -c") and "examples" in line)
+    command, run = lines[at], lines[at + 1]  # the copy, then the run of the copy
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    code = shlex.split(command)[2]
+    copied = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, timeout=120, check=False)
+    assert copied.returncode == 0, copied.stderr
+    suite = re.fullmatch(r"pytest --voice-latency (\S+)/", run).group(1)
+    assert sorted(p.name for p in (tmp_path / suite).glob("*.py")) == sorted(
+        p.name for p in (ROOT / "examples").glob("*.py"))
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--voice-latency", suite,
+                                "--collect-only", "-q", "-p", "no:cacheprovider"], cwd=tmp_path,
+                               capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+    assert "9 tests collected" in collected.stdout
