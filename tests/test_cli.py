@@ -311,3 +311,14 @@ def test_compare_markdown_bound_header_names_the_confidence_used(tmp_path, capsy
     bound = values[upper_rank(values.size, 0.95, float(confidence)) - 1]
     row = next(line for line in out.splitlines() if line.startswith("| `asr`"))
     assert f"(≤ {bound:.1f})" in row
+
+
+def test_compare_judges_the_gates_head_recorded_as_the_plugin_does(tmp_path, capsys):
+    """HEAD's gate lines and policies are judged over its distributions: the same gate column
+    and gate report as the plugin, and a failed gate exits 1 even with no regression."""
+    base = results(tmp_path / "base.json")
+    head = results(tmp_path / "head.json", seed=2, thresholds=["asr: p95 < 100"])
+    assert main(["compare", str(base), str(head)]) == ExitCode.FAILED
+    out = capsys.readouterr().out
+    assert "p95 < 100 FAIL" in out and "gates: 1 fail (point estimates): FAILED" in out
+    assert "FAIL: 'asr: p95 < 100' on asr first_byte_ms" in out and "REGRESSION" not in out
