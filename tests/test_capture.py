@@ -72,7 +72,8 @@ def test_bad_metric_attributes_are_dropped_with_a_named_problem(value, problem):
         with stage_span("tts", "s", 1, attributes={"chunk_gap_ms": value}) as fb:
             fb()
     assert "chunk_gap_ms" not in cap.sample_set().metrics_by_stage()["tts"]
-    assert any("audio.chunk_gap_ms" in p and problem in p and "'audio.tts'" in p for p in cap.problems)
+    assert any("audio.chunk_gap_ms" in p and problem in p and "'audio.tts'" in p
+               for p in cap.problems)
     assert cap.select("tts").n == 1  # the rest of the span still counts
 
 

@@ -100,7 +100,8 @@ def test_slow(voice_spans):
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*LatencyAssertionError: barge_in silence_ms p95 = 500.0 ms, limit < 200 ms (n=20, produced nothing: 0) -> FAIL",
+        "*LatencyAssertionError: barge_in silence_ms p95 = 500.0 ms, limit < 200 ms "
+        "(n=20, produced nothing: 0) -> FAIL",
         "*worst: 500.0 ms (session=s turn=*",
     ])
     assert "assertions.py" not in result.stdout.str()  # helper frames hidden
@@ -117,7 +118,8 @@ def test_table_merges_every_xdist_worker(suite):
 
 
 def test_attaches_to_a_provider_the_users_conftest_installed(pytester):
-    """The user's SDK provider keeps its own exporter; the plugin adds itself without replacing it."""
+    """The user's SDK provider keeps its own exporter; the plugin adds itself, replacing
+    nothing."""
     pytester.makeconftest('''
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -182,7 +184,8 @@ def test_x(voice_spans):
 ''')
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*NoOpTracerProvider, not an SDK TracerProvider*set_tracer_provider*"])
+    result.stdout.fnmatch_lines(
+        ["*NoOpTracerProvider, not an SDK TracerProvider*set_tracer_provider*"])
 
 
 def test_spans_do_not_leak_between_tests(pytester):
@@ -217,9 +220,9 @@ def test_good(voice_spans):
 ''')
     result = pytester.runpytest(OPTION)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*VoiceLatencyWarning: span 'audio.tts': attribute audio.gap_ms is nan*",
-                                 "asr*first_byte_ms*1*", "tts*first_byte_ms*1*",
-                                 "1 span problems*"])
+    result.stdout.fnmatch_lines([
+        "*VoiceLatencyWarning: span 'audio.tts': attribute audio.gap_ms is nan*",
+        "asr*first_byte_ms*1*", "tts*first_byte_ms*1*", "1 span problems*"])
 
 
 def test_empty_run_says_no_spans_were_captured(pytester):
@@ -286,3 +289,108 @@ def test_x():
     result = pytester.runpytest(OPTION, "-p", "no:cacheprovider")
     result.assert_outcomes(**outcome)
     result.stdout.fnmatch_lines([line])
+
+
+def test_the_voice_caller_marker_passes_its_keywords_to_the_fixtures_caller(pytester):
+    """@pytest.mark.voice_caller(...) configures the fixture as the same keywords configure the
+    twin; a class marker applies too, the closest marker winning per keyword; the ini's
+    unreliable policy is the default."""
+    pytester.makeini("[pytest]\nvoice_latency_unreliable = retry\n")
+    pytester.makepyfile(test_marked='''
+import pytest
+from pytest_voicelatency.call import PlayoutConfig
+
+@pytest.mark.voice_caller(session_prefix="class", pacing_limit_ms=9)
+class TestMarked:
+    @pytest.mark.voice_caller(playout=PlayoutConfig(buffer_ms=80), session_prefix="mine")
+    def test_marked(self, voice_caller):
+        assert voice_caller.playout.buffer_ms == 80 and voice_caller.session_prefix == "mine"
+        assert voice_caller.pacing_limit_ms == 9 and voice_caller.unreliable == "retry"
+
+    @pytest.mark.voice_caller(unreliable="warn", max_attempts=5)
+    def test_overrides_the_ini(self, voice_caller):
+        assert voice_caller.unreliable == "warn" and voice_caller.max_attempts == 5
+
+def test_unmarked(voice_caller):
+    assert voice_caller.session_prefix == "call" and voice_caller.unreliable == "retry"
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
+    result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(("marker", "message"), [
+    ("voice_caller(playot=None)", "*@pytest.mark.voice_caller(playot=...): unknown keyword "
+                                  "'playot'; it takes agent_timeout_ms, *, playout, *"),
+    ("voice_caller(5)", "*@pytest.mark.voice_caller(5,): pass keyword arguments only*"),
+    ("voice_caller(unreliable='often')", "*@pytest.mark.voice_caller: unreliable must be*"),
+    ("voice_spans(unreliable='often')", "*@pytest.mark.voice_spans = 'often': use warn, fail, "
+                                        "retry*"),
+    ("voice_spans(test_id='x')", "*@pytest.mark.voice_spans(test_id=...): unknown keyword*"),
+])
+def test_a_bad_fixture_marker_is_a_usage_error_naming_the_marker_and_keyword(pytester, marker,
+                                                                            message):
+    pytester.makepyfile(test_bad=f'''
+import pytest
+
+@pytest.mark.{marker}
+def test_x(voice_caller):
+    pass
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*VoiceLatencyUsageError*", message])
+
+
+@pytest.mark.parametrize("enabled", [[], [OPTION]], ids=["plain", "voice-latency"])
+def test_the_twins_follow_the_unreliable_ini_like_the_fixtures(pytester, enabled):
+    """voice_spans() and voice_caller() read the session's voice_latency_unreliable, so a
+    hypothesis test or a module-scoped fixture behaves as the fixtures do."""
+    pytester.makeini("[pytest]\nvoice_latency_unreliable = fail\n")
+    pytester.makepyfile(test_twins='''
+import pytest
+from pytest_voicelatency import voice_caller, voice_spans
+
+@pytest.fixture(scope="module")
+def shared():
+    with voice_spans() as spans, voice_caller() as caller:
+        yield spans, caller
+
+def test_twins(shared, voice_spans):
+    spans, caller = shared
+    assert spans.unreliable == caller.unreliable == voice_spans.unreliable == "fail"
+
+def test_explicit_keywords_win():
+    with voice_spans(unreliable="warn") as spans, voice_caller(unreliable="retry") as caller:
+        assert spans.unreliable == "warn" and caller.unreliable == "retry"
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", *enabled)
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("enabled", [[], [OPTION]], ids=["plain", "voice-latency"])
+def test_the_voice_spans_marker_decides_what_assertions_do_with_unreliable_samples(pytester,
+                                                                                  enabled):
+    pytester.makepyfile(test_unreliable='''
+import pytest
+from pytest_voicelatency import assert_p95, stage_span
+
+@pytest.mark.voice_spans(unreliable="fail")
+def test_x(voice_spans):
+    for turn in range(5):
+        with stage_span("caller.response", "s", turn,
+                        attributes={"latency_ms": 100.0, "reliable": False, "source": "caller"}):
+            pass
+    assert_p95(stage="caller.response", lt=200)
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", *enabled)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*UNRELIABLE: 5 of 5 samples of caller.response latency_ms*"])
+
+
+def test_a_bad_unreliable_ini_is_a_usage_error_before_any_test(pytester):
+    pytester.makeini("[pytest]\nvoice_latency_unreliable = sometimes\n")
+    pytester.makepyfile(test_plain="def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini voice_latency_unreliable = 'sometimes': use warn, fail, "
+                                 "retry*"])
