@@ -1,7 +1,8 @@
 """A latency suite for a voice agent, run against the bundled reference agent.
 
-Copy this file for your own agent: change the ``agent_factory`` fixture in ``conftest.py``, keep
-the call mix, adjust the budgets. Run it with ``pytest --voice-latency examples/``.
+Copy this suite for your own agent (a pip install ships it inside the package: the README shows
+the one-line copy): change the ``agent_factory`` fixture in ``conftest.py``, keep the call mix,
+adjust the budgets. Run it with ``pytest --voice-latency examples/``.
 
 Ten callers talk to the agent at once (one event loop holds them all), five user turns each:
 three plain turns and two barge-ins, over a line with network delay and jitter, some with

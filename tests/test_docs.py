@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 import pkgutil
 import re
 import subprocess
@@ -122,6 +123,18 @@ def test_the_agents_doc_labelled_clip_example_runs(tmp_path):
     """docs/agents.md, "Your own clips": the labelling example runs."""
     script = next(b for b in AGENT_BLOCKS if "replace(recording" in b)
     assert run_script(tmp_path / "label.py", script).stdout.split() == ["200.0", "1000.0"]
+
+
+def test_the_labels_json_entries_shown_in_the_docs_have_the_manifests_shape():
+    """fixtures_audio/README.md quotes a real entry; docs/agents.md's own-clip entry uses only
+    the manifest's fields."""
+    manifest = json.loads((ROOT / "fixtures_audio" / "labels.json").read_text(encoding="utf-8"))
+    entries = {c["name"]: c for c in manifest["clips"]}
+    readme = (ROOT / "fixtures_audio" / "README.md").read_text(encoding="utf-8")
+    [shown] = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", readme, flags=re.S)]
+    assert shown == entries[shown["name"]]
+    [mine] = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", AGENTS_DOC, flags=re.S)]
+    assert set(mine) <= set(shown) and {"onset_ms", "offset_ms", "file"} <= set(mine)
 
 
 README_CALLER = next(b for b in BLOCKS if "def agent():" in b)
