@@ -7,8 +7,8 @@
 
 ``compare`` prints the same report as the pytest plugin (HEAD's gates, judged over its
 distributions with the gate lines and policies it recorded, the way the plugin judges them, and
-the comparison with BASE), or with ``--markdown`` the PR-comment form. Its policy (confidence, minimum effect) is the
-one HEAD was run with, unless given here. ``merge`` joins shards of one
+the comparison with BASE), or with ``--markdown`` the PR-comment form. Its policy (confidence,
+minimum effect) is the one HEAD was run with, unless given here. ``merge`` joins shards of one
 run, re-judges the gates they were configured with over the merged samples, writes ``-o``
 atomically and prints the table. A gate whose stage no shard produced is *missing*, and fails
 the merge unless ``--missing warn``: shards usually relax ``voice_latency_missing`` to ``warn``
