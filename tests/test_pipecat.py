@@ -1,7 +1,9 @@
 """A real Pipecat 1.x pipeline driven by the simulated caller through ``PipecatAgent``.
 
-Offline: the "bot" is a FrameProcessor written here (energy end-of-speech, a tone reply, an
-``InterruptionFrame`` when the user talks over it); no keys, no network, no model download.
+Offline: no keys, no network, no model download. Two bots: ``ToneBot`` below (one processor,
+no services: the caller-side measurements), and a pipeline of Pipecat's own service classes with
+known delays (tests/pipecat_services.py) whose ``stt`` / ``llm`` / ``tts`` / ``turn`` spans are the
+ones Pipecat's tracing emits, read by the ``pipecat`` convention.
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ pytest.importorskip("pipecat", reason="pipecat-ai is not installed: pip install 
 
 from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame, TTSAudioRawFrame  # noqa: E402
 from pipecat.processors.frame_processor import FrameProcessor  # noqa: E402
+from pipecat_services import (  # noqa: E402
+    LLM_DELAY_S,
+    SOURCE,
+    STT_DELAY_S,
+    TTS_DELAY_S,
+    VAD_STOP_S,
+    build_pipeline,
+)
 
 from pytest_voicelatency.audio.clips import to_pcm16  # noqa: E402
 from pytest_voicelatency.call.caller import Caller  # noqa: E402
@@ -25,6 +35,10 @@ from pytest_voicelatency.gate.assertions import assert_p95  # noqa: E402
 from pytest_voicelatency.spans.capture import capture_spans  # noqa: E402
 
 RATE = 16_000
+SCRIPT = [say("confirm_order"), answer(),
+          say("cancel_order"), barge_in("wait_stop", after_ms=400), answer()]
+#: generous: a shared 2-core machine delays asyncio wake-ups by tens of ms in CPU-steal bursts
+SLACK_MS = 400.0
 
 
 class ToneBot(FrameProcessor):
@@ -73,3 +87,52 @@ def test_a_pipecat_pipeline_is_heard_and_interrupted_through_the_caller():
     assert result.metrics.responses and result.metrics.responses[0].value_ms < 900
     assert_p95(stage="caller.response", lt=1000, capture=cap)
     assert_p95(stage="caller.barge_in", lt=400, capture=cap)
+
+
+@pytest.mark.slow
+def test_pipecats_own_service_spans_are_read_as_stages_and_gated():
+    """STT/LLM/TTS services with known delays: Pipecat's spans give asr/llm/tts first bytes."""
+    with capture_spans() as cap:
+        result = Caller().run(PipecatAgent(build_pipeline), SCRIPT)
+    assert len(result.metrics.responses) == 2 and len(result.metrics.barge_ins) == 1
+    llm, tts, asr = (cap.select(stage) for stage in ("llm", "tts", "asr"))
+    assert (llm.metric, tts.metric, asr.metric) == ("first_byte_ms",) * 3  # metrics.ttfb, read
+    assert llm.n >= 2 and tts.n >= 2 and asr.n >= 2  # one per user turn (+ the barge-in's)
+    for sample, injected_s in ((llm, LLM_DELAY_S), (tts, TTS_DELAY_S),
+                               (asr, STT_DELAY_S + VAD_STOP_S)):  # stt ttfb: from end of speech
+        injected = injected_s * 1000
+        assert all(injected - 5 <= v < injected + SLACK_MS for v in sample.values), \
+            (sample.stage, injected, sample.values.tolist())
+    assert_p95(stage="llm", lt=LLM_DELAY_S * 1000 + SLACK_MS, capture=cap)
+    assert_p95(stage="tts", lt=TTS_DELAY_S * 1000 + SLACK_MS, capture=cap)
+    assert_p95(stage="asr", lt=(STT_DELAY_S + VAD_STOP_S) * 1000 + SLACK_MS, capture=cap)
+    assert_p95(stage="caller.barge_in", lt=1000, capture=cap)  # VAD start + interruption
+    assert cap.select("turn").n >= 2
+    assert not cap.problems
+
+
+PIPECAT_TEST = """
+from pipecat_services import build_pipeline
+from pytest_voicelatency import assert_p95
+from pytest_voicelatency.call.caller import Caller
+from pytest_voicelatency.call.script import answer, barge_in, say
+from pytest_voicelatency.frameworks.pipecat import PipecatAgent
+
+def test_call(voice_spans):
+    Caller().run(PipecatAgent(build_pipeline),
+                 [say("confirm_order"), answer(),
+                  say("cancel_order"), barge_in("wait_stop", after_ms=400), answer()])
+    assert_p95(stage="llm", lt=2000)
+"""
+
+
+@pytest.mark.slow
+def test_the_per_stage_table_lists_pipecats_stages(pytester):
+    """--voice-latency: the run's table has asr/llm/tts rows read from Pipecat's own spans."""
+    pytester.makepyfile(pipecat_services=SOURCE.read_text(), test_pipecat_call=PIPECAT_TEST)
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider",
+                                           "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*voice latency (ms)*"])
+    for stage in ("asr", "llm", "tts"):
+        result.stdout.fnmatch_lines([f"{stage} *first_byte_ms*"])
