@@ -147,6 +147,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
+    # lazy: plugin start-up — only a run with --voice-latency parses its settings
     from pytest_voicelatency.errors import VoiceLatencyUsageError
     from pytest_voicelatency.run.settings import build
 
@@ -182,7 +183,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = item.config.stash[STATE]
     if state.enabled:
-        from pytest_voicelatency.spans.capture import start
+        from pytest_voicelatency.spans.capture import start  # lazy: plugin start-up
 
         policy = state.settings.policy.unreliable if state.settings is not None else "warn"
         item.stash[CAPTURE] = start(item.nodeid, policy)
@@ -195,6 +196,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         capture = item.stash.get(CAPTURE, None)
         if capture is not None:
+            # lazy: plugin start-up — only a test that opened a capture closes one
             from pytest_voicelatency.errors import VoiceLatencyWarning
             from pytest_voicelatency.spans.capture import stop
 
@@ -210,6 +212,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if call.when == "teardown":
         capture = item.stash.get(CAPTURE, None)
         if capture is not None and len(capture):
+            # lazy: plugin start-up — numpy only for a test that captured spans
             from pytest_voicelatency.report.junit import junit_properties
 
             setattr(report, REPORT_ATTRIBUTE, capture.table.to_payload())
@@ -237,6 +240,7 @@ class _RunReporter:
         state = self.state
         if state.is_worker or state.settings is None or not state.settings.has_work(state.table):
             return
+        # lazy: plugin start-up — the end of the run, only when there is work to judge
         from pytest_voicelatency.run.exitcodes import ExitCode
         from pytest_voicelatency.run.finish import finish
 
@@ -254,7 +258,7 @@ class _RunReporter:
         state = self.state
         if state.is_worker:
             return
-        from pytest_voicelatency.report.terminal import terminal_lines
+        from pytest_voicelatency.report.terminal import terminal_lines  # lazy: plugin start-up
 
         terminalreporter.write_sep("=", "voice latency (ms)")
         done = state.finish
