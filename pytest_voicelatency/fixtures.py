@@ -53,13 +53,15 @@ _SESSIONS: list[tuple[pytest.Config, Policy]] = []
 # ------------------------------------------------------------------------------------ twins
 
 @contextmanager
-def voice_spans(test_id: str = "", *, unreliable: Policy | None = None) -> Iterator[Capture]:
+def voice_spans(test_id: str = "", *, unreliable: Policy | None = None,
+                **options: Any) -> Iterator[Capture]:
     """Capture the voice spans finished inside the block: the twin of the ``voice_spans`` fixture.
 
     Yields a :class:`~pytest_voicelatency.spans.capture.Capture`; assertions inside the block read
     it by default. ``unreliable`` is what assertions on it do with samples the caller marked
     unreliable (``"warn"``, ``"fail"``; ``"retry"`` acts as warn here); default: the pytest
-    session's ``voice_latency_unreliable`` ini, else ``"warn"``.
+    session's ``voice_latency_unreliable`` ini, else ``"warn"``. Other keywords (such as
+    ``conventions=``) go to the capture as they are.
 
     >>> from pytest_voicelatency import stage_span
     >>> with voice_spans() as spans:
@@ -71,7 +73,7 @@ def voice_spans(test_id: str = "", *, unreliable: Policy | None = None) -> Itera
     from pytest_voicelatency.spans.capture import capture_spans  # lazy: plugin start-up
 
     policy = configured_policy() if unreliable is None else unreliable
-    with capture_spans(test_id, unreliable=policy) as capture:
+    with capture_spans(test_id, unreliable=policy, **options) as capture:
         yield capture
 
 
@@ -108,12 +110,15 @@ def voice_spans_fixture(request: pytest.FixtureRequest) -> Iterator[Capture]:
     Twin: ``with pytest_voicelatency.voice_spans() as spans:``. Marker:
     ``@pytest.mark.voice_spans(unreliable="fail")``.
     """
-    options = marker_options(request, SPANS_MARKER, voice_spans, skip=("test_id",))
+    from pytest_voicelatency.spans.capture import capture_spans  # lazy: plugin start-up
+
+    options = marker_options(request, SPANS_MARKER, capture_spans, skip=("test_id",))
     if "unreliable" in options:
         options["unreliable"] = check_policy(options["unreliable"], f"@pytest.mark.{SPANS_MARKER}")
     capture = request.node.stash.get(CAPTURE, None)
-    if capture is not None:  # the plugin's per-test capture (--voice-latency)
-        capture.unreliable = options.get("unreliable", capture.unreliable)
+    if capture is not None:  # the plugin's per-test capture (--voice-latency): same options
+        for key, value in options.items():  # each keyword of capture_spans is a Capture attribute
+            setattr(capture, key, value)
         yield capture
         return
     options.setdefault("unreliable", unreliable_policy(request.config))

@@ -127,8 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{CALLER_MARKER}(**options): keyword arguments for the {CALLER_MARKER} "
                    f"fixture's Caller, as its twin takes them (playout=, unreliable=, ...)")
     config.addinivalue_line(
-        "markers", f"{SPANS_MARKER}(unreliable=...): what assertions on the {SPANS_MARKER} "
-                   f"fixture do with unreliable samples (warn, fail)")
+        "markers", f"{SPANS_MARKER}(**options): keyword arguments for the {SPANS_MARKER} "
+                   f"fixture's capture, as its twin takes them (unreliable=, conventions=)")
     try:
         fixtures.configure(config)
     except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test

@@ -394,3 +394,19 @@ def test_a_bad_unreliable_ini_is_a_usage_error_before_any_test(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini voice_latency_unreliable = 'sometimes': use warn, fail, "
                                  "retry*"])
+
+
+@pytest.mark.parametrize("enabled", [[], [OPTION]], ids=["plain", "voice-latency"])
+def test_the_voice_spans_marker_passes_any_capture_keyword(pytester, enabled):
+    """Whatever keyword the capture takes (here ``conventions``) the marker passes on, to the
+    plugin's per-test capture as to the fixture's own."""
+    pytester.makepyfile(test_conventions='''
+import pytest
+from pytest_voicelatency.spans.conventions import NATIVE_ONLY
+
+@pytest.mark.voice_spans(conventions=NATIVE_ONLY)
+def test_x(voice_spans):
+    assert voice_spans.conventions is NATIVE_ONLY
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", *enabled)
+    result.assert_outcomes(passed=1)
