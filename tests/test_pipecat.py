@@ -101,7 +101,7 @@ def test_pipecats_own_service_spans_are_read_as_stages_and_gated():
     for sample, injected_s in ((llm, LLM_DELAY_S), (tts, TTS_DELAY_S),
                                (asr, STT_DELAY_S + VAD_STOP_S)):  # stt ttfb: from end of speech
         injected = injected_s * 1000
-        assert all(injected - 5 <= v < injected + SLACK_MS for v in sample.values), \
+        assert all(injected - 50 <= v < injected + SLACK_MS for v in sample.values), \
             (sample.stage, injected, sample.values.tolist())
     assert_p95(stage="llm", lt=LLM_DELAY_S * 1000 + SLACK_MS, capture=cap)
     assert_p95(stage="tts", lt=TTS_DELAY_S * 1000 + SLACK_MS, capture=cap)
