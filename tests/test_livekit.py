@@ -14,6 +14,10 @@ installed, a test checks that the attribute names we rely on still exist in it.
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 import pytest
 from opentelemetry import trace
 
@@ -23,6 +27,7 @@ from pytest_voicelatency.gate.assertions import assert_p95
 from pytest_voicelatency.spans.capture import capture_spans
 
 try:
+    import livekit_fakes
     from livekit.agents.telemetry import trace_types
     from livekit_fakes import LLM_DELAY_S, STT_DELAY_S, TTS_DELAY_S, VAD_STOP_S, build_session
 
@@ -151,3 +156,16 @@ def test_a_real_agent_session_offline_gives_asr_llm_tts_turn_and_barge_in():
     assert_p95(stage="barge_in", lt=1500, capture=cap)
     assert_p95(stage="caller.barge_in", lt=1500, capture=cap)
     assert not cap.problems
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "frameworks.md"
+
+
+@pytest.mark.slow
+@needs_livekit
+def test_the_frameworks_doc_livekit_example_runs_as_written(monkeypatch):
+    """docs/frameworks.md's LiveKit block, unchanged; its ``my_session`` is our offline one."""
+    block = next(b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+                 if "LiveKitAgent" in b)
+    monkeypatch.setitem(sys.modules, "my_session", livekit_fakes)
+    exec(compile(block, f"{DOC}:livekit", "exec"), {"__name__": "doc_example"})

@@ -9,6 +9,9 @@ ones Pipecat's tracing emits, read by the ``pipecat`` convention.
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ import pytest
 pytest.importorskip("pipecat", reason="pipecat-ai is not installed: pip install "
                     "'pytest-voicelatency[pipecat]' to test Pipecat agents")
 
+import pipecat_services  # noqa: E402
 from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame, TTSAudioRawFrame  # noqa: E402
 from pipecat.processors.frame_processor import FrameProcessor  # noqa: E402
 from pipecat_services import (  # noqa: E402
@@ -136,3 +140,15 @@ def test_the_per_stage_table_lists_pipecats_stages(pytester):
     result.stdout.fnmatch_lines(["*voice latency (ms)*"])
     for stage in ("asr", "llm", "tts"):
         result.stdout.fnmatch_lines([f"{stage} *first_byte_ms*"])
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "frameworks.md"
+
+
+@pytest.mark.slow
+def test_the_frameworks_doc_pipecat_example_runs_as_written(monkeypatch):
+    """docs/frameworks.md's Pipecat block, unchanged; its ``my_pipeline`` is our offline one."""
+    block = next(b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+                 if "PipecatAgent" in b)
+    monkeypatch.setitem(sys.modules, "my_pipeline", pipecat_services)
+    exec(compile(block, f"{DOC}:pipecat", "exec"), {"__name__": "doc_example"})
