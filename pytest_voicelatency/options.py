@@ -11,7 +11,8 @@ __all__ = ["OPTION", "INI", "JSON_OPTION", "SAVE_OPTION", "COMPARE_OPTION", "MAR
            "THRESHOLDS_INI", "CONFIDENCE_INI", "INCONCLUSIVE_INI", "MISSING_INI", "UNRELIABLE_INI",
            "UNRELIABLE_CHOICES", "COMPARE_CONFIDENCE_INI", "COMPARE_BODY_INI",
            "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI", "STEP_SUMMARY_ENV",
-           "MARKER", "CALLER_MARKER", "SPANS_MARKER"]
+           "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SAVE_PARTIAL_OPTION", "SAVE_PARTIAL_INI",
+           "ALLOW_PARTIAL_OPTION", "ALLOW_PARTIAL_INI", "PATH_OPTIONS"]
 
 # command line (each also has an ini twin or implies --voice-latency)
 OPTION = "--voice-latency"
@@ -19,6 +20,9 @@ JSON_OPTION = "--voice-latency-json"
 SAVE_OPTION = "--voice-latency-save"
 COMPARE_OPTION = "--voice-latency-compare"
 MARKDOWN_OPTION = "--voice-latency-markdown"
+SAVE_PARTIAL_OPTION = "--voice-latency-save-partial"
+ALLOW_PARTIAL_OPTION = "--voice-latency-allow-partial"
+PATH_OPTIONS = (JSON_OPTION, SAVE_OPTION, COMPARE_OPTION, MARKDOWN_OPTION)
 
 # ini keys
 INI = "voice_latency"
@@ -33,6 +37,8 @@ COMPARE_BODY_INI = "voice_latency_compare_body"
 MIN_EFFECT_PCT_INI = "voice_latency_min_effect_pct"
 MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
 SPANS_LIE_INI = "voice_latency_spans_lie_margin_ms"
+SAVE_PARTIAL_INI = "voice_latency_save_partial"
+ALLOW_PARTIAL_INI = "voice_latency_allow_partial"
 
 # environment
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

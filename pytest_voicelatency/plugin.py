@@ -27,6 +27,8 @@ import pytest
 from pytest_voicelatency import fixtures
 from pytest_voicelatency.fixtures import voice_caller_fixture, voice_spans_fixture  # noqa: F401  (registers the fixtures)
 from pytest_voicelatency.options import (
+    ALLOW_PARTIAL_INI,
+    ALLOW_PARTIAL_OPTION,
     CALLER_MARKER,
     COMPARE_BODY_INI,
     COMPARE_CONFIDENCE_INI,
@@ -41,7 +43,10 @@ from pytest_voicelatency.options import (
     MIN_EFFECT_PCT_INI,
     MISSING_INI,
     OPTION,
+    PATH_OPTIONS,
     SAVE_OPTION,
+    SAVE_PARTIAL_INI,
+    SAVE_PARTIAL_OPTION,
     SPANS_LIE_INI,
     SPANS_MARKER,
     STEP_SUMMARY_ENV,
@@ -90,6 +95,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"write the Markdown summary (PR comment) to PATH; it is also "
                          f"appended to ${STEP_SUMMARY_ENV} when set (implies --voice-latency; "
                          f"default: none)")
+    group.addoption(SAVE_PARTIAL_OPTION, action="store_true", default=False,
+                    dest="voice_latency_save_partial",
+                    help="let an incomplete run (interrupted, a -k/--lf subset, failed tests, a "
+                         "lost worker) replace an existing baseline, marked partial (default: "
+                         f"keep the existing file; ini: {SAVE_PARTIAL_INI} = true)")
+    parser.addini(SAVE_PARTIAL_INI, type="bool", default=False,
+                  help=f"same as {SAVE_PARTIAL_OPTION} (default: false)")
+    group.addoption(ALLOW_PARTIAL_OPTION, action="store_true", default=False,
+                    dest="voice_latency_allow_partial",
+                    help="compare with a baseline marked partial (default: refuse it; ini: "
+                         f"{ALLOW_PARTIAL_INI} = true)")
+    parser.addini(ALLOW_PARTIAL_INI, type="bool", default=False,
+                  help=f"same as {ALLOW_PARTIAL_OPTION} (default: false)")
     parser.addini(THRESHOLDS_INI, type="linelist", default=[],
                   help="CI gates, one per line: '<stage or glob>[.<metric>_ms]: p<NN> <|<= <ms>', "
                        "e.g. 'barge_in: p95 < 200' (default: none)")
@@ -134,12 +152,22 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test
         raise pytest.UsageError(str(exc)) from None
     paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
-    enabled = bool(config.getoption("voice_latency") or config.getini(INI) or any(paths.values()))
+    enabled = bool(config.getoption("voice_latency") or _ini_bool(config, INI)
+                   or any(paths.values()))
     state = config.stash[STATE] = RunState(enabled=enabled,
                                            is_worker=hasattr(config, "workerinput"))
     if enabled:
         state.settings = _settings(config, paths)
         config.pluginmanager.register(_RunReporter(config), "voicelatency-run-reporter")
+
+
+def _ini_bool(config: pytest.Config, key: str) -> bool:
+    """A bool ini value; pytest's own error does not name the key, this one does."""
+    try:
+        return bool(config.getini(key))
+    except ValueError:
+        raise pytest.UsageError(
+            f"{key} = {config.inicfg.get(key)!r} in the ini file: give true or false") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -148,9 +176,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
     # lazy: plugin start-up — only a run with --voice-latency parses its settings
-    from pytest_voicelatency.errors import VoiceLatencyUsageError
-    from pytest_voicelatency.run.settings import build
+    from pytest_voicelatency.errors import VoiceLatencyUsageError  # lazy: start-up
+    from pytest_voicelatency.run.settings import build, misread_path_options  # lazy: start-up
 
+    misread = misread_path_options(config.invocation_params.args, PATH_OPTIONS,
+                                   invocation_dir=str(config.invocation_params.dir),
+                                   rootdir=str(config.rootpath))
+    if misread is not None:
+        raise pytest.UsageError(misread)
     try:
         return build(
             thresholds=config.getini(THRESHOLDS_INI), confidence=config.getini(CONFIDENCE_INI),
@@ -165,7 +198,11 @@ def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
             markdown_path=paths["voice_latency_markdown"],
             step_summary=os.environ.get(STEP_SUMMARY_ENV) or None, root=str(config.rootpath),
             judge=not config.getoption("collectonly"),
-            spans_lie_margin_ms=config.getini(SPANS_LIE_INI))
+            spans_lie_margin_ms=config.getini(SPANS_LIE_INI),
+            save_partial=bool(config.getoption("voice_latency_save_partial")
+                              or _ini_bool(config, SAVE_PARTIAL_INI)),
+            allow_partial=bool(config.getoption("voice_latency_allow_partial")
+                               or _ini_bool(config, ALLOW_PARTIAL_INI)))
     except VoiceLatencyUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -226,9 +263,23 @@ class _RunReporter:
     def __init__(self, config: pytest.Config) -> None:
         self.state = config.stash[STATE]
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        lf = session.config.pluginmanager.get_plugin("lfplugin")
+        self.state.lastfailed = bool(session.config.getoption("lf", False)
+                                     and getattr(lf, "lastfailed", None))
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.state.deselected += len(items)
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.state.interrupted = True
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.state.is_worker:
+            return
+        self.state.record_report(report.nodeid, report.when, report.failed, report.longrepr)
         payload = getattr(report, REPORT_ATTRIBUTE, None)
-        if payload is None or self.state.is_worker:
+        if payload is None:
             return
         try:
             self.state.run_table().extend_payload(payload, test=report.nodeid)
@@ -241,11 +292,14 @@ class _RunReporter:
         if state.is_worker or state.settings is None or not state.settings.has_work(state.table):
             return
         # lazy: plugin start-up — the end of the run, only when there is work to judge
-        from pytest_voicelatency.run.exitcodes import ExitCode
-        from pytest_voicelatency.run.finish import finish
+        from pytest_voicelatency.run.exitcodes import ExitCode  # lazy: start-up
+        from pytest_voicelatency.run.finish import finish  # lazy: start-up
 
+        facts = state.facts(collect_only=bool(session.config.getoption("collectonly")),
+                            interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED)
         try:
-            state.finish = finish(state.table, state.tests_with_spans, state.settings, state.errors)
+            state.finish = finish(state.table, state.tests_with_spans, state.settings,
+                                  state.errors, facts)
             code = state.finish.exit_code
         except Exception as exc:  # a bug here must not hide the tests' own outcome
             state.errors.append(f"pytest-voicelatency failed at the end of the run: {exc!r}; "
@@ -262,7 +316,9 @@ class _RunReporter:
 
         terminalreporter.write_sep("=", "voice latency (ms)")
         done = state.finish
-        lines = terminal_lines(None, state.errors) if done is None else terminal_lines(done.results)
+        spans = len(state.table) if state.table is not None else 0
+        lines = terminal_lines(None, state.errors, spans=spans) if done is None \
+            else terminal_lines(done.results)
         for line in lines:
             red = line.startswith("error:") or line.endswith(": FAILED")
             terminalreporter.write_line(line, red=red, yellow=line.startswith("warning:"))

@@ -67,11 +67,13 @@ def test_spans_ending_on_many_threads_are_all_counted():
     ("fast", "not a number"),
 ])
 def test_bad_metric_attributes_are_dropped_with_a_named_problem(value, problem):
-    """NaN, infinite, negative and non-numeric *_ms values name the span, attribute and fix."""
+    """NaN, infinite, negative and non-numeric *_ms values name the span, attribute and fix,
+    and are counted as invalid samples of their metric (issue #10: never silently dropped)."""
     with voice_spans() as cap:
         with stage_span("tts", "s", 1, attributes={"chunk_gap_ms": value}) as fb:
             fb()
-    assert "chunk_gap_ms" not in cap.sample_set().metrics_by_stage()["tts"]
+    selection = cap.sample_set().select("tts", "chunk_gap_ms")
+    assert selection.n == 0 and selection.invalid == 1
     assert any("audio.chunk_gap_ms" in p and problem in p and "'audio.tts'" in p
                for p in cap.problems)
     assert cap.select("tts").n == 1  # the rest of the span still counts

@@ -67,7 +67,7 @@ def test_compare_markdown_has_p50_p95_bound_delta_and_verdict_per_stage(tmp_path
     assert "| stage | metric | n | p50 ms | p95 ms (upper 99% bound) | Δ p95 vs baseline | gate | verdict |" in out
     row = next(line for line in out.splitlines() if line.startswith("| `asr`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "first_byte_ms" and cells[2] == "300" and "(≤ " in cells[4]
+    assert cells[1] == "`first_byte_ms`" and cells[2] == "300" and "(≤ " in cells[4]
     assert cells[5].startswith("+") and cells[7] == "**REGRESSION**"
 
 

@@ -260,10 +260,11 @@ def test_a_baseline_for_different_stages_warns_and_compares_what_it_can(suite):
 
 
 def test_an_unwritable_output_path_is_named_and_nothing_else_is_lost(suite):
-    """The JSON path is under a file: error naming it, exit 4; table and Markdown still made."""
+    """The JSON path is under a file: error naming it, exit 3 (an output error); table and
+    Markdown still made."""
     (suite.path / "blocker").write_text("")
     result = suite.runpytest(JSON_OPTION, "blocker/out.json", MARKDOWN_OPTION, "summary.md")
-    assert result.ret == ExitCode.BAD_INPUT
+    assert result.ret == ExitCode.OUTPUT_ERROR
     result.stdout.fnmatch_lines(["barge_in*silence_ms*120*", "error: cannot write 'blocker/out.json'*"])
     assert "cannot write 'blocker/out.json'" in (suite.path / "summary.md").read_text()
 
@@ -300,7 +301,7 @@ def test_markdown_goes_to_the_file_and_is_appended_to_the_github_step_summary(su
     assert result.ret == ExitCode.FAILED
     text = (suite.path / "pr.md").read_text()
     assert text.startswith("### Voice latency: FAILED")
-    assert "| `barge_in` | silence_ms | 120 | 129.0 | 156.0 (≤ 159.0) | **p95 < 120 FAIL** |  |" in text
+    assert "| `barge_in` | `silence_ms` | 120 | 129.0 | 156.0 (≤ 159.0) | **p95 < 120 FAIL** |  |" in text
     assert "gate `barge_in: p95 < 120` on `barge_in`: fail" in text
     suite.runpytest(OPTION)
     appended = summary.read_text()

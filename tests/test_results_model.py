@@ -92,8 +92,8 @@ def test_every_writer_prints_milliseconds_the_same_way():
     empty = Distribution("tts", "first_byte_ms", [], nothing=2)
     results = Results(Distributions({missed.key: missed, empty.key: empty}))
     table, markdown = table_text(results), render(results)
-    assert "missed" in table and "| `asr` | first_byte_ms | 1 | missed | missed (" in markdown
-    assert "| `tts` | first_byte_ms | 0 | - | - |" in markdown and "–" not in markdown
+    assert "missed" in table and "| `asr` | `first_byte_ms` | 1 | missed | missed (" in markdown
+    assert "| `tts` | `first_byte_ms` | 0 | - | - |" in markdown and "–" not in markdown
     properties = dict(junit_properties(derive(table_of(record("asr", 0, 10)))))
     assert properties["voice_latency.asr.duration_ms.p95"] == ms(10.0) == "10.0"
 

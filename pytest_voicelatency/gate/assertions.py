@@ -27,7 +27,13 @@ from pytest_voicelatency.spans.capture import Capture, current_capture
 from pytest_voicelatency.spans.samples import Selection
 from pytest_voicelatency.stats.levels import check_q
 from pytest_voicelatency.stats.limit import limit_from
-from pytest_voicelatency.stats.verdict import Verdict, format_verdict, judge
+from pytest_voicelatency.stats.verdict import (
+    Verdict,
+    format_verdict,
+    invalid_note,
+    judge,
+    small_n_caveat,
+)
 
 __all__ = ["assert_quantile", "assert_p50", "assert_p95", "assert_p99"]
 
@@ -83,6 +89,13 @@ def assert_quantile(q: float, *, stage: str, lt: float | None = None, le: float 
             "capture=cap")
     selection = capture.select(stage, metric)
     verdict = judge(selection.values, q, limit, confidence)
+    if selection.invalid:  # never a verdict on numbers that are not latencies
+        shown = format_verdict(selection, verdict, selection.worst(3)) \
+            if verdict.outcome != "missing" else f"{stage} {selection.metric}: no valid samples"
+        raise LatencyAssertionError(
+            f"{shown}\n  INVALID: {invalid_note(selection)}" if verdict.outcome == "missing"
+            else shown, stage=stage, metric=selection.metric, limit=limit.value,
+            n=selection.n, verdict="invalid")
     if selection.unreliable and verdict.outcome != "missing":
         _unreliable(capture, selection, verdict)
     if verdict.outcome == "missing":
@@ -95,6 +108,11 @@ def assert_quantile(q: float, *, stage: str, lt: float | None = None, le: float 
                                     value=verdict.estimate.value,
                                     limit=limit.value, n=verdict.estimate.n,
                                     verdict=verdict.outcome)
+    caveat = small_n_caveat(selection.n, q) if confidence is None else None
+    if caveat:
+        warnings.warn(VoiceLatencyWarning(
+            f"{format_verdict(selection, verdict).splitlines()[0]}; "
+            f"{caveat}"), stacklevel=3)
     return verdict
 
 

@@ -30,6 +30,13 @@ Then, with Holm's correction over every compared (stage, metric):
 * **no change**: otherwise;
 * **new** / **gone**: a stage only in this run / only in the baseline (never a verdict).
 
+**Produced nothing** (``first_byte_ms = -1``: a broken LLM answers nothing) is not a latency, so
+the latency tests never see it. Its *rate* is tested on its own: an exact one-sided test
+(Fisher's, :func:`~pytest_voicelatency.stats.significance.rate_increase_pvalue`) of "this run
+produces nothing more often than the baseline", in the same Holm family as the latency tests, and
+a regression when significant and at least ``min_nothing_rate`` (5 percentage points) higher. A
+stage whose every sample produced nothing is therefore a regression, not a stage "gone".
+
 The default confidence is 0.99: with ten compared stages, Holm keeps the chance that an
 unchanged run fails anywhere at or below 1 %. ``ComparePolicy(body=())`` tests the p95 alone.
 
@@ -61,7 +68,12 @@ from pytest_voicelatency.gate.policy import ComparePolicy  # re-exported: part o
 from pytest_voicelatency.stats.distribution import Distributions, Key
 from pytest_voicelatency.stats.levels import quantile_label
 from pytest_voicelatency.stats.quantiles import rank, smallest_n
-from pytest_voicelatency.stats.significance import exceedance_pvalue, holm, holm_levels
+from pytest_voicelatency.stats.significance import (
+    exceedance_pvalue,
+    holm,
+    holm_levels,
+    rate_increase_pvalue,
+)
 
 __all__ = ["ComparePolicy", "Point", "Change", "Comparison", "compare", "environment_differences",
            "COMPARED_ENVIRONMENT", "UPPER_QUARTER"]
@@ -123,6 +135,26 @@ class Change:
     failed: bool = False
     points: tuple[Point, ...] = ()  # every exceedance test, body first, the compared quantile last
     by_upper: bool = False  # the minimum effect was met by the upper quarter, not by p95 alone
+    base_nothing: int = 0  # samples that produced nothing (first_byte_ms = -1), baseline
+    head_nothing: int = 0  # ... this run
+    nothing_pvalue: float = math.nan  # exact test of "this run produces nothing more often"
+    nothing_regression: bool = False  # the nothing-rate grew significantly and materially
+
+    @property
+    def base_total(self) -> int:
+        return self.base_n + self.base_nothing
+
+    @property
+    def head_total(self) -> int:
+        return self.head_n + self.head_nothing
+
+    def nothing_text(self) -> str:
+        """``produced nothing in 60 of 60 samples (100 %), 0 of 60 (0 %) in the baseline``."""
+        def pct(k: int, n: int) -> str:
+            return f"{100 * k / n:.0f} %" if n else "-"
+        return (f"produced nothing in {self.head_nothing} of {self.head_total} samples "
+                f"({pct(self.head_nothing, self.head_total)}), {self.base_nothing} of "
+                f"{self.base_total} ({pct(self.base_nothing, self.base_total)}) in the baseline")
 
     @property
     def delta_ms(self) -> float:
@@ -170,11 +202,17 @@ class Change:
         word = self.outcome.upper() if self.failed else self.outcome
         if self.outcome in ("new", "gone"):
             return word
+        if self.nothing_regression:
+            return f"nothing {self.head_nothing}/{self.head_total} {word}"
         extra = f" (n≈{self.needed})" if self.outcome == "inconclusive" and self.needed else ""
         body = f" (upper quarter {self.upper_summary()})" if self.by_upper else ""
         return f"{self.delta_text()} {word}{body}{extra}"
 
     def headline(self, q: float) -> str:
+        if self.nothing_regression:
+            return (f"{self.outcome.upper()}: {self.stage} {self.metric} {self.nothing_text()}; "
+                    f"p={self.nothing_pvalue:.2g} (exact test on the nothing-rate, "
+                    "Holm-corrected with the rest)" + (f"; {self.note}" if self.note else ""))
         label = quantile_label(q)
         text = (f"{self.outcome.upper()}: {self.stage} {self.metric} {label} "
                 f"{self.base_value:.1f} -> {self.head_value:.1f} ms ({self.delta_text()})")
@@ -338,18 +376,33 @@ def compare(base: Distributions, head: Distributions, policy: ComparePolicy = DE
         keys = [*head.default_keys(), *(k for k in extra if k in head), *base.default_keys()]
     alpha = 1 - policy.confidence
     changes: list[Change] = []
+    latency: set[int] = set()
     for stage, metric in dict.fromkeys(keys):
         b, h = base.select(stage, metric), head.select(stage, metric)
+        b_total, h_total = b.n + b.nothing + b.invalid, h.n + h.nothing + h.invalid
         if not b.n or not h.n:
-            if b.n or h.n:
-                changes.append(Change(stage, metric, "gone" if b.n else "new", b.n, h.n))
+            if b_total and h_total:  # on both sides, but one produced nothing: rate test only
+                changes.append(Change(stage, metric, "no change", b.n, h.n,
+                                      base_nothing=b.nothing, head_nothing=h.nothing))
+            elif b_total or h_total:
+                changes.append(Change(stage, metric, "gone" if b_total else "new", b.n, h.n,
+                                      base_nothing=b.nothing, head_nothing=h.nothing))
             continue
-        changes.append(_test(stage, metric, b.values, h.values, policy))
-    tested = [i for i, c in enumerate(changes) if c.outcome == "no change"]
-    family = len(tested)
-    worse = holm([changes[i].pvalue for i in tested], alpha)
+        latency.add(len(changes))
+        changes.append(replace(_test(stage, metric, b.values, h.values, policy),
+                               base_nothing=b.nothing, head_nothing=h.nothing))
+    tested = sorted(latency)
+    rated = [i for i, c in enumerate(changes) if c.outcome == "no change"
+             and (c.base_nothing or c.head_nothing)]
+    for i in rated:
+        c = changes[i]
+        changes[i] = replace(c, nothing_pvalue=rate_increase_pvalue(
+            c.base_nothing, c.base_total, c.head_nothing, c.head_total))
+    family = len(tested) + len(rated)
+    every = [changes[i].pvalue for i in tested] + [changes[i].nothing_pvalue for i in rated]
+    worse_all, levels_all = holm(every, alpha), holm_levels(every, alpha)
+    worse, levels = worse_all[:len(tested)], levels_all[:len(tested)]
     better = holm([changes[i].improvement_pvalue for i in tested], alpha)
-    levels = holm_levels([changes[i].pvalue for i in tested], alpha)
     for i, w, bt, level in zip(tested, worse, better, levels):
         c = changes[i]
         if math.isinf(c.base_value):
@@ -385,6 +438,16 @@ def compare(base: Distributions, head: Distributions, policy: ComparePolicy = DE
                                              and policy.inconclusive == "fail")
         changes[i] = replace(c, outcome=outcome, note=note, needed=needed, failed=failed,
                              by_upper=by_upper)
+    for i, rejected in zip(rated, worse_all[len(tested):]):
+        c = changes[i]
+        growth = c.head_nothing / c.head_total - c.base_nothing / c.base_total
+        if rejected and growth >= policy.min_nothing_rate:
+            changes[i] = replace(c, outcome="regression", failed=True, nothing_regression=True,
+                                 note=(c.note + "; " if c.note else "") + "the stage stopped "
+                                 "producing output: fix the stage (a refreshed baseline would "
+                                 "hide it)")
+        elif i not in latency and c.outcome == "no change":
+            changes[i] = replace(c, note=c.nothing_text())
     base_env, head_env = base_environment or {}, head_environment or {}
     env = environment_differences(base_env, head_env)
     baseline = f"the baseline {base_name}" if base_name else "the baseline"

@@ -19,6 +19,11 @@ shards: the verdict is the same, only the slowest turns go unnamed.
   - ``inconclusive`` = ``warn`` (default) or ``fail``;
   - ``missing`` = ``fail`` (default) or ``warn``: a gate whose stage (or glob) matched nothing,
     whose metric does not exist, or whose samples all produced nothing;
+  - a gate on a metric with *invalid* samples (negative, NaN, a string or a bool where the
+    agent should have set milliseconds) is *invalid* and always fails: its numbers are not
+    latencies, and judging another metric instead would be a silent switch;
+  - a point-estimate pass over fewer samples than the quantile needs to be more than the
+    maximum (n < 20 for p95) passes with a warning that says ``n = …``;
   - ``unreliable`` = ``warn`` (default), ``fail`` or ``retry``: a gate computed on samples the
     harness flagged unreliable (it could not keep time). ``fail`` makes such a gate fail as
     *unreliable* whatever its numbers; ``warn`` keeps the verdict and says so beside it;
@@ -52,7 +57,15 @@ from pytest_voicelatency.spans.samples import Sample, Selection, default_metric
 from pytest_voicelatency.stats.distribution import Key
 from pytest_voicelatency.stats.quantiles import smallest_n
 from pytest_voicelatency.stats.significance import gate_pvalue, holm
-from pytest_voicelatency.stats.verdict import Measured, Verdict, format_verdict, judge
+from pytest_voicelatency.stats.verdict import (
+    Measured,
+    Verdict,
+    format_verdict,
+    invalid_note,
+    judge,
+    small_n_caveat,
+    verdict_lines,
+)
 
 __all__ = ["GatePolicy", "GateResult", "GateReport", "evaluate", "policy_from_strings"]
 
@@ -77,7 +90,7 @@ class SampleSource(Protocol):
     def select(self, stage: str, metric: str | None = None) -> Judged: ...
 
 
-GateOutcome = Literal["pass", "fail", "inconclusive", "missing", "unreliable"]
+GateOutcome = Literal["pass", "fail", "inconclusive", "missing", "unreliable", "invalid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,7 @@ class GateResult:
     needed: int | None = None
     note: str = ""
     detail: str = ""
+    detail_lines: tuple[str, ...] = ()
 
     @property
     def cell(self) -> str:
@@ -166,6 +180,9 @@ def _judge_one(samples: SampleSource, t: Threshold, stage: str, available: list[
                         f"{', '.join(available)}); fix the metric after the last dot", policy)
     selection = samples.select(stage, metric)
     verdict = judge(selection.values, t.q, t.limit, policy.confidence)
+    if selection.invalid:
+        return GateResult(t, stage, metric, "invalid", True, n=selection.n,
+                          note=invalid_note(selection))
     if verdict.outcome == "missing":
         return _missing(t, stage, metric, f"all {selection.nothing} samples produced nothing "
                         "(first_byte_ms = -1): the stage never called first_byte()", policy)
@@ -176,7 +193,8 @@ def _judge_one(samples: SampleSource, t: Threshold, stage: str, available: list[
     return GateResult(t, stage, metric, verdict.outcome, verdict=verdict, n=selection.n,
                       unreliable=selection.unreliable, beyond=beyond, pvalue=pvalue,
                       needed=verdict.needed,
-                      detail=format_verdict(selection, verdict, _worst(selection)))
+                      detail=format_verdict(selection, verdict, _worst(selection)),
+                      detail_lines=tuple(verdict_lines(selection, verdict, _worst(selection))))
 
 
 def _worst(selection: Judged) -> list[Sample]:
@@ -238,7 +256,7 @@ def evaluate(samples: SampleSource, thresholds: Sequence[Threshold],
                 warnings.append(f"gate {r.threshold.line!r} on {r.stage}: {r.outcome} but {share}; "
                                 "do not trust this verdict (voice_latency_unreliable = fail "
                                 "makes it fail)")
-        failed = (r.outcome in ("fail", "unreliable")
+        failed = (r.outcome in ("fail", "unreliable", "invalid")
                   or (r.outcome == "inconclusive" and policy.inconclusive == "fail")
                   or (r.outcome == "missing" and policy.missing == "fail"))
         r = replace(r, failed=failed)
@@ -248,6 +266,9 @@ def evaluate(samples: SampleSource, thresholds: Sequence[Threshold],
             warnings.append(f"gate {r.threshold.line!r} on {r.stage} is inconclusive: {more}")
         if r.outcome == "missing" and not failed:
             warnings.append(f"gate {r.threshold.line!r}: {r.note}")
+        caveat = small_n_caveat(r.n, r.threshold.q) if policy.confidence is None else None
+        if r.outcome == "pass" and caveat:
+            warnings.append(f"gate {r.threshold.line!r} on {r.stage} passed over {caveat}")
         final.append(r)
     return GateReport(tuple(final), policy, family, tuple(warnings))
 

@@ -68,6 +68,9 @@ class ComparePolicy:
     body: tuple[float, ...] = (0.5, 0.75, 0.9)
     #: Share of the error budget kept by the test at ``q``; the body quantiles split the rest.
     tail_share: float = 2 / 3
+    #: Smallest growth of the "produced nothing" rate (first_byte_ms = -1) that is a regression,
+    #: in absolute share of samples (0.05 = 5 percentage points).
+    min_nothing_rate: float = 0.05
 
     def __post_init__(self) -> None:
         problems = []

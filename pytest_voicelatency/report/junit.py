@@ -13,6 +13,7 @@ cells as the run-wide table, computed over that test's samples alone.
 from __future__ import annotations
 
 from pytest_voicelatency.report.cells import ms
+from pytest_voicelatency.report.escape import xml
 from pytest_voicelatency.spans.samples import SampleSet
 from pytest_voicelatency.stats.distribution import Distributions
 from pytest_voicelatency.stats.summary import rows
@@ -24,7 +25,7 @@ def junit_properties(samples: SampleSet, prefix: str = "voice_latency") -> list[
     """``(name, value)`` pairs of each stage's p50, p95 and n for a test's JUnit XML entry."""
     out: list[tuple[str, str]] = []
     for row in rows(Distributions.of(samples)):
-        base = f"{prefix}.{row.stage}.{row.metric}"
+        base = xml(f"{prefix}.{row.stage}.{row.metric}")  # names are data: XML 1.0 only
         out += [(f"{base}.p50", ms(row.p50)), (f"{base}.p95", ms(row.p95)),
                 (f"{base}.n", str(row.n))]
     return out

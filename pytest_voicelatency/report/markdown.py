@@ -6,6 +6,10 @@ against the baseline, the gate verdict and the comparison verdict. Problems
 (failed gates, regressions, warnings, input errors) follow as a list, so a reviewer sees what
 turned the build red without opening the logs. Pure: results in, text out.
 
+Names are data: every stage, metric, file name and gate line is a code span nothing can break
+out of, and every message is escaped prose (:mod:`~pytest_voicelatency.report.escape`): no raw
+HTML, links, mentions or forged table rows reach the PR comment.
+
 >>> import numpy as np
 >>> from pytest_voicelatency.results.model import Results
 >>> from pytest_voicelatency.stats.distribution import Distribution, Distributions
@@ -17,6 +21,8 @@ turned the build red without opening the logs. Pure: results in, text out.
 from __future__ import annotations
 
 from pytest_voicelatency.report.cells import failing_gate_keys, gate_cells, ms, table_rows
+from pytest_voicelatency.report.escape import markdown as code
+from pytest_voicelatency.report.escape import markdown_text, terminal
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.stats.distribution import Distribution
 from pytest_voicelatency.stats.quantiles import upper_rank
@@ -55,10 +61,6 @@ def bound_confidence(results: Results) -> float:
     return comparison.policy.confidence if comparison is not None else BOUND_CONFIDENCE
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _status(results: Results) -> list[str]:
     """The title's verdict and the line of facts under it."""
     gates, comparison = results.gates.results if results.gates else (), results.comparison
@@ -67,12 +69,15 @@ def _status(results: Results) -> list[str]:
         facts.append(f"{_count(len(gates), 'gate')}, {sum(1 for g in gates if g.failed)} failed")
     if comparison is not None:
         regressions = sum(1 for c in comparison.changes if c.outcome == "regression")
-        facts.append(f"compared with `{comparison.base_source}`: "
+        facts.append(f"compared with {code(comparison.base_source)}: "
                      f"{_count(regressions, 'regression')}")
     commit = results.environment.get("git_commit")
     if commit:
-        facts.append(f"commit `{str(commit)[:12]}`")
-    status = "error" if results.errors else ("FAILED" if results.failed else "passed")
+        facts.append(f"commit {code(str(commit)[:12])}")
+    if results.partial:
+        facts.append(f"**partial run**: {markdown_text('; '.join(results.partial))}")
+    status = "error" if results.errors or results.output_errors else \
+        ("FAILED" if results.failed else "passed")
     return [status, "; ".join(facts) + "."]
 
 
@@ -94,27 +99,30 @@ def _table(results: Results) -> list[str]:
         verdict: str = change.outcome if change is not None else ""
         if change is not None and change.failed:
             verdict = f"**{verdict.upper()}**"
-        gate = gates.get(key, "")
+        # gate labels are parsed ("p95 < 120"), never raw names: only a cell break to escape
+        gate = terminal(gates.get(key, "")).replace("|", "\\|")
         if key in failing:
             gate = f"**{gate}**"
-        cells = [f"`{row.stage}`", row.metric, str(row.n), ms(row.p50),
+        cells = [code(row.stage), code(row.metric), str(row.n), ms(row.p50),
                  _p95_with_bound(results.distributions.select(*key), confidence)]
         if comparison is not None:
             cells.append(change.delta_text() if change is not None else "")
         cells += [gate, verdict]
-        out.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 
 def _problems(results: Results) -> list[str]:
     gates, comparison = results.gates.results if results.gates else (), results.comparison
-    out = [f"gate `{g.threshold.line}` on `{g.stage}`: {g.outcome}"
-           + (f" ({g.note})" if g.note else "") for g in gates if g.outcome != "pass"]
+    out = [f"gate {code(g.threshold.line)} on {code(g.stage)}: {g.outcome}"
+           + (f" ({markdown_text(g.note)})" if g.note else "") for g in gates
+           if g.outcome != "pass"]
     if comparison is not None:
-        out += [f"`{c.stage}` {c.metric}: {c.headline(comparison.policy.q)}"
+        out += [f"{code(c.stage)} {code(c.metric)}: "
+                f"{markdown_text(c.headline(comparison.policy.q))}"
                 for c in comparison.changes if c.outcome in ("regression", "improvement")]
-    return ([f"**error:** {e}" for e in results.errors] + out
-            + [f"warning: {w}" for w in results.warnings])
+    return ([f"**error:** {markdown_text(e)}" for e in (*results.errors, *results.output_errors)]
+            + out + [f"warning: {markdown_text(w)}" for w in results.warnings])
 
 
 def render(results: Results, *, title: str = "Voice latency") -> str:
@@ -123,7 +131,7 @@ def render(results: Results, *, title: str = "Voice latency") -> str:
     out = [f"### {title}: {status}", "", facts, "", *_table(results)]
     notes = _problems(results)
     if notes:
-        out += [""] + [f"- {_escape(n)}" for n in notes]
+        out += [""] + [f"- {n}" for n in notes]
     out += ["", "<sub>Quantiles are nearest-rank; bounds are order statistics; comparisons count "
             "samples above the baseline's quantiles (exact beta-binomial tests, Holm-corrected; "
             "docs/ci.md).</sub>", ""]

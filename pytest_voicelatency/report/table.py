@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_voicelatency.report.cells import ms
+from pytest_voicelatency.report.escape import terminal
 from pytest_voicelatency.stats.summary import StageRow
 
 __all__ = ["render", "HEADER"]
@@ -21,7 +22,7 @@ HEADER = ("stage", "metric", "n", "nothing", "p50", "p95", "p99", "max")
 def flag_columns(rows: Sequence[StageRow]) -> list[tuple[str, list[str]]]:
     """The missed / censored / unreliable count columns, only when some row has any."""
     out = []
-    for title in ("missed", "censored", "unreliable"):
+    for title in ("missed", "censored", "unreliable", "invalid"):
         cells = [str(getattr(r, title)) for r in rows]
         if any(c != "0" for c in cells):
             out.append((title, cells))
@@ -37,8 +38,9 @@ def render(rows: Sequence[StageRow],
     """
     extra_columns = [*flag_columns(rows), *extra_columns]
     header = list(HEADER) + [title for title, _ in extra_columns]
-    body = [[r.stage, r.metric, str(r.n), str(r.nothing), ms(r.p50), ms(r.p95), ms(r.p99),
-             ms(r.max)] + [cells[i] for _, cells in extra_columns] for i, r in enumerate(rows)]
+    body = [[terminal(r.stage), terminal(r.metric), str(r.n), str(r.nothing), ms(r.p50),
+             ms(r.p95), ms(r.p99), ms(r.max)]
+            + [terminal(cells[i]) for _, cells in extra_columns] for i, r in enumerate(rows)]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     left = {0, 1}
 

@@ -8,6 +8,10 @@ stage (its default metric) plus every gated or compared metric, with a ``gate`` 
 or baselines is printed *below* the table, never instead of it. Numpy-free because the plugin
 prints this report at the end of every run, including runs that captured nothing.
 
+Every line is escaped for the terminal (:func:`~pytest_voicelatency.report.escape.terminal`):
+names come from spans and files, and a newline or an ESC in one must not forge a row or a
+verdict. A partial run (:mod:`pytest_voicelatency.run.facts`) says so under the table.
+
 >>> terminal_lines(None)[0].startswith("no voice spans were captured")
 True
 """
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_voicelatency.report.cells import gate_cells, table_rows
+from pytest_voicelatency.report.escape import terminal
 from pytest_voicelatency.report.table import render
 from pytest_voicelatency.stats.levels import quantile_label
 
@@ -55,7 +60,8 @@ def _gate_lines(report: GateReport) -> list[str]:
     for r in report.results:
         if r.outcome != "pass" or r.failed:
             lines.append(f"  {r.headline()}")
-            lines.extend(f"    {d}" for d in r.detail.splitlines()[1:] if r.outcome != "missing")
+            lines.extend(f"    {d.strip()}" for d in r.detail_lines[1:]
+                         if r.outcome != "missing")
     return lines
 
 
@@ -75,11 +81,14 @@ def _comparison_lines(comparison: Comparison) -> list[str]:
 
 def _table_lines(results: Results) -> list[str]:
     gated = results.gates is not None and bool(results.gates.results)
+    none = NO_SPANS if not results.spans else (
+        f"{results.spans} voice spans were captured but gave no samples (see the span problems "
+        "and errors below)")
     if not results.distributions and not gated:
-        return [NO_SPANS]
-    samples = sum(d.n + d.nothing for d in results.distributions.values())
+        return [none, *(f"  {p}" for p in results.problems[:MAX_PROBLEMS_SHOWN])]
+    samples = sum(d.n + d.nothing + d.invalid for d in results.distributions.values())
     tests = f"{results.tests} test{'' if results.tests == 1 else 's'}"
-    lines = [table_text(results),
+    lines = [*table_text(results).split("\n"),
              f"{results.spans} voice spans, {samples} samples from {tests}; quantiles are "
              "nearest-rank; 'nothing' = first_byte_ms -1, excluded"]
     if results.problem_count:
@@ -87,24 +96,37 @@ def _table_lines(results: Results) -> list[str]:
                      f"{min(MAX_PROBLEMS_SHOWN, len(results.problems))}):")
         lines.extend(f"  {p}" for p in results.problems[:MAX_PROBLEMS_SHOWN])
     if not results.distributions:
-        lines.append(NO_SPANS)
+        lines.append(none)
     return lines
 
 
-def terminal_lines(results: Results | None, errors: Sequence[str] = ()) -> list[str]:
-    """Lines of the terminal summary: table, footer, gates, comparison, warnings, notes, errors.
+def _partial_lines(results: Results) -> list[str]:
+    if not results.partial:
+        return []
+    lost = " (SAMPLES LOST)" if results.lost_samples else ""
+    return [f"PARTIAL RUN{lost}: {'; '.join(results.partial)}"]
+
+
+def terminal_lines(results: Results | None, errors: Sequence[str] = (), *,
+                   spans: int = 0) -> list[str]:
+    """Lines of the terminal summary: table, footer, gates, comparison, warnings, notes, errors;
+    each one line, escaped for the terminal.
 
     ``errors`` are printed after the results' own: what went wrong outside them (with no
-    results at all, when the end of the run itself failed).
+    results at all, when the end of the run itself failed; ``spans`` then says how many were
+    captured, so the summary never claims there were none when there were).
     """
     if results is None:
-        return [NO_SPANS, *(f"error: {e}" for e in errors)]
-    lines = _table_lines(results)
+        head = NO_SPANS if not spans else (
+            f"{spans} voice spans were captured, but the report could not be made (see the "
+            "errors below)")
+        return [terminal(line) for line in [head, *(f"error: {e}" for e in errors)]]
+    lines = _table_lines(results) + _partial_lines(results)
     if results.gates is not None and results.gates.results:
         lines.extend(_gate_lines(results.gates))
     if results.comparison is not None:
         lines.extend(_comparison_lines(results.comparison))
     lines.extend(f"warning: {w}" for w in results.warnings)
     lines.extend(results.notes)
-    lines.extend(f"error: {e}" for e in [*results.errors, *errors])
-    return lines
+    lines.extend(f"error: {e}" for e in [*results.errors, *results.output_errors, *errors])
+    return [terminal(line) for line in lines]  # idempotent on the table's escaped cells

@@ -11,7 +11,10 @@ Top-level keys: ``format`` (:data:`FORMAT`), ``version`` (:data:`FORMAT_VERSION`
 is refused with a message), ``plugin_version``, ``created``, ``environment`` (see
 :func:`~pytest_voicelatency.results.environment.fingerprint`), ``spans``, ``tests``,
 ``settings`` (gate lines and policies), ``distributions``, ``gates``, ``comparison``,
-``problems``, ``samples`` (``--voice-latency-json`` only). ``gates`` and ``comparison`` are
+``problems``, ``partial`` (``null`` for a complete run, else ``{"reasons": [...],
+"lost_samples": bool}``: a run that was interrupted, ran a subset, had failed tests or lost a
+worker; ``compare`` refuses a partial baseline unless told ``--allow-partial``), ``samples``
+(``--voice-latency-json`` only). ``gates`` and ``comparison`` are
 written for people and CI scripts; reading a file back
 (:mod:`~pytest_voicelatency.results.validate`) keeps what verdicts are computed from (the
 distributions, environment and settings), so the command line judges a file like a live run.
@@ -104,6 +107,7 @@ def to_document(results: Results, *, with_samples: bool = True) -> dict[str, Any
         row = StageRow.of(d)
         dists.append({"stage": stage, "metric": metric, "n": d.n, "nothing": d.nothing,
                       "missed": d.missed, "censored": d.censored, "unreliable": d.unreliable,
+                      "invalid": d.invalid,
                       "p50": _ms(row.p50), "p95": _ms(row.p95), "p99": _ms(row.p99),
                       "max": _ms(row.max), "values": [_ms(v) for v in d.values.tolist()]})
     doc: dict[str, Any] = {
@@ -114,7 +118,9 @@ def to_document(results: Results, *, with_samples: bool = True) -> dict[str, Any
         "gates": gate_records(results.gates) if results.gates is not None else [],
         "comparison": comparison_record(results.comparison)
         if results.comparison is not None else None,
-        "problems": {"count": results.problem_count, "first": list(results.problems)}}
+        "problems": {"count": results.problem_count, "first": list(results.problems)},
+        "partial": {"reasons": list(results.partial), "lost_samples": results.lost_samples}
+        if results.partial else None}
     if with_samples and results.samples is not None:
         doc["samples"] = [{"stage": x.stage, "metric": x.metric, "value": x.value,
                            "flags": SampleFlag.names(x.flags), "test": x.test_id,

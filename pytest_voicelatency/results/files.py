@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pytest_voicelatency.errors import VoiceLatencyError
 
-__all__ = ["write_atomic", "append_text"]
+__all__ = ["write_atomic", "append_text", "same_file"]
 
 
 def _unwritable(path: Path, exc: OSError) -> VoiceLatencyError:
@@ -85,3 +85,18 @@ def append_text(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as exc:
         raise _unwritable(target, exc) from exc
     return target
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: ``os.path.samefile`` when both exist (hard links,
+    symlinks), else the same absolute path once symlinks are resolved (``./a.json``, ``a.json``).
+    Never raises: a path that cannot be inspected is compared by its resolved spelling."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError, RuntimeError):
+        return os.path.abspath(a) == os.path.abspath(b)

@@ -39,7 +39,8 @@ def _identity(results: Results) -> tuple[Any, ...]:
     """What makes a run itself, whatever file holds it and whether it lists its samples."""
     return (results.created, results.plugin_version,
             json.dumps(dict(results.environment), sort_keys=True), results.spans, results.tests,
-            sorted((key, d.values.tolist(), d.nothing, d.missed, d.censored, d.unreliable)
+            sorted((key, d.values.tolist(), d.nothing, d.missed, d.censored, d.unreliable,
+                    d.invalid)
                    for key, d in results.distributions.items()))
 
 

@@ -43,9 +43,13 @@ class Results:
     * **configuration**: ``settings``, the gate lines and policies as stored in results files
       (merges refuse shards whose settings differ; the command line re-judges with them);
     * **verdicts**: ``gates`` and ``comparison`` (None when not judged or not compared);
+    * **completeness**: ``partial``, why the run measured less than its suite (interrupted,
+      a deselected subset, failed tests, samples lost with a crashed pytest-xdist worker; see
+      :mod:`pytest_voicelatency.run.facts`); empty for a complete run. Written to results files
+      as ``"partial": {"reasons": [...], "lost_samples": bool}`` (``null`` when complete);
     * **messages**: span ``problems`` (the first few, and ``problem_count`` in all),
-      ``warnings``, ``errors`` (inputs or outputs that could not be used) and ``notes`` (files
-      written).
+      ``warnings``, ``errors`` (inputs that could not be used), ``output_errors`` (outputs
+      that could not be written: each output fails alone) and ``notes`` (files written).
     """
 
     distributions: Distributions = field(default_factory=Distributions)
@@ -64,11 +68,18 @@ class Results:
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    partial: tuple[str, ...] = ()
+    output_errors: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """How messages name this run: its file, or "this run"."""
         return self.source or "this run"
+
+    @property
+    def lost_samples(self) -> bool:
+        """Whether samples died with a crashed worker (a ``partial`` reason says which)."""
+        return any(r.startswith("samples lost") for r in self.partial)
 
     @property
     def failed(self) -> bool:

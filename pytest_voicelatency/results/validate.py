@@ -9,6 +9,11 @@ from: the distributions, the environment, the settings and the sample listing. T
 ``gates`` and ``comparison`` are checked for shape but not kept: they are re-judged from those
 (``python -m pytest_voicelatency compare|merge``), the way a live run judges them.
 
+The JSON itself is parsed with limits, so an odd file is a message, never a traceback or an
+hour of work: at most :data:`MAX_BYTES` bytes, :data:`MAX_DEPTH` levels of nesting (the format
+needs five), numbers of at most :data:`MAX_NUMBER_CHARS` characters (no 400-digit integers), and
+no ``NaN``/``Infinity``.
+
 >>> document({"format": "something else"}, "x.json")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -32,7 +37,12 @@ from pytest_voicelatency.spans.otel import SampleFlag
 from pytest_voicelatency.spans.samples import Sample
 from pytest_voicelatency.stats.distribution import Distribution, Distributions
 
-__all__ = ["document", "loads", "load"]
+__all__ = ["document", "loads", "load", "parse_json", "MAX_BYTES", "MAX_DEPTH",
+           "MAX_NUMBER_CHARS"]
+
+MAX_BYTES = 256 * 1024 * 1024
+MAX_DEPTH = 32
+MAX_NUMBER_CHARS = 40
 
 _FLAGS = {name: int(flag) for flag in SampleFlag for name in SampleFlag.names(flag)}
 
@@ -77,7 +87,7 @@ def _distribution(c: _Checker, raw: Any, where: str) -> Distribution:
     if "n" in raw and c.count(raw["n"], f"{where}.n") != out.size:
         raise c.fail(f"{where}.n", f"says {raw['n']} but values holds {out.size}")
     counts = {k: c.count(raw.get(k, 0), f"{where}.{k}")
-              for k in ("nothing", "missed", "censored", "unreliable")}
+              for k in ("nothing", "missed", "censored", "unreliable", "invalid")}
     return Distribution(stage, metric, np.sort(out), **counts)
 
 
@@ -131,12 +141,20 @@ def document(doc: Any, source: str) -> Results:
         dists[d.key] = d
     for i, g in enumerate(c.of(doc.get("gates", []), list, "gates", "a list")):
         c.of(g, dict, f"gates[{i}]", "an object")
-        for key in ("stage", "metric"):
+        for key in ("line", "stage", "metric", "outcome"):
+            if key not in g:
+                raise c.fail(f"gates[{i}]", f"the gate record has no {key!r}")
             c.of(g.get(key), str, f"gates[{i}].{key}", "a string")
     if doc.get("comparison") is not None:
         c.of(doc["comparison"], dict, "comparison", "an object or null")
     problems = c.of(doc.get("problems", {}), dict, "problems", "an object")
     samples = doc.get("samples")
+    partial: tuple[str, ...] = ()
+    if doc.get("partial") is not None:
+        marker = c.of(doc["partial"], dict, "partial", "an object or null")
+        reasons = c.of(marker.get("reasons"), list, "partial.reasons", "a list of reasons")
+        partial = tuple(c.of(r, str, f"partial.reasons[{i}]", "a string")
+                        for i, r in enumerate(reasons)) or ("marked partial",)
     return Results(
         Distributions(dists), tests=c.count(doc.get("tests", 0), "tests"),
         spans=c.count(doc.get("spans", 0), "spans"),
@@ -148,30 +166,93 @@ def document(doc: Any, source: str) -> Results:
         settings=c.of(doc.get("settings", {}), dict, "settings", "an object"),
         problems=tuple(str(p) for p in c.of(problems.get("first", []), list, "problems.first",
                                              "a list")),
-        problem_count=c.count(problems.get("count", 0), "problems.count"))
+        problem_count=c.count(problems.get("count", 0), "problems.count"), partial=partial)
 
 
-def loads(text: str, source: str = "<string>") -> Results:
-    """Parse and validate the JSON text of a results or baseline file."""
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _TooBig(f"a number of {len(text)} characters ({text[:12]}...)")
+        return kind(text)
+    return parse
+
+
+class _TooBig(ValueError):
+    pass
+
+
+def _constant(name: str) -> Any:
+    raise _TooBig(f"{name} is not a number of milliseconds")
+
+
+def _depth(doc: Any) -> int:
+    """The nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    return deepest
+
+
+def parse_json(text: str, source: str) -> Any:
+    """``text`` parsed as JSON within the limits (see the module docstring); every refusal is a
+    :class:`VoiceLatencyError` naming ``source``."""
+    redo = "re-create it with --voice-latency-save"
+    if len(text) > MAX_BYTES:
+        raise VoiceLatencyError(f"{source!r} is too large ({len(text)} characters, the limit is "
+                                f"{MAX_BYTES}): it is not a results file; {redo}")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=_number(int), parse_float=_number(float),
+                         parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise VoiceLatencyError(
             f"{source!r} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
-            "it may be truncated or hand-edited; re-create it with --voice-latency-save") from None
-    return document(doc, source)
+            f"it may be truncated or hand-edited; {redo}") from None
+    except _TooBig as exc:
+        raise VoiceLatencyError(f"{source!r} holds {exc}: not a results file value; "
+                                f"{redo}") from None
+    except RecursionError:
+        raise VoiceLatencyError(f"{source!r} is nested too deeply to be a results file (the "
+                                f"format needs 5 levels, the limit is {MAX_DEPTH}); "
+                                f"{redo}") from None
+    except (ValueError, OverflowError, MemoryError) as exc:
+        raise VoiceLatencyError(f"{source!r} cannot be read as JSON ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); {redo}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise VoiceLatencyError(f"{source!r} is nested more than {MAX_DEPTH} levels deep: not a "
+                                f"results file (the format needs 5); {redo}")
+    return doc
+
+
+def loads(text: str, source: str = "<string>") -> Results:
+    """Parse (with limits) and validate the JSON text of a results or baseline file."""
+    return document(parse_json(text, source), source)
 
 
 def load(path: str | os.PathLike[str]) -> Results:
     """Read and validate a results or baseline file; every problem names the file and the fix."""
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise VoiceLatencyError(f"{str(p)!r} is too large ({size} bytes, the limit is "
+                                    f"{MAX_BYTES}): it is not a results file")
+        if not p.is_file():
+            raise VoiceLatencyError(f"{str(p)!r} is not a regular file (a directory, FIFO or "
+                                    "device): give the path of a results file")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise VoiceLatencyError(
             f"{str(p)!r} does not exist: create it with `pytest --voice-latency "
             f"--voice-latency-save {p}` (on the default branch, see docs/ci.md)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VoiceLatencyError(f"cannot read {str(p)!r}: {exc}; check the path and its "
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise VoiceLatencyError(f"cannot read {str(p)!r}: {reason}; check the path and its "
                                 "permissions") from None
     return loads(text, source=str(p))

@@ -3,9 +3,15 @@
 Plain data in, a :class:`Finish` out; the plugin only calls it.
 
 Order matters for the promise that nothing is lost: the results are built from everything the
-run measured and judged before any file is touched, and every later step (loading a baseline,
-writing a file) that fails adds an error line and :attr:`ExitCode.BAD_INPUT` but never prevents
-the others or the table.
+run measured and judged before any file is touched, and every step (judging, loading a baseline,
+rendering and writing each output) runs on its own: an exception of *any* type in one is that
+step's error line, and the others still run. A bad input is :attr:`ExitCode.BAD_INPUT`; an
+output not written (or a bug) is :attr:`ExitCode.OUTPUT_ERROR`.
+
+A run that measured less than its suite (:mod:`pytest_voicelatency.run.facts`) is marked
+``partial`` in every output, never replaces an existing baseline unless
+``--voice-latency-save-partial`` says so, and a partial baseline is not compared with unless
+``--voice-latency-allow-partial`` says so.
 
 >>> done = finish(None, 0, Settings())
 >>> done.exit_code, len(done.results.distributions)
@@ -14,10 +20,11 @@ the others or the table.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import TypeVar
 
 from pytest_voicelatency._version import __version__
 from pytest_voicelatency.errors import VoiceLatencyError
@@ -31,12 +38,15 @@ from pytest_voicelatency.results.files import append_text, write_atomic
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.results.validate import load
 from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
+from pytest_voicelatency.run.facts import RunFacts, incomplete, save_decision
 from pytest_voicelatency.run.settings import Settings
 from pytest_voicelatency.spans.rows import SpanTable
 from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.stats.distribution import Distributions
 
 __all__ = ["Finish", "finish"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,16 @@ class Finish:
 
     results: Results
     exit_code: ExitCode
+
+
+def _guard(what: str, step: Callable[[], T], default: T, sink: list[str]) -> T:
+    """Run one step of the end of the run; any exception is its error line, not everyone's."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001  each step fails alone (issue #10)
+        sink.append(f"{what} failed: {type(exc).__name__}: {str(exc)[:300]}; "
+                    "the other outputs were still made (please report it if this is a bug)")
+        return default
 
 
 def _compare(head: Distributions, gates: GateReport | None, environment: dict[str, object],
@@ -56,6 +76,13 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
         base = load(settings.compare_path)
     except VoiceLatencyError as exc:
         return None, [f"baseline not compared: {exc}"]
+    except Exception as exc:  # noqa: BLE001  an odd file is bad input, never a traceback
+        return None, [f"baseline not compared: {settings.compare_path!r} cannot be read "
+                      f"({type(exc).__name__}: {str(exc)[:200]})"]
+    if base.partial and not settings.allow_partial:
+        return None, [f"baseline not compared: {base.name!r} is marked partial "
+                      f"({'; '.join(base.partial)}): it measured less than the suite; save a "
+                      "complete run as the baseline, or pass --voice-latency-allow-partial"]
     return compare(base.distributions, head, settings.compare_policy,
                    extra=gates.keys() if gates is not None else (),
                    base_environment=base.environment, head_environment=environment,
@@ -63,35 +90,55 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
 
 
 def finish(table: SpanTable | None, tests: int, settings: Settings,
-           errors: Sequence[str] = ()) -> Finish:
-    """Judge, compare, build the results once, write them (see the module docstring)."""
+           errors: Sequence[str] = (), facts: RunFacts | None = None) -> Finish:
+    """Judge, compare, build the results once, write them (see the module docstring).
+
+    ``facts`` are what the hooks saw of the run (None: a complete run).
+    """
     table = table if table is not None else SpanTable()
-    samples = derive(table)
-    distributions = Distributions.of(samples)
-    gates = evaluate(samples, settings.thresholds, settings.policy) \
-        if settings.thresholds and settings.judge else None
-    environment = fingerprint(settings.root) if settings.needs_environment else {}
-    comparison, baseline_errors = _compare(distributions, gates, environment, settings)
-    warnings = [*(gates.warnings if gates is not None else ()),
-                *spans_lie(table, margin_ms=settings.spans_lie_margin_ms),
+    internal: list[str] = []
+    samples = _guard("computing the samples", lambda: derive(table), None, internal)
+    distributions = Distributions() if samples is None else _guard(
+        "computing the distributions", lambda: Distributions.of(samples), Distributions(),
+        internal)
+    gates = None
+    if settings.thresholds and settings.judge and samples is not None:
+        gates = _guard("judging the gates",
+                       lambda: evaluate(samples, settings.thresholds, settings.policy),
+                       None, internal)
+    environment: dict[str, object] = {}
+    if settings.needs_environment:
+        environment = _guard("reading the environment", lambda: fingerprint(settings.root),
+                             environment, internal)
+    no_comparison: tuple[Comparison | None, list[str]] = (None, [])
+    comparison, baseline_errors = _guard(
+        "comparing with the baseline",
+        lambda: _compare(distributions, gates, environment, settings), no_comparison, internal)
+    no_lines: list[str] = []
+    lie = _guard("checking the agent's spans", lambda: spans_lie(
+        table, margin_ms=settings.spans_lie_margin_ms), no_lines, internal)
+    partial = incomplete(facts) if facts is not None else ()
+    warnings = [*(gates.warnings if gates is not None else ()), *lie,
                 *(comparison.warnings if comparison is not None else ())]
     results = Results(
         distributions, tests=tests, spans=len(table),
-        samples=tuple(samples) if settings.json_path else None, environment=environment,
-        plugin_version=__version__,
+        samples=tuple(samples) if settings.json_path and samples is not None else None,
+        environment=environment, plugin_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         settings=settings.record(), gates=gates, comparison=comparison,
         problems=tuple(table.problems), problem_count=table.problem_count,
-        warnings=tuple(warnings), errors=(*errors, *baseline_errors))
+        warnings=tuple(warnings), errors=(*errors, *baseline_errors), partial=partial,
+        output_errors=tuple(internal))
     results = _write(results, settings)
     return Finish(results, exit_code(results))
 
 
-Job = Callable[[str], Path]
+Job = Callable[[str], object]
 
 
 def _run_jobs(results: Results, jobs: list[tuple[str, Job]]) -> Results:
-    """Run each write; the results gain a note per file written and an error per failure."""
+    """Run each output on its own; the results gain a note per file written and an output
+    error per failure, of whatever type (a symlink loop, a RecursionError in a renderer ...)."""
     notes, errors = [], []
     for path, job in jobs:
         try:
@@ -99,7 +146,17 @@ def _run_jobs(results: Results, jobs: list[tuple[str, Job]]) -> Results:
             notes.append(f"wrote {path}")
         except VoiceLatencyError as exc:
             errors.append(str(exc))
-    return replace(results, notes=(*results.notes, *notes), errors=(*results.errors, *errors))
+        except Exception as exc:  # noqa: BLE001  one output never takes the others down
+            errors.append(f"cannot write {path!r}: {type(exc).__name__}: {str(exc)[:300]}")
+    return replace(results, notes=(*results.notes, *notes),
+                   output_errors=(*results.output_errors, *errors))
+
+
+def _exists(path: str) -> bool:
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return True  # cannot tell: never risk replacing it
 
 
 def _write(results: Results, settings: Settings) -> Results:
@@ -107,18 +164,25 @@ def _write(results: Results, settings: Settings) -> Results:
     the first two); returns the results with the notes and errors of every write."""
     jobs: list[tuple[str, Job]] = []
     if settings.json_path:
-        text = dumps(results, with_samples=True)
-        jobs.append((settings.json_path, lambda p: write_atomic(p, text)))
+        jobs.append((settings.json_path,
+                     lambda p: write_atomic(p, dumps(results, with_samples=True))))
     if settings.save_path:
-        baseline = dumps(replace(results, comparison=None), with_samples=False)
-        jobs.append((settings.save_path, lambda p: write_atomic(p, baseline)))
+        decision = save_decision(settings.save_path, results.partial,
+                                 exists=_exists(settings.save_path),
+                                 save_partial=settings.save_partial)
+        if decision.message:
+            results = replace(results, warnings=(*results.warnings, decision.message))
+        if decision.write:
+            base = replace(results, comparison=None)
+            jobs.append((settings.save_path,
+                         lambda p: write_atomic(p, dumps(base, with_samples=False))))
     results = _run_jobs(results, jobs)
     if not (settings.markdown_path or settings.step_summary):
         return results
-    markdown = render(results)
+    done = results
     jobs = []
     if settings.markdown_path:
-        jobs.append((settings.markdown_path, lambda p: write_atomic(p, markdown)))
+        jobs.append((settings.markdown_path, lambda p: write_atomic(p, render(done))))
     if settings.step_summary:
-        jobs.append((settings.step_summary, lambda p: append_text(p, markdown + "\n")))
+        jobs.append((settings.step_summary, lambda p: append_text(p, render(done) + "\n")))
     return _run_jobs(results, jobs)

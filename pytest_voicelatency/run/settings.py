@@ -12,6 +12,7 @@ error before any test runs.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from pytest_voicelatency.gate.policy import (
     policy_from_strings,
 )
 from pytest_voicelatency.gate.thresholds import Threshold, parse_thresholds
+from pytest_voicelatency.results.files import same_file
 from pytest_voicelatency.stats.levels import parse_fraction
 
 __all__ = ["Settings", "build"]
@@ -44,6 +46,8 @@ class Settings:
     root: str | None = None  # where to ask git for the commit
     judge: bool = True  # False for --collect-only: nothing ran, nothing to gate
     spans_lie_margin_ms: float = 50.0  # agent span vs what the caller heard (crosscheck.py)
+    save_partial: bool = False  # an incomplete run may replace an existing baseline, marked
+    allow_partial: bool = False  # a baseline marked partial may be compared with
 
     def has_work(self, table: Sized | None) -> bool:
         """Whether the end of the run has anything to judge, compare or write.
@@ -93,8 +97,19 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
           save_path: str | None = None, compare_path: str | None = None,
           markdown_path: str | None = None, step_summary: str | None = None,
           root: str | None = None, judge: bool = True,
-          spans_lie_margin_ms: str = "50") -> Settings:
-    """Parse raw ini strings and option values into :class:`Settings`."""
+          spans_lie_margin_ms: str = "50", save_partial: bool = False,
+          allow_partial: bool = False) -> Settings:
+    """Parse raw ini strings and option values into :class:`Settings`.
+
+    Saving and comparing on one file is refused: the compare would read the file the save is
+    about to replace, and a slow run would become the next run's baseline.
+    """
+    if save_path and compare_path and same_file(save_path, compare_path):
+        raise VoiceLatencyUsageError(
+            f"--voice-latency-save {save_path!r} and --voice-latency-compare {compare_path!r} "
+            "are the same file: a slow run would replace the baseline it is compared with; "
+            "save to another path (e.g. the job's artifact) and refresh the baseline on the "
+            "default branch (docs/ci.md)")
     policy = policy_from_strings(confidence, inconclusive, missing, unreliable)
     compare_policy = ComparePolicy(
         confidence=_fraction("voice_latency_compare_confidence", compare_confidence, "0.99"),
@@ -107,4 +122,41 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
                      "milliseconds > 0 (default 50)")
     return Settings(tuple(parse_thresholds(thresholds)), policy, compare_policy, json_path or None,
                     save_path or None, compare_path or None, markdown_path or None,
-                    step_summary or None, root, judge, margin)
+                    step_summary or None, root, judge, margin, bool(save_partial),
+                    bool(allow_partial))
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        real, root = os.path.realpath(path), os.path.realpath(folder)
+        return os.path.commonpath([real, root]) == root
+    except (OSError, ValueError):
+        return False
+
+
+def misread_path_options(args: Sequence[str], options: Sequence[str], *, invocation_dir: str,
+                         rootdir: str) -> str | None:
+    """Why the command line may have misled pytest's ini search, or None.
+
+    pytest finds its rootdir and ini file *before* plugin options are known, so the value of
+    ``--voice-latency-compare /elsewhere/base.json`` (space form) counts as a path argument: with
+    a value outside the project, pytest picks another rootdir, reads no ``pytest.ini`` and every
+    ``voice_latency_*`` setting is silently off. The ``=`` form is one token and is safe. A value
+    that does not exist, or lies inside both the invocation directory and the rootdir, cannot
+    have moved the search.
+
+    >>> misread_path_options(["--voice-latency-compare=/tmp"], ["--voice-latency-compare"],
+    ...                      invocation_dir="/work", rootdir="/work") is None
+    True
+    """
+    for option, value in zip(args, args[1:]):
+        if option not in options or value.startswith("-") or not os.path.exists(value):
+            continue
+        where = os.path.join(invocation_dir, value)
+        if _inside(where, invocation_dir) and _inside(where, rootdir):
+            continue
+        return (f"{option} {value}: pytest reads a path after a space as a test path when it "
+                "looks for its rootdir and ini file, before this option is known, so your "
+                f"ini settings (voice_latency_*) may be silently ignored (rootdir: {rootdir}); "
+                f"write {option}={value} instead")
+    return None

@@ -9,8 +9,10 @@ spans, which stage they belong to, and which of their attributes are metrics:
 * metrics: every numeric ``audio.<x>`` attribute becomes metric ``<x>`` (milliseconds), plus
   ``duration_ms`` from the span's own start and end. Booleans are labels, not metrics;
   ``first_byte_ms == -1`` is kept (it means "produced nothing"); NaN, infinite or negative
-  values, and non-numeric values of ``*_ms`` attributes, are dropped with a *problem* that names
-  the span, the attribute and the fix;
+  values, and non-numeric (or bool) values of ``*_ms`` attributes, are *invalid*: kept as a NaN
+  sample of their metric, so the metric still exists and every verdict on it counts them
+  (:mod:`~pytest_voicelatency.spans.samples`), with a *problem* that names the span, the
+  attribute and the fix;
 * a span is a *bar* (a stage on the pipeline's timeline, used to find gaps between stages) unless
   it is a turn parent, a handoff, a gap, or a black-box measurement (``audio.source="caller"``).
   Handoffs are explicit measurements *of* a seam, so ``gap.asr_to_llm`` is the whole uncovered
@@ -102,20 +104,28 @@ _INF = float("inf")
 
 
 def _bad_metric(key: str, value: Any, span_name: str) -> str | None:
-    """Why an ``audio.*`` attribute cannot be a metric (None when it is simply a label)."""
+    """Why an ``audio.*`` attribute is an *invalid* metric value (None when it is simply a
+    label: a bool or a string on a key not ending in ``_ms``)."""
+    counted = "counted as invalid (a verdict on this metric fails and says so)"
     if isinstance(value, bool):
-        return None
+        if not key.endswith("_ms"):
+            return None
+        return (f"span {span_name!r}: attribute {key} is the bool {value}, not a number of "
+                f"milliseconds; {counted}")
     if isinstance(value, (int, float)):
         number = float(value)
         if number != number or number in (_INF, -_INF):
-            return (f"span {span_name!r}: attribute {key} is {number}; dropped "
-                    f"(set a finite number of milliseconds)")
-        return (f"span {span_name!r}: attribute {key} is negative ({number:g}); dropped (use a "
-                f"monotonic clock; -1 is only meaningful for audio.first_byte_ms)")
+            return (f"span {span_name!r}: attribute {key} is {number}; {counted}: set a finite "
+                    f"number of milliseconds")
+        return (f"span {span_name!r}: attribute {key} is negative ({number:g}); {counted}: use a "
+                f"monotonic clock; -1 is only meaningful for audio.first_byte_ms")
     if key.endswith("_ms"):
         return (f"span {span_name!r}: attribute {key} is {type(value).__name__} {value!r}, "
-                f"not a number; dropped (set it as a float of milliseconds)")
+                f"not a number; {counted}: set it as a float of milliseconds")
     return None
+
+
+_INVALID = float("nan")  # the value of an invalid sample: counted per metric, never a latency
 
 
 def _attribute_dict(span: ReadableSpan) -> Any:
@@ -190,6 +200,7 @@ def record_from_span(span: ReadableSpan,
             problem = _bad_metric(key, value, name)
             if problem:
                 problems.append(problem)
+                metrics.append((key[6:], _INVALID))
     start, end = span.start_time or 0, span.end_time or 0
     if end >= start:
         metrics.append(("duration_ms", (end - start) / 1e6))

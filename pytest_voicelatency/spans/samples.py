@@ -15,6 +15,10 @@ pytest.
   agent that keeps talking through the interruption gives the rest of its speech, not no sample.
   It lives here, not at the span boundary, because it needs both spans and they end in any order.
 * ``first_byte_ms == -1`` means "produced nothing": such samples are counted, never averaged in.
+* An *invalid* value (the span boundary records a metric the agent set to something that is no
+  latency, e.g. −250, NaN, ``"120"`` or ``True``, as NaN) is counted per (stage, metric) in
+  ``Selection.invalid`` and left out of ``values``: a verdict on that metric reports it, and the
+  metric stays the stage's default (never a silent switch to ``duration_ms``).
 * A session marked discarded (a :data:`DISCARDED` span: an attempt the caller retried) gives
   no samples at all, the agent's included.
 * A *missed* or *censored* measurement (see :mod:`pytest_voicelatency.spans.otel`) counts as +inf in
@@ -128,6 +132,7 @@ class Selection:
     flags: np.ndarray
     nothing: int
     sample_set: SampleSet
+    invalid: int = 0
 
     @property
     def n(self) -> int:
@@ -194,13 +199,17 @@ class SampleSet:
         mask = stage_mask & (self.metric == m)
         recorded, rows = self.value[mask], self.row[mask]
         nothing = 0
+        valid = ~np.isnan(recorded)
+        invalid = int(recorded.size - np.count_nonzero(valid))
+        if invalid:
+            recorded, rows = recorded[valid], rows[valid]
         if metric == "first_byte_ms":
             produced = recorded != NOTHING
             nothing = int(recorded.size - np.count_nonzero(produced))
             recorded, rows = recorded[produced], rows[produced]
         flags = self.flags[rows] if rows.size else np.zeros(0, np.int8)
         values = np.where(flags & (MISSED | CENSORED), np.inf, recorded)
-        return Selection(stage, metric, values, recorded, rows, flags, nothing, self)
+        return Selection(stage, metric, values, recorded, rows, flags, nothing, self, invalid)
 
     @property
     def flags(self) -> np.ndarray:
@@ -215,7 +224,10 @@ class SampleSet:
                       self.table.trace_id(row), s[c["test"][row]], c["flags"][row])
 
     def __iter__(self) -> Iterator[Sample]:
+        """Every sample with a value (invalid ones are only counted, see ``select``)."""
         for i in range(len(self)):
+            if self.value[i] != self.value[i]:
+                continue
             yield self.sample(self.names[self.stage[i]], self.names[self.metric[i]],
                               float(self.value[i]), int(self.row[i]))
 

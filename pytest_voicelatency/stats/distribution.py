@@ -34,7 +34,9 @@ class Distribution:
     """All values of one stage and metric: sorted ascending, missed and censored as +inf.
 
     ``nothing`` counts the samples that produced nothing (``first_byte_ms = -1``, not in
-    ``values``); ``missed``, ``censored`` and ``unreliable`` count flagged samples in ``values``.
+    ``values``); ``invalid`` the values the agent set that are no latency (negative, NaN, a
+    string, a bool: not in ``values``, and a verdict on this metric says so instead of passing);
+    ``missed``, ``censored`` and ``unreliable`` count flagged samples in ``values``.
     The values are copied into a read-only array, so a distribution cannot change once made.
     """
 
@@ -45,6 +47,7 @@ class Distribution:
     missed: int = 0
     censored: int = 0
     unreliable: int = 0
+    invalid: int = 0
 
     def __post_init__(self) -> None:
         values = np.array(self.values, dtype=np.float64)
@@ -56,7 +59,8 @@ class Distribution:
         """The distribution of a selection of samples, rounded to the microsecond."""
         values = np.sort(np.round(np.asarray(selection.values, dtype=np.float64), 3))
         return cls(selection.stage, selection.metric, values, selection.nothing,
-                   selection.missed, selection.censored, selection.unreliable)
+                   selection.missed, selection.censored, selection.unreliable,
+                   selection.invalid)
 
     @property
     def key(self) -> Key:
@@ -75,7 +79,8 @@ class Distribution:
         return Distribution(self.stage, self.metric,
                             np.sort(np.concatenate([self.values, other.values])),
                             self.nothing + other.nothing, self.missed + other.missed,
-                            self.censored + other.censored, self.unreliable + other.unreliable)
+                            self.censored + other.censored, self.unreliable + other.unreliable,
+                            self.invalid + other.invalid)
 
 
 class Distributions(Mapping[Key, Distribution]):
@@ -128,6 +133,6 @@ class Distributions(Mapping[Key, Distribution]):
         keys = []
         for stage, metrics in self.metrics_by_stage().items():
             d = self.select(stage, default_metric(stage, set(metrics)))
-            if d.n or d.nothing:
+            if d.n or d.nothing or d.invalid:
                 keys.append(d.key)
         return keys

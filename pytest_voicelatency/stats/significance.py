@@ -36,7 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["binomial_logpmf", "binomial_sf", "binomial_cdf_at", "betabinomial_sf",
-           "betabinomial_cdf_at", "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels"]
+           "betabinomial_cdf_at", "gate_pvalue", "exceedance_pvalue", "holm", "holm_levels",
+           "rate_increase_pvalue"]
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -157,3 +158,30 @@ def holm(pvalues: Sequence[float], alpha: float) -> np.ndarray:
         reject[index] = True
     return reject
 
+
+
+def rate_increase_pvalue(k_base: int, n_base: int, k_head: int, n_head: int) -> float:
+    """One-sided Fisher exact p-value of "head's rate k_head/n_head is higher than the base's".
+
+    Given the K = k_base + k_head events among n_base + n_head trials, the head's count is
+    hypergeometric if the rate did not change: p = P(X ≥ k_head). Used for the rate of
+    "produced nothing" samples (``first_byte_ms = -1``).
+
+    >>> round(rate_increase_pvalue(0, 100, 100, 100), 12) < 1e-50
+    True
+    >>> rate_increase_pvalue(5, 100, 5, 100) > 0.5
+    True
+    """
+    total, events = n_base + n_head, k_base + k_head
+    if not n_head or not events or k_head == 0:
+        return 1.0
+
+    def log_pmf(x: int) -> float:
+        return (math.lgamma(events + 1) - math.lgamma(x + 1) - math.lgamma(events - x + 1)
+                + math.lgamma(total - events + 1) - math.lgamma(n_head - x + 1)
+                - math.lgamma(total - events - n_head + x + 1)
+                - (math.lgamma(total + 1) - math.lgamma(n_head + 1)
+                   - math.lgamma(total - n_head + 1)))
+    hi = min(events, n_head)
+    logs = np.array([log_pmf(x) for x in range(k_head, hi + 1)])
+    return float(min(1.0, math.exp(_logsumexp(logs)))) if logs.size else 1.0

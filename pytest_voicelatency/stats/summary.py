@@ -56,12 +56,13 @@ class StageRow:
     missed: int = 0
     censored: int = 0
     unreliable: int = 0
+    invalid: int = 0
 
     @classmethod
     def of(cls, d: Distribution) -> StageRow:
         """The row of one distribution: the only way a row is made from numbers."""
         return cls(d.stage, d.metric, d.n, d.nothing, d.quantile(0.5), d.quantile(0.95),
-                   d.quantile(0.99), d.quantile(1.0), d.missed, d.censored, d.unreliable)
+                   d.quantile(0.99), d.quantile(1.0), d.missed, d.censored, d.unreliable, d.invalid)
 
 
 def rows(distributions: Distributions, extra: Iterable[Key] = ()) -> list[StageRow]:

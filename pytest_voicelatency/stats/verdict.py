@@ -17,6 +17,7 @@ decision, identically.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -28,7 +29,8 @@ from pytest_voicelatency.stats.levels import check_confidence, quantile_label
 from pytest_voicelatency.stats.limit import Limit
 from pytest_voicelatency.stats.quantiles import Estimate, estimate, samples_needed
 
-__all__ = ["Verdict", "judge", "format_verdict", "Measured"]
+__all__ = ["Verdict", "judge", "format_verdict", "verdict_lines", "Measured", "small_n_caveat",
+           "invalid_note"]
 
 Outcome = Literal["pass", "fail", "inconclusive", "missing"]
 
@@ -90,6 +92,32 @@ class Measured(Protocol):
     @property
     def unreliable(self) -> int: ...
 
+    @property
+    def invalid(self) -> int: ...
+
+
+def small_n_caveat(n: int, q: float) -> str | None:
+    """The caveat of a quantile over too few samples to be anything but the maximum, or None.
+
+    >>> small_n_caveat(1, 0.95)[:59]
+    'n = 1: a p95 over fewer than 20 samples is the maximum, so '
+    """
+    enough = math.ceil(1 / (1 - q) - 1e-9) if q < 1 else 1
+    if n <= 0 or n >= enough:
+        return None
+    return (f"n = {n}: a {quantile_label(q)} over fewer than {enough} samples is the maximum, so "
+            "it says little; run more turns, or pass confidence= to get an inconclusive verdict "
+            "instead")
+
+
+def invalid_note(measured: Measured) -> str:
+    """Why a verdict on a metric with invalid samples is not a latency verdict."""
+    total = measured.invalid + getattr(measured, "n", 0) + measured.nothing
+    return (f"{measured.invalid} of {total} samples of {measured.stage} {measured.metric} are "
+            "invalid (negative, NaN, a string or a bool, not milliseconds): the agent's spans "
+            "set this metric wrongly, so no verdict on it can be trusted; fix the attribute (the "
+            "span problems name the span)")
+
 
 def _describe(sample: Sample) -> str:
     if sample.missed:
@@ -105,6 +133,11 @@ def format_verdict(measured: Measured, verdict: Verdict, worst: Sequence[Sample]
     ``worst`` are the slowest samples with their session, turn and trace ids, when known: a run
     read back from a file keeps numbers, not turns.
     """
+    return "\n".join(verdict_lines(measured, verdict, worst))
+
+
+def verdict_lines(measured: Measured, verdict: Verdict, worst: Sequence[Sample] = ()) -> list[str]:
+    """The lines of :func:`format_verdict` (the first is the verdict line)."""
     est, lim = verdict.estimate, verdict.limit
     name = quantile_label(est.q)
     value = "+inf (missed or censored)" if est.value == float("inf") else f"{est.value:.1f} ms"
@@ -132,4 +165,9 @@ def format_verdict(measured: Measured, verdict: Verdict, worst: Sequence[Sample]
         lines.append("  worst: " + "; ".join(
             f"{_describe(s)} (session={s.session_id or '?'} turn={s.turn_id or '?'} "
             f"trace={s.trace_id[:16] or '?'})" for s in worst))
-    return "\n".join(lines)
+    caveat = small_n_caveat(est.n, est.q) if est.confidence is None else None
+    if caveat:
+        lines.append(f"  caveat: {caveat}")
+    if measured.invalid:
+        lines.append(f"  INVALID: {invalid_note(measured)}")
+    return lines
