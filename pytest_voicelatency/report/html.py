@@ -251,11 +251,14 @@ class _Page:
                                            (results.comparison.changes
                                             if results.comparison is not None else ())}
         self.turn_anchor: dict[tuple[str, str, str, str], str] = {}
-        for key, tls in timelines.items():
-            for i, tl in enumerate(tls):
-                for h in tl.heard:
-                    self.turn_anchor.setdefault((tl.test_id, tl.session_id, h.turn_id, h.stage),
-                                                f"{anchor('worst', *key)}-{i + 1}")
+        for own in (True, False):  # a caller stage's own waterfalls first, then any other
+            for key, tls in timelines.items():
+                for i, tl in enumerate(tls):
+                    for h in tl.heard:
+                        if (h.stage == key[0]) == own:
+                            self.turn_anchor.setdefault(
+                                (tl.test_id, tl.session_id, h.turn_id, h.stage),
+                                f"{anchor('worst', *key)}-{i + 1}")
 
     def links(self, key: Key) -> str:
         parts = [f'<a href="#{anchor("dist", *key)}">samples</a>']
@@ -276,8 +279,10 @@ class _Page:
             else "", f"{r.tests} tests, {r.spans} voice spans") if x)
         nav = [("summary", "Summary"), ("verdicts", "Verdicts"), ("distributions", "Distributions"),
                ("worst", "Worst turns"), ("heard", "Spans vs heard"), ("messages", "Messages")]
+        partial = (f'<p class="v-warn">partial run: {"; ".join(esc(p) for p in r.partial)}</p>'
+                   if r.partial else "")
         return (f'<header><h1>Voice latency <span class="status {status[0]}">{status[1]}</span>'
-                f'</h1><div class="meta">{meta}</div><nav>'
+                f'</h1><div class="meta">{meta}</div>{partial}<nav>'
                 + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav></header>")
 
     def summary(self) -> str:
@@ -311,7 +316,8 @@ class _Page:
         r = self.results
         for g in r.gates.results if r.gates is not None else ():
             key = (g.stage, g.metric)
-            detail = f"<pre>{esc(g.detail)}</pre>" if g.detail else ""
+            lines = "\n".join(esc(line) for line in g.detail.splitlines())
+            detail = f"<pre>{lines}</pre>" if g.detail else ""
             out.append(f'<div class="verdict {_tone(g.outcome, g.failed)}">'
                        f'<div>gate: {esc(g.headline())}</div>'
                        f'{detail}<div class="links">{self.links(key)}</div></div>')
@@ -434,9 +440,11 @@ class _Page:
                                                   d.quantile(0.95), "q")] if d.n else [],
                                   missed=missed, width=460, height=150, domain=domain, css=css,
                                   label=f"{who}: {d.stage}") if d.n else "<p>no samples</p>"
+                name = f"{esc(d.stage)} {esc(d.metric)}"
+                if d.key in self.keys:
+                    name = f'<a href="#{anchor("dist", *d.key)}">{name}</a>'
                 figures.append(f"<figure>{chart}<figcaption>{esc(who)}: "
-                               f'<a href="#{anchor("dist", d.stage, d.metric)}">{esc(d.stage)} '
-                               f"{esc(d.metric)}</a>, n={d.n}, p50 {esc(ms(d.quantile(0.5)))}, "
+                               f"{name}, n={d.n}, p50 {esc(ms(d.quantile(0.5)))}, "
                                f"p95 {esc(ms(d.quantile(0.95)))}, p99 {esc(ms(d.quantile(0.99)))}"
                                "</figcaption></figure>")
             out.append(f'<div class="side">{"".join(figures)}</div>')
@@ -469,11 +477,12 @@ class _Page:
     def messages(self) -> str:
         r = self.results
         parts = []
-        for title, items in (("Errors", r.errors), ("Warnings", r.warnings),
+        for title, items in (("Errors", r.errors), ("Output errors", r.output_errors),
+                             ("Partial run", r.partial), ("Warnings", r.warnings),
                              (f"Span problems ({r.problem_count})", r.problems),
                              ("Notes", r.notes)):
             if items:
-                tone = ' class="v-fail"' if title == "Errors" else ""
+                tone = ' class="v-fail"' if "rrors" in title else ""
                 parts.append(f"<h3{tone}>{esc(title)}</h3><ul>"
                              + "".join(f"<li>{esc(m)}</li>" for m in items) + "</ul>")
         return (f'<section id="messages"><h2>Messages</h2>'

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_voicelatency.report.escape import terminal
 from pytest_voicelatency.spans.timelines import TurnTimeline
 
 __all__ = ["esc", "num", "Scale", "nice_ticks", "Line", "histogram", "waterfall", "barge_in_window",
@@ -25,16 +25,12 @@ __all__ = ["esc", "num", "Scale", "nice_ticks", "Line", "histogram", "waterfall"
 
 FONT = 11  # px, the SVG text size (the page's CSS sets the family)
 
-# C0/C1 controls (tab and newline kept), DEL, and lone surrogates (unencodable as UTF-8)
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def esc(value: object) -> str:
-    """The one way text from spans, results or settings enters the page: escaped for element
-    content and quoted attribute values alike, control characters shown as ``\\xNN``."""
-    text = _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                          else f"\\u{ord(m.group()):04x}", str(value))
-    return html.escape(text, quote=True)
+    """The one way text from spans, results or settings enters the page: control and
+    layout-breaking characters shown escaped as on the terminal (``\\x07``, ``\\n``,
+    ``\\u202e``: :func:`~pytest_voicelatency.report.escape.terminal`), then escaped for element
+    content and quoted attribute values alike. Multi-line text: escape each line."""
+    return html.escape(terminal(value), quote=True)
 
 
 def num(x: float) -> str:

@@ -265,7 +265,8 @@ class _Index:
         rows."""
         key = self.turn_key(row)
         if key is None:
-            return None, [], [row]
+            return (None, [], [row]) if self.c["stage"][row] in self.heard_ids else \
+                (None, [row], [])
         joined = self.joined(key[:2])
         return key, self.turns[key], [r for r, k in joined.items() if k == key]
 
@@ -295,7 +296,7 @@ def _timeline(index: _Index, stage: str, metric: str, value: float, flags: int, 
               gap_rows: dict[int, list[tuple[str, float]]]) -> TurnTimeline:
     c, s, table = index.c, index.s, index.table
     key, agent_rows, caller_rows = index.rows_of(row)
-    agent_rows = sorted(agent_rows, key=lambda r: (c["start_ns"][r], c["end_ns"][r]))
+    agent_rows = sorted(agent_rows, key=lambda r: (c["start_ns"][r], -c["end_ns"][r]))
     caller_rows = sorted(caller_rows, key=lambda r: c["start_ns"][r])
     every = agent_rows + caller_rows
     origin = min(c["start_ns"][r] for r in every)
@@ -306,7 +307,7 @@ def _timeline(index: _Index, stage: str, metric: str, value: float, flags: int, 
         return round(float(ns - origin) / 1e6, 3)
 
     rows: list[Row] = []
-    for r in agent_rows or ([] if caller_rows == [row] else [row]):
+    for r in agent_rows:
         name = s[c["stage"][r]]
         metrics = index.metrics(r)
         marks = tuple(Mark("first byte", at(c["start_ns"][r] + fb * 1e6))
