@@ -18,8 +18,11 @@ files' samples; without samples, the same run in two files).
 
 Exit codes (:mod:`pytest_voicelatency.run.exitcodes`): 0 no regression and no failed gate; 1 a
 regression or a failed gate (also a missing one, and an inconclusive one under
-``--inconclusive fail``); 4 a file is missing, corrupt, of a newer format, from another plugin
-version, given twice or overlapping another, or the command line is wrong. Warnings
+``--inconclusive fail``); 3 the ``-o`` file could not be written; 4 a file is missing, corrupt,
+too large or too deeply nested, of a newer format, from another plugin version, marked partial
+(``compare`` refuses a partial baseline unless ``--allow-partial``), given twice (``compare
+a.json ./a.json`` too) or overlapping another, or the command line is wrong. Every error is one
+line on stderr, never a traceback. Warnings
 (environment differences, stages only on one side) go to stderr. Output into a closed pipe
 (``| head -1``) is dropped quietly; the exit code is still the verdict's.
 """
@@ -51,9 +54,11 @@ EPILOG = """exit codes:
   0  no regression and no failed gate (warnings may be printed on stderr)
   1  a regression, or a failed gate (also inconclusive ones under --inconclusive fail,
      and in merge a gate whose stage no shard produced, unless --missing warn)
-  4  bad input: a file missing, corrupt, of a newer format or from another plugin
-     version, a shard given twice or sharing tests with another, an unwritable -o
-     path, or a bad command line"""
+  3  an output error: the -o file could not be written (or a bug: please report it)
+  4  bad input: a file missing, corrupt, too large or too deeply nested, of a newer
+     format or from another plugin version, a baseline marked partial (without
+     --allow-partial), one file given as both BASE and HEAD, a shard given twice or
+     sharing tests with another, or a bad command line"""
 
 
 @dataclass
@@ -122,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--body", type=_body, metavar="QUANTILES", default=None,
                      help="baseline quantiles tested beside p95, e.g. 'p50 p75 p90', or 'none' "
                           "for the p95 test alone (default: HEAD's, else 'p50 p75 p90')")
+    cmp.add_argument("--allow-partial", action="store_true",
+                     help="compare with a baseline marked partial (an interrupted or subset "
+                          "run; default: refuse it)")
     cmp.add_argument("--inconclusive", choices=("warn", "fail"), default=None,
                      help="what an inconclusive comparison does (default: HEAD's, else warn)")
     mrg = sub.add_parser("merge", help="merge the results files of CI shards into one",
@@ -194,9 +202,18 @@ def _gates(results: Results, missing: str | None = None) -> GateReport | None:
 def _compare(args: argparse.Namespace) -> _Outcome:
     from pytest_voicelatency.gate.compare import compare  # lazy: CLI start-up
     from pytest_voicelatency.report.markdown import render  # lazy: CLI start-up
+    from pytest_voicelatency.results.files import same_file  # lazy: CLI start-up
     from pytest_voicelatency.results.validate import load  # lazy: CLI start-up
 
+    if same_file(args.base, args.head):
+        raise VoiceLatencyError(
+            f"{args.base!r} and {args.head!r} are the same file: comparing a run with itself "
+            "says nothing; give the baseline and this run's results")
     base, head = load(args.base), load(args.head)
+    if base.partial and not args.allow_partial:
+        raise VoiceLatencyError(
+            f"{base.name!r} is marked partial ({'; '.join(base.partial)}): it measured less "
+            "than the suite, so it is no baseline; save a complete run, or pass --allow-partial")
     gates = _gates(head)
     comparison = compare(base.distributions, head.distributions, _policy(head, args),
                          extra=gates.keys() if gates is not None else (),
@@ -273,12 +290,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit:  # --help or a bad command line: argparse has printed its text
         _flush_stdout()
         raise
+    from pytest_voicelatency.report.escape import terminal  # lazy: CLI start-up
+
     try:
         outcome = _compare(args) if args.command == "compare" else _merge(args)
     except VoiceLatencyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.BAD_INPUT)
+        print(terminal(f"error: {exc}"), file=sys.stderr)
+        return int(_code_of(exc))
+    except Exception as exc:  # noqa: BLE001  never a traceback for an odd file
+        print(terminal(f"error: {args.command} failed: {type(exc).__name__}: {str(exc)[:300]} "
+                       "(an input it could not use, or a bug: please report it)"),
+              file=sys.stderr)
+        return int(ExitCode.INTERNAL_ERROR)
+    outcome.err = [terminal(line) for line in outcome.err]
     return _emit(outcome)
+
+
+def _code_of(exc: VoiceLatencyError) -> ExitCode:
+    """An output not written is an output error; anything else is bad input."""
+    return ExitCode.OUTPUT_ERROR if str(exc).startswith("cannot write") else ExitCode.BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{SPANS_MARKER}(**options): keyword arguments for the {SPANS_MARKER} "
                    f"fixture's capture, as its twin takes them (unreliable=, conventions=)")
+    _ini_bool(config, INI)  # before anything reads it: the error names the key
     try:
         fixtures.configure(config)
     except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test
@@ -165,9 +166,10 @@ def _ini_bool(config: pytest.Config, key: str) -> bool:
     """A bool ini value; pytest's own error does not name the key, this one does."""
     try:
         return bool(config.getini(key))
-    except ValueError:
+    except (ValueError, pytest.UsageError) as exc:  # pytest 9: a UsageError without the key
+        value = str(exc).rpartition("invalid truth value ")[2] or "?"
         raise pytest.UsageError(
-            f"{key} = {config.inicfg.get(key)!r} in the ini file: give true or false") from None
+            f"{key} = {value} in the ini file: give true or false") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

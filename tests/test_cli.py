@@ -173,12 +173,12 @@ def test_merge_of_different_plugin_versions_exits_4(tmp_path, capsys):
     assert not target.exists()
 
 
-def test_merge_into_an_unwritable_path_exits_4(tmp_path, capsys):
+def test_merge_into_an_unwritable_path_exits_3(tmp_path, capsys):
     """-o under a file: exit 4 and the path named."""
     a = results(tmp_path / "a.json")
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    assert main(["merge", str(a), "-o", str(blocker / "all.json")]) == ExitCode.BAD_INPUT
+    assert main(["merge", str(a), "-o", str(blocker / "all.json")]) == ExitCode.OUTPUT_ERROR
     assert "cannot write" in capsys.readouterr().err
 
 

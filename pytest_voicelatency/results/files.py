@@ -49,9 +49,15 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     not a regular file (a FIFO, a device, a directory) is refused rather than replaced.
     """
     target = Path(path)
-    if target.is_symlink():
-        target = target.resolve()
-    if target.exists() and not target.is_file():
+    try:
+        if target.is_symlink():
+            target = target.resolve(strict=False)
+        is_other = target.exists() and not target.is_file()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a path too long, no permission
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise VoiceLatencyError(f"cannot write {str(path)!r}: {reason}; choose a plain file "
+                                "path") from None
+    if is_other:
         raise VoiceLatencyError(
             f"cannot write {str(path)!r}: it exists and is not a regular file (a directory, "
             f"FIFO or device); choose a file path")
