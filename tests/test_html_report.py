@@ -311,8 +311,8 @@ def test_the_reference_agents_report_opens_in_chromium_without_errors(tmp_path):
 
     keep = os.environ.get("VOICE_LATENCY_SCREENSHOTS")
     out = Path(keep) if keep else tmp_path
-    shots = {"html-report.png": ("1100,1500", page),
-             "html-report-barge-in.png": ("1100,900", _section(page, "worst-barge_in."))}
+    shots = {"html-report.png": ("1240,1500", page),
+             "html-report-barge-in.png": ("1240,900", _section(page, "worst-barge_in."))}
     for name, (size, target) in shots.items():
         shot = _chromium(target, tmp_path, f"--window-size={size}",
                          f"--screenshot={out / name}")

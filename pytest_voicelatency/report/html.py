@@ -61,6 +61,7 @@ HEARD_CHECKS: tuple[Check, ...] = (Check(), Check("turn", "latency_ms", "caller.
                                                   "latency_ms"))
 #: Stages never drawn as worst turns when no verdict names them: per-call caller spans,
 #: decisions, turn parents and speech windows (gaps show inside every waterfall anyway).
+_PER_CALL = re.compile(r"^caller\.(playout|pacing|discarded)$")
 _NOT_WATERFALLS = re.compile(r"^(caller\.(playout|pacing|discarded)|barge_in\.(missed|false)|"
                              r"turn|speaking\..*|gap\..*)$")
 
@@ -91,18 +92,21 @@ def heard_views(table: SpanTable, *, checks: Sequence[Check] = HEARD_CHECKS,
 
 
 def waterfall_keys(results: Results) -> list[Key]:
-    """The (stage, metric) keys whose worst turns the page draws: every gated or compared key
-    with samples; without any verdict, the agent's stages, handoffs and the caller's response
-    and barge-in (in pipeline order)."""
+    """The (stage, metric) keys whose worst turns the page draws: every gated key and every
+    compared key that changed or may have (regression, improvement, inconclusive), with samples;
+    without any of these, the agent's stages, handoffs and the caller's response and barge-in.
+    Per-call caller stages (playout, pacing) have no turns. In pipeline order."""
     keys: list[Key] = []
     if results.gates is not None:
         keys += [(r.stage, r.metric) for r in results.gates.results if r.outcome != "missing"]
     if results.comparison is not None:
-        keys += [(c.stage, c.metric) for c in results.comparison.changes if c.outcome != "gone"]
+        keys += [(c.stage, c.metric) for c in results.comparison.changes
+                 if c.outcome in ("regression", "improvement", "inconclusive")]
     if not keys:
         keys = [k for k in results.distributions.default_keys()
                 if not _NOT_WATERFALLS.match(k[0])]
-    keys = [k for k in dict.fromkeys(keys) if results.distributions.select(*k).n]
+    keys = [k for k in dict.fromkeys(keys)
+            if results.distributions.select(*k).n and not _PER_CALL.match(k[0])]
     return sorted(keys, key=lambda k: (order_key(k[0]), k[1]))
 
 
@@ -125,7 +129,7 @@ CSS = """
 :root{--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--muted:#57606a;--line:#d0d7de}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;margin:0;
 background:#fff}
-main{max-width:1000px;margin:0 auto;padding:16px 24px 48px}
+main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:22px;margin:8px 0 4px}h2{font-size:18px;margin:28px 0 8px;padding-top:8px;
 border-top:1px solid var(--line)}h3{font-size:15px;margin:18px 0 6px}
 a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
@@ -135,12 +139,13 @@ a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
 .status.none{background:var(--muted)}
 table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-td.n{text-align:right}th{font-weight:600;background:#f6f8fa}
+td.n{text-align:right;white-space:nowrap}td.links{white-space:nowrap}
+.links a+a::before{content:"· ";color:var(--muted)}th{font-weight:600;background:#f6f8fa}
 .v-pass{color:var(--pass)}.v-fail{color:var(--fail);font-weight:600}.v-warn{color:var(--warn)}
 .v-none{color:var(--muted)}
 .verdict{margin:6px 0;padding:6px 10px;border-left:4px solid var(--line);background:#f6f8fa}
 .verdict.v-fail{border-color:var(--fail)}.verdict.v-pass{border-color:var(--pass)}
-.verdict.v-warn{border-color:var(--warn)}.verdict .links a{margin-right:12px;font-size:13px}
+.verdict.v-warn{border-color:var(--warn)}.verdict .links a{margin-right:4px;font-size:13px}
 pre{margin:4px 0;white-space:pre-wrap;font-size:12px;color:#1f2328}
 code,.id{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .id{user-select:all;background:#f6f8fa;border:1px solid var(--line);border-radius:4px;
@@ -149,11 +154,12 @@ button.copy{font-size:11px;padding:0 6px;margin:0 10px 0 2px;cursor:pointer}
 .idg{display:inline-block;white-space:nowrap}
 .turn{margin:14px 0 22px}.turn header{margin-bottom:4px}.turn .rank{font-weight:600}
 .ids{font-size:12px;color:var(--muted);line-height:2}
+.hists{display:flex;flex-wrap:wrap;gap:4px 28px}.hists figure{margin:0;width:560px}
 .side{display:flex;gap:16px;flex-wrap:wrap}.side figure{margin:0}
 figcaption{font-size:12px;color:var(--muted)}
 svg{display:block;max-width:100%;height:auto;overflow:visible}
 svg text{font:11px system-ui,sans-serif;fill:#1f2328}svg .tick{fill:var(--muted);font-size:10px}
-.grid{stroke:#eaeef2}.axis{stroke:#8c959f}
+svg .grid{stroke:#eaeef2}.axis{stroke:#8c959f}
 .bins{fill:#8fb3e8}.bins2{fill:#7cc4a4}.missed{fill:var(--fail)}
 line.q{stroke:#1f2328;stroke-dasharray:3 3}text.q{fill:#1f2328}
 line.limit{stroke:var(--fail);stroke-width:2}text.limit{fill:var(--fail);font-weight:600}
@@ -261,6 +267,7 @@ class _Page:
                                 f"{anchor('worst', *key)}-{i + 1}")
 
     def links(self, key: Key) -> str:
+        """Where a verdict rests: its samples, its worst turns, its baseline (when there)."""
         parts = [f'<a href="#{anchor("dist", *key)}">samples</a>']
         if self.timelines.get(key):
             parts.append(f'<a href="#{anchor("worst", *key)}">worst turns</a>')
@@ -306,15 +313,19 @@ class _Page:
                 f"<td>{esc(row.metric)}</td><td class=n>{row.n}</td><td class=n>{row.nothing}"
                 f"</td>" + "".join(f"<td class=n>{esc(ms(v))}</td>" for v in
                                    (row.p50, row.p95, row.p99, row.max))
-                + f"<td>{gate}</td>{vs}<td>{self.links(key)}</td></tr>")
+                + f'<td>{gate}</td>{vs}<td class="links">{self.links(key)}</td></tr>')
         return (f'<section id="summary"><h2>Summary</h2><table>{head}{"".join(body)}</table>'
                 '<p class="meta">milliseconds; nearest-rank quantiles; "nothing" = first_byte_ms '
                 "−1, excluded; missed = +∞</p></section>")
 
     def verdicts(self) -> str:
-        out = ['<section id="verdicts"><h2>Verdicts</h2>']
+        out = ['<section id="verdicts"><h2>Verdicts</h2><p class="meta">What fails the run first, '
+               "then warnings, passes and unchanged stages.</p>"]
         r = self.results
-        for g in r.gates.results if r.gates is not None else ():
+        rank = {"v-fail": 0, "v-warn": 1, "v-pass": 2, "v-none": 3}
+        gates = sorted(r.gates.results if r.gates is not None else (),
+                       key=lambda g: rank[_tone(g.outcome, g.failed)])
+        for g in gates:
             key = (g.stage, g.metric)
             lines = "\n".join(esc(line) for line in g.detail.splitlines())
             detail = f"<pre>{lines}</pre>" if g.detail else ""
@@ -323,12 +334,13 @@ class _Page:
                        f'{detail}<div class="links">{self.links(key)}</div></div>')
         if r.comparison is not None:
             q = r.comparison.policy.q
-            for c in r.comparison.changes:
+            for c in sorted(r.comparison.changes, key=lambda c: rank[_tone(c.outcome, c.failed)]):
                 key = (c.stage, c.metric)
                 out.append(f'<div class="verdict {_tone(c.outcome, c.failed)}">'
                            f'<div>vs baseline: {esc(c.headline(q))}</div>'
                            f'<div class="links">{self.links(key)}</div></div>')
-        if len(out) == 1:
+        if not gates and r.comparison is None:
+            out.pop()
             out.append("<p>No run-wide gates or baseline comparison in this run (set "
                        "<code>voice_latency_thresholds</code> or "
                        "<code>--voice-latency-compare</code>). Assertions inside tests "
@@ -369,19 +381,20 @@ class _Page:
         return lines
 
     def distributions(self) -> str:
-        out = ['<section id="distributions"><h2>Distributions</h2>']
+        out = ['<section id="distributions"><h2>Distributions</h2><div class="hists">']
         for key in self.keys:
             d = self.results.distributions.select(*key)
             missed = int(np.count_nonzero(~np.isfinite(d.values)))
             counts = f"n={d.n}" + (f", {d.nothing} produced nothing" if d.nothing else "") + (
                 f", {missed} missed or censored" if missed else "") + (
                 f", {d.unreliable} unreliable" if d.unreliable else "")
-            chart = histogram(d.values, self._lines(key, d), missed=missed,
+            chart = histogram(d.values, self._lines(key, d), missed=missed, width=560,
                               label=f"{key[0]} {key[1]}") if d.n else "<p>no samples</p>"
             out.append(f'<figure id="{anchor("dist", *key)}"><h3>{esc(key[0])} '
                        f'<span class="meta">{esc(key[1])}</span></h3>{chart}<figcaption>'
-                       f"{esc(counts)} · {self.links(key)}</figcaption></figure>")
-        out.append("</section>")
+                       f'{esc(counts)} <span class="links">{self.links(key)}</span>'
+                       "</figcaption></figure>")
+        out.append("</div></section>")
         return "".join(out)
 
     def worst(self) -> str:
@@ -411,10 +424,14 @@ class _Page:
                 chart = waterfall(tl) if until is None else (
                     f"{waterfall(tl, until_ms=until)}<details><summary>the whole turn "
                     f"({tl.end_ms:.0f} ms)</summary>{waterfall(tl)}</details>")
+                tail = max((t.duration_ms for t in tl.tails), default=0.0)
+                note = (f'<p class="meta">Red: {tail:.0f} ms of agent audio the caller heard '
+                        "after the agent's cancel — already shipped toward the client and never "
+                        "cleared; the agent's own span ends at the cancel.</p>") if tail else ""
                 out.append(f'<article class="turn" id="{anchor("worst", *key)}-{i + 1}"><header>'
                            f'<span class="rank">#{i + 1}</span> {esc(key[0])} {esc(key[1])} = '
                            f"<b>{esc(value)}</b> ms<div class=ids>{ids}<br>{traces}</div>"
-                           f"</header>{chart}</article>")
+                           f"</header>{chart}{note}</article>")
         out.append("</section>")
         return "".join(out)
 

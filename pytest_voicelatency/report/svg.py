@@ -24,6 +24,7 @@ __all__ = ["esc", "num", "Scale", "nice_ticks", "Line", "histogram", "waterfall"
            "FONT"]
 
 FONT = 11  # px, the SVG text size (the page's CSS sets the family)
+_LABEL_ROWS = 4  # rows of marker labels above a histogram
 
 def esc(value: object) -> str:
     """The one way text from spans, results or settings enters the page: control and
@@ -76,14 +77,15 @@ class Line:
 
 
 def histogram(values: np.ndarray, lines: Sequence[Line] = (), *, missed: int = 0,
-              width: int = 620, height: int = 170, bins: int = 40,
+              width: int = 620, height: int = 190, bins: int = 40,
               domain: tuple[float, float] | None = None, css: str = "bins",
               label: str = "") -> str:
     """An SVG histogram of the finite ``values`` (ms) with vertical ``lines``; ``missed`` samples
     (+inf) get their own bar at the right. ``domain`` fixes the x range (to put two histograms
     on one axis)."""
     finite = values[np.isfinite(values)]
-    left, right, top, bottom = 44, width - (52 if missed else 12), 40, height - 22
+    left, right, top, bottom = 44, width - (52 if missed else 12), 12 * _LABEL_ROWS + 4, \
+        height - 22
     if domain is None:
         marks = [m.value for m in lines if math.isfinite(m.value)]
         lo = min([0.0, *marks, *(finite.min(initial=0.0),)])
@@ -115,16 +117,22 @@ def histogram(values: np.ndarray, lines: Sequence[Line] = (), *, missed: int = 0
                    f'(+∞ in quantiles)</title></rect><text class="tick" x="{right + 24}" '
                    f'y="{height - 6}" text-anchor="middle">missed</text>')
     out.append(f'<line class="axis" x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}"/>')
-    for i, line in enumerate(lines):
+    taken: list[list[tuple[float, float]]] = [[] for _ in range(_LABEL_ROWS)]
+    for line in sorted(lines, key=lambda m: m.value):
         pos = x(line.value) if math.isfinite(line.value) else right + 24 if missed else None
         if pos is None or not left - 1 <= pos <= width:
             continue
-        row = 11 + 12 * (i % 3)
-        anchor = "end" if pos > width - 90 else "start"
+        size = 6.0 * len(line.label) + 6
+        anchor = "end" if pos + size > width else "start"
+        span = (pos - size, pos) if anchor == "end" else (pos, pos + size)
+        row = next((i for i, used in enumerate(taken)
+                    if all(span[1] < a or span[0] > b for a, b in used)), len(taken) - 1)
+        taken[row].append(span)
+        y_text = 11 + 12 * row
         shift = -3 if anchor == "end" else 3
-        out.append(f'<line class="{esc(line.css)}" x1="{num(pos)}" x2="{num(pos)}" y1="{row - 8}" '
-                   f'y2="{bottom}"><title>{esc(line.label)}</title></line>'
-                   f'<text class="lbl {esc(line.css)}" x="{num(pos + shift)}" y="{row}" '
+        out.append(f'<line class="{esc(line.css)}" x1="{num(pos)}" x2="{num(pos)}" '
+                   f'y1="{y_text - 8}" y2="{bottom}"><title>{esc(line.label)}</title></line>'
+                   f'<text class="lbl {esc(line.css)}" x="{num(pos + shift)}" y="{y_text}" '
                    f'text-anchor="{anchor}">{esc(line.label)}</text>')
     out.append("</svg>")
     return "".join(out)
