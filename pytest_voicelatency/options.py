@@ -12,7 +12,9 @@ __all__ = ["OPTION", "INI", "JSON_OPTION", "SAVE_OPTION", "COMPARE_OPTION", "MAR
            "UNRELIABLE_CHOICES", "COMPARE_CONFIDENCE_INI", "COMPARE_BODY_INI",
            "MIN_EFFECT_PCT_INI", "MIN_EFFECT_MS_INI", "SPANS_LIE_INI", "STEP_SUMMARY_ENV",
            "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SAVE_PARTIAL_OPTION", "SAVE_PARTIAL_INI",
-           "ALLOW_PARTIAL_OPTION", "ALLOW_PARTIAL_INI", "PATH_OPTIONS"]
+           "ALLOW_PARTIAL_OPTION", "ALLOW_PARTIAL_INI", "PATH_OPTIONS", "OTLP_OPTION", "OTLP_INI",
+           "SPANS_JSON_OPTION", "SPANS_JSON_INI", "HTML_OPTION", "HTML_INI", "HTML_TURNS_INI",
+           "CONVENTIONS_INI"]
 
 # command line (each also has an ini twin or implies --voice-latency)
 OPTION = "--voice-latency"
@@ -22,7 +24,11 @@ COMPARE_OPTION = "--voice-latency-compare"
 MARKDOWN_OPTION = "--voice-latency-markdown"
 SAVE_PARTIAL_OPTION = "--voice-latency-save-partial"
 ALLOW_PARTIAL_OPTION = "--voice-latency-allow-partial"
-PATH_OPTIONS = (JSON_OPTION, SAVE_OPTION, COMPARE_OPTION, MARKDOWN_OPTION)
+OTLP_OPTION = "--voice-latency-otlp"
+SPANS_JSON_OPTION = "--voice-latency-spans-json"
+HTML_OPTION = "--voice-latency-html"
+PATH_OPTIONS = (JSON_OPTION, SAVE_OPTION, COMPARE_OPTION, MARKDOWN_OPTION, SPANS_JSON_OPTION,
+                HTML_OPTION)
 
 # ini keys
 INI = "voice_latency"
@@ -39,6 +45,11 @@ MIN_EFFECT_MS_INI = "voice_latency_min_effect_ms"
 SPANS_LIE_INI = "voice_latency_spans_lie_margin_ms"
 SAVE_PARTIAL_INI = "voice_latency_save_partial"
 ALLOW_PARTIAL_INI = "voice_latency_allow_partial"
+OTLP_INI = "voice_latency_otlp"
+SPANS_JSON_INI = "voice_latency_spans_json"
+HTML_INI = "voice_latency_html"
+HTML_TURNS_INI = "voice_latency_html_turns"
+CONVENTIONS_INI = "voice_latency_conventions"
 
 # environment
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

@@ -34,6 +34,7 @@ from pytest_voicelatency.options import (
     COMPARE_CONFIDENCE_INI,
     COMPARE_OPTION,
     CONFIDENCE_INI,
+    CONVENTIONS_INI,
     INCONCLUSIVE_INI,
     INI,
     JSON_OPTION,
@@ -43,10 +44,14 @@ from pytest_voicelatency.options import (
     MIN_EFFECT_PCT_INI,
     MISSING_INI,
     OPTION,
+    OTLP_INI,
+    OTLP_OPTION,
     PATH_OPTIONS,
     SAVE_OPTION,
     SAVE_PARTIAL_INI,
     SAVE_PARTIAL_OPTION,
+    SPANS_JSON_INI,
+    SPANS_JSON_OPTION,
     SPANS_LIE_INI,
     SPANS_MARKER,
     STEP_SUMMARY_ENV,
@@ -56,7 +61,9 @@ from pytest_voicelatency.options import (
 from pytest_voicelatency.run.state import CAPTURE, STATE, RunState
 
 if TYPE_CHECKING:
+    from pytest_voicelatency.run.exporting import Export
     from pytest_voicelatency.run.settings import Settings
+    from pytest_voicelatency.spans.conventions import Conventions
 
 # The option and ini names live in options.py; re-exported here, where tests have always found them.
 __all__ = ["OPTION", "INI", "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SKIP_REASON",
@@ -68,6 +75,9 @@ __all__ = ["OPTION", "INI", "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SKIP_REA
 _PATH_OPTIONS = {JSON_OPTION: "voice_latency_json", SAVE_OPTION: "voice_latency_save",
                  COMPARE_OPTION: "voice_latency_compare", MARKDOWN_OPTION: "voice_latency_markdown"}
 REPORT_ATTRIBUTE = "voice_latency"
+SPANS_ATTRIBUTE = "voice_latency_spans"  # a test's spans as OTLP JSON, worker -> controller
+EXPORT = pytest.StashKey["Export | None"]()
+CONVENTIONS = pytest.StashKey["Conventions"]()
 SKIP_REASON = ("voice latency test: run it with `pytest --voice-latency` "
                "(or set `voice_latency = true` in the ini file)")
 
@@ -133,6 +143,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(MIN_EFFECT_MS_INI, default="10",
                   help="smallest growth, in ms, of p95 (or the middle growth of p75, p90, p95) "
                        "that counts as a regression (default: 10)")
+    group.addoption(OTLP_OPTION, metavar="ENDPOINT", dest=OTLP_INI, default=None,
+                    help="send the run's spans (the caller's included) and per-stage histograms "
+                         "over OTLP/HTTP to ENDPOINT, a collector's base URL such as "
+                         "http://127.0.0.1:4318; needs the [otlp] extra (implies "
+                         f"--voice-latency; ini: {OTLP_INI}; default: none)")
+    parser.addini(OTLP_INI, default="", help=f"same as {OTLP_OPTION} (default: none)")
+    group.addoption(SPANS_JSON_OPTION, metavar="PATH", dest=SPANS_JSON_INI, default=None,
+                    help="write the run's spans to PATH as OTLP JSON, loadable in Tempo or "
+                         f"Jaeger (implies --voice-latency; ini: {SPANS_JSON_INI}; default: none)")
+    parser.addini(SPANS_JSON_INI, default="", help=f"same as {SPANS_JSON_OPTION} (default: none)")
+    parser.addini(CONVENTIONS_INI, type="linelist", default=[],
+                  help="which span conventions to read, one per line: auto (default), pipecat, "
+                       "livekit, genai, native, or a mapping 'span_name -> stage[.metric="
+                       "attribute*scale]' (default: auto = every built-in convention)")
     parser.addini(SPANS_LIE_INI, default="50",
                   help="warn when the agent's own span (e.g. barge_in silence_ms) is more than "
                        "this many ms below what the caller heard (default: 50)")
@@ -153,8 +177,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test
         raise pytest.UsageError(str(exc)) from None
     paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
+    config.stash[CONVENTIONS] = _conventions(config)
+    export = config.stash[EXPORT] = _start_export(config)
     enabled = bool(config.getoption("voice_latency") or _ini_bool(config, INI)
-                   or any(paths.values()))
+                   or any(paths.values()) or export is not None)
     state = config.stash[STATE] = RunState(enabled=enabled,
                                            is_worker=hasattr(config, "workerinput"))
     if enabled:
@@ -170,6 +196,43 @@ def _ini_bool(config: pytest.Config, key: str) -> bool:
         value = str(exc).rpartition("invalid truth value ")[2] or "?"
         raise pytest.UsageError(
             f"{key} = {value} in the ini file: give true or false") from None
+
+
+def _conventions(config: pytest.Config) -> Conventions:
+    # lazy: plugin start-up — a pure parser, but the spans layer is not loaded before it is needed
+    from pytest_voicelatency.errors import VoiceLatencyUsageError  # lazy: start-up
+    from pytest_voicelatency.spans.conventions import conventions_from_ini  # lazy: start-up
+
+    try:
+        return conventions_from_ini(config.getini(CONVENTIONS_INI))
+    except VoiceLatencyUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _start_export(config: pytest.Config) -> Export | None:
+    endpoint = config.getoption(OTLP_INI) or config.getini(OTLP_INI)
+    path = config.getoption(SPANS_JSON_INI) or config.getini(SPANS_JSON_INI)
+    if not (endpoint or path):
+        return None
+    # lazy: plugin start-up — exporters load only when asked, the OTLP one from an optional extra
+    from pytest_voicelatency.errors import VoiceLatencyUsageError  # lazy: start-up
+    from pytest_voicelatency.run.exporting import Export  # lazy: start-up
+
+    export = Export(spans_path=path or None)
+    try:
+        if endpoint:
+            from pytest_voicelatency.export import otlp  # lazy: the [otlp] extra, when asked
+
+            export.otlp = otlp.start(endpoint)
+        if path:
+            from pytest_voicelatency.export.otlp_json import SpanBuffer  # lazy: when asked
+            from pytest_voicelatency.spans.capture import attach  # lazy: when asked
+
+            export.spans = SpanBuffer()
+            attach().add_span_processor(export.spans)
+    except VoiceLatencyUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return export
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -225,7 +288,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from pytest_voicelatency.spans.capture import start  # lazy: plugin start-up
 
         policy = state.settings.policy.unreliable if state.settings is not None else "warn"
-        item.stash[CAPTURE] = start(item.nodeid, policy)
+        item.stash[CAPTURE] = start(item.nodeid, policy, item.config.stash[CONVENTIONS])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -249,8 +312,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if call.when == "teardown":
+        export = item.config.stash.get(EXPORT, None)
+        if export is not None and export.spans is not None:
+            setattr(report, SPANS_ATTRIBUTE, export.spans.drain())
         capture = item.stash.get(CAPTURE, None)
-        if capture is not None and len(capture):
+        if capture is not None and (len(capture) or capture.table.unread_count):
             # lazy: plugin start-up — numpy only for a test that captured spans
             from pytest_voicelatency.report.junit import junit_properties
 
@@ -264,6 +330,7 @@ class _RunReporter:
 
     def __init__(self, config: pytest.Config) -> None:
         self.state = config.stash[STATE]
+        self.export = config.stash[EXPORT]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         lf = session.config.pluginmanager.get_plugin("lfplugin")
@@ -279,6 +346,9 @@ class _RunReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.state.is_worker:
             return
+        spans = getattr(report, SPANS_ATTRIBUTE, None)
+        if spans and self.export is not None and self.export.spans is not None:
+            self.export.spans.receive(spans)
         self.state.record_report(report.nodeid, report.when, report.failed, report.longrepr)
         payload = getattr(report, REPORT_ATTRIBUTE, None)
         if payload is None:
@@ -289,8 +359,21 @@ class _RunReporter:
         except Exception as exc:  # a bad payload must not lose the other tests' samples
             self.state.errors.append(f"{report.nodeid}: voice spans not merged: {exc}")
 
+    @pytest.hookimpl(optionalhook=True)  # pytest-xdist's: a worker's export warnings come home
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        if self.export is not None:
+            self.export.notes += getattr(node, "workeroutput", {}).get(SPANS_ATTRIBUTE, [])
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         state = self.state
+        if self.export is not None:
+            from pytest_voicelatency.run.exporting import finish as finish_export  # lazy: start-up
+
+            notes = finish_export(self.export, state.table, is_worker=state.is_worker)
+            if state.is_worker:
+                session.config.workeroutput[SPANS_ATTRIBUTE] = notes  # type: ignore[attr-defined]
+            else:  # warnings only: an export failure never changes the exit code
+                self.export.notes += notes
         if state.is_worker or state.settings is None or not state.settings.has_work(state.table):
             return
         # lazy: plugin start-up — the end of the run, only when there is work to judge
@@ -321,6 +404,9 @@ class _RunReporter:
         spans = len(state.table) if state.table is not None else 0
         lines = terminal_lines(None, state.errors, spans=spans) if done is None \
             else terminal_lines(done.results)
-        for line in lines:
+        unread = state.table.unread_sentence() if state.table is not None else None
+        notes = self.export.notes if self.export is not None else []
+        extra = [f"warning: {line}" for line in ([unread] if unread else []) + notes]
+        for line in [*lines, *extra]:
             red = line.startswith("error:") or line.endswith(": FAILED")
             terminalreporter.write_line(line, red=red, yellow=line.startswith("warning:"))

@@ -400,7 +400,7 @@ def test_a_bad_unreliable_ini_is_a_usage_error_before_any_test(pytester):
 def test_the_voice_spans_marker_passes_any_capture_keyword(pytester, enabled):
     """Whatever keyword the capture takes (here ``conventions``) the marker passes on, to the
     plugin's per-test capture as to the fixture's own."""
-    pytester.makepyfile(test_conventions='''
+    pytester.makepyfile(test_marker_conventions='''
 import pytest
 from pytest_voicelatency.spans.conventions import NATIVE_ONLY
 

@@ -113,8 +113,7 @@ class Capture:
 
     def unread_sentence(self) -> str | None:
         """The line to print when spans were seen but none read as voice stages, else None."""
-        summary = self.unread
-        return summary.sentence() if summary is not None and len(self.table) == 0 else None
+        return self.table.unread_sentence()
 
     def __len__(self) -> int:
         return len(self.table)

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.spans.conventions import unread_summary
 from pytest_voicelatency.spans.otel import SpanRecord
 
 __all__ = ["SpanTable", "PAYLOAD_VERSION", "MAX_PROBLEMS", "MAX_UNREAD"]
@@ -102,6 +103,14 @@ class SpanTable:
         key = (name, scope)
         if key in self.unread or len(self.unread) < MAX_UNREAD:
             self.unread[key] = self.unread.get(key, 0) + count
+
+    def unread_sentence(self) -> str | None:
+        """The line to print when spans were seen but none read as voice stages, else None."""
+        with self._lock:
+            if len(self.columns["stage"]) or not self.unread_count:
+                return None
+            summary = unread_summary(dict(self.unread), self.unread_count)
+        return summary.sentence() if summary is not None else None
 
     def _note_problem(self, problem: str) -> None:
         self.problem_count += 1
