@@ -35,6 +35,9 @@ from pytest_voicelatency.options import (
     COMPARE_OPTION,
     CONFIDENCE_INI,
     CONVENTIONS_INI,
+    HTML_INI,
+    HTML_OPTION,
+    HTML_TURNS_INI,
     INCONCLUSIVE_INI,
     INI,
     JSON_OPTION,
@@ -73,7 +76,8 @@ __all__ = ["OPTION", "INI", "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SKIP_REA
            "SPANS_LIE_INI", "STEP_SUMMARY_ENV", "voice_spans_fixture", "voice_caller_fixture"]
 
 _PATH_OPTIONS = {JSON_OPTION: "voice_latency_json", SAVE_OPTION: "voice_latency_save",
-                 COMPARE_OPTION: "voice_latency_compare", MARKDOWN_OPTION: "voice_latency_markdown"}
+                 COMPARE_OPTION: "voice_latency_compare", MARKDOWN_OPTION: "voice_latency_markdown",
+                 HTML_OPTION: HTML_INI}
 REPORT_ATTRIBUTE = "voice_latency"
 SPANS_ATTRIBUTE = "voice_latency_spans"  # a test's spans as OTLP JSON, worker -> controller
 EXPORT = pytest.StashKey["Export | None"]()
@@ -143,6 +147,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(MIN_EFFECT_MS_INI, default="10",
                   help="smallest growth, in ms, of p95 (or the middle growth of p75, p90, p95) "
                        "that counts as a regression (default: 10)")
+    group.addoption(HTML_OPTION, metavar="PATH", dest=HTML_INI, default=None,
+                    help="write a self-contained HTML report to PATH: per-stage histograms, the "
+                         "worst turns as waterfalls with the gaps painted, spans vs what the "
+                         f"caller heard (implies --voice-latency; ini: {HTML_INI}; default: none)")
+    parser.addini(HTML_INI, default="", help=f"same as {HTML_OPTION} (default: none)")
+    parser.addini(HTML_TURNS_INI, default="10",
+                  help="worst turns drawn as waterfalls per stage in the HTML report (default: 10)")
     group.addoption(OTLP_OPTION, metavar="ENDPOINT", dest=OTLP_INI, default=None,
                     help="send the run's spans (the caller's included) and per-stage histograms "
                          "over OTLP/HTTP to ENDPOINT, a collector's base URL such as "
@@ -177,6 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test
         raise pytest.UsageError(str(exc)) from None
     paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
+    paths[HTML_INI] = paths[HTML_INI] or config.getini(HTML_INI) or None
     config.stash[CONVENTIONS] = _conventions(config)
     export = config.stash[EXPORT] = _start_export(config)
     enabled = bool(config.getoption("voice_latency") or _ini_bool(config, INI)
@@ -267,7 +279,8 @@ def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
             save_partial=bool(config.getoption("voice_latency_save_partial")
                               or _ini_bool(config, SAVE_PARTIAL_INI)),
             allow_partial=bool(config.getoption("voice_latency_allow_partial")
-                               or _ini_bool(config, ALLOW_PARTIAL_INI)))
+                               or _ini_bool(config, ALLOW_PARTIAL_INI)),
+            html_path=paths[HTML_INI], html_turns=config.getini(HTML_TURNS_INI))
     except VoiceLatencyUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -328,3 +328,40 @@ def _section(page: Path, anchor: str) -> Path:
     part = page.with_name("part.html")
     part.write_text(text[:body] + text[start:], encoding="utf-8")
     return part
+
+
+PLUGIN_RUN = '''
+import pytest
+from pytest_voicelatency import stage_span
+
+@pytest.mark.parametrize("worker_share", range(4))
+def test_turns(worker_share):
+    for turn in range(10):
+        with stage_span("asr", f"s{worker_share}", turn) as first:
+            first()
+        with stage_span("llm", f"s{worker_share}", turn) as first:
+            first()
+'''
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
+def test_the_html_option_writes_one_report_from_the_controller(pytester, workers):
+    """--voice-latency-html writes one self-contained page with every worker's stages; under
+    xdist only the controller writes it (the workers' spans reach it on their reports)."""
+    pytester.makepyfile(test_html_run=PLUGIN_RUN)
+    result = pytester.runpytest_subprocess("--voice-latency-html=out/report.html",
+                                           "-p", "no:cacheprovider", *workers)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*wrote out/report.html*"])
+    page = (pytester.path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "asr" in page and "llm" in page and "http://" not in page.replace(
+        "http://www.w3.org/2000/svg", "")
+    assert [p.name for p in (pytester.path / "out").iterdir()] == ["report.html"]  # no temp left
+
+
+def test_a_bad_html_turns_value_is_a_usage_error_naming_the_key(pytester):
+    pytester.makeini("[pytest]\nvoice_latency_html_turns = many\n")
+    pytester.makepyfile(test_html_run=PLUGIN_RUN)
+    result = pytester.runpytest_subprocess("--voice-latency-html=r.html", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*voice_latency_html_turns = 'many'*whole number*"])

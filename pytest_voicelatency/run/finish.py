@@ -31,6 +31,7 @@ from pytest_voicelatency.errors import VoiceLatencyError
 from pytest_voicelatency.gate.compare import Comparison, compare
 from pytest_voicelatency.gate.crosscheck import spans_lie
 from pytest_voicelatency.gate.evaluate import GateReport, evaluate
+from pytest_voicelatency.report.html import report as html_report
 from pytest_voicelatency.report.markdown import render
 from pytest_voicelatency.results.codec import dumps
 from pytest_voicelatency.results.environment import fingerprint
@@ -41,7 +42,7 @@ from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
 from pytest_voicelatency.run.facts import RunFacts, incomplete, save_decision
 from pytest_voicelatency.run.settings import Settings
 from pytest_voicelatency.spans.rows import SpanTable
-from pytest_voicelatency.spans.samples import derive
+from pytest_voicelatency.spans.samples import SampleSet, derive
 from pytest_voicelatency.stats.distribution import Distributions
 
 __all__ = ["Finish", "finish"]
@@ -129,7 +130,7 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
         problems=tuple(table.problems), problem_count=table.problem_count,
         warnings=tuple(warnings), errors=(*errors, *baseline_errors), partial=partial,
         output_errors=tuple(internal))
-    results = _write(results, settings)
+    results = _write(results, settings, table, samples)
     return Finish(results, exit_code(results))
 
 
@@ -159,9 +160,11 @@ def _exists(path: str) -> bool:
         return True  # cannot tell: never risk replacing it
 
 
-def _write(results: Results, settings: Settings) -> Results:
-    """Write the JSON results and the baseline, then the Markdown (which reports the errors of
-    the first two); returns the results with the notes and errors of every write."""
+def _write(results: Results, settings: Settings, table: SpanTable,
+           samples: SampleSet | None) -> Results:
+    """Write the JSON results and the baseline, then the Markdown and the HTML report (which
+    report the errors of the first two); returns the results with the notes and errors of every
+    write."""
     jobs: list[tuple[str, Job]] = []
     if settings.json_path:
         jobs.append((settings.json_path,
@@ -177,10 +180,14 @@ def _write(results: Results, settings: Settings) -> Results:
             jobs.append((settings.save_path,
                          lambda p: write_atomic(p, dumps(base, with_samples=False))))
     results = _run_jobs(results, jobs)
-    if not (settings.markdown_path or settings.step_summary):
+    if not (settings.markdown_path or settings.step_summary or settings.html_path):
         return results
     done = results
     jobs = []
+    if settings.html_path:
+        jobs.append((settings.html_path, lambda p: write_atomic(p, html_report(
+            done, table, turns=settings.html_turns, samples=samples,
+            margin_ms=settings.spans_lie_margin_ms))))
     if settings.markdown_path:
         jobs.append((settings.markdown_path, lambda p: write_atomic(p, render(done))))
     if settings.step_summary:

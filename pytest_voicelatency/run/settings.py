@@ -42,6 +42,8 @@ class Settings:
     save_path: str | None = None
     compare_path: str | None = None
     markdown_path: str | None = None
+    html_path: str | None = None  # the self-contained HTML report
+    html_turns: int = 10  # worst turns drawn as waterfalls per stage with a verdict
     step_summary: str | None = None  # $GITHUB_STEP_SUMMARY
     root: str | None = None  # where to ask git for the commit
     judge: bool = True  # False for --collect-only: nothing ran, nothing to gate
@@ -56,7 +58,8 @@ class Settings:
         run skips loading numpy and the statistics just to print "no voice spans".
         """
         return bool((table is not None and len(table)) or self.thresholds
-                    or self.needs_environment or self.markdown_path or self.step_summary)
+                    or self.needs_environment or self.markdown_path or self.step_summary
+                    or self.html_path)
 
     @property
     def needs_environment(self) -> bool:
@@ -98,7 +101,8 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
           markdown_path: str | None = None, step_summary: str | None = None,
           root: str | None = None, judge: bool = True,
           spans_lie_margin_ms: str = "50", save_partial: bool = False,
-          allow_partial: bool = False) -> Settings:
+          allow_partial: bool = False, html_path: str | None = None,
+          html_turns: str = "10") -> Settings:
     """Parse raw ini strings and option values into :class:`Settings`.
 
     Saving and comparing on one file is refused: the compare would read the file the save is
@@ -120,10 +124,19 @@ def build(*, thresholds: Sequence[str] = (), confidence: str = "", inconclusive:
         inconclusive=policy.inconclusive, body=parse_body(compare_body))
     margin = _number("voice_latency_spans_lie_margin_ms", spans_lie_margin_ms, 0, 1e9,
                      "milliseconds > 0 (default 50)")
-    return Settings(tuple(parse_thresholds(thresholds)), policy, compare_policy, json_path or None,
-                    save_path or None, compare_path or None, markdown_path or None,
-                    step_summary or None, root, judge, margin, bool(save_partial),
-                    bool(allow_partial))
+    turns = _number("voice_latency_html_turns", html_turns, -1, 1001,
+                    "a whole number of turns from 0 to 1000 (default 10)")
+    if turns != int(turns):
+        raise VoiceLatencyUsageError(
+            f"voice_latency_html_turns = {html_turns!r}: give a whole number of turns "
+            "from 0 to 1000 (default 10)")
+    return Settings(tuple(parse_thresholds(thresholds)), policy, compare_policy,
+                    json_path=json_path or None, save_path=save_path or None,
+                    compare_path=compare_path or None, markdown_path=markdown_path or None,
+                    html_path=html_path or None, html_turns=int(turns),
+                    step_summary=step_summary or None, root=root, judge=judge,
+                    spans_lie_margin_ms=margin, save_partial=bool(save_partial),
+                    allow_partial=bool(allow_partial))
 
 
 def _inside(path: str, folder: str) -> bool:
