@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry import trace
 
+from pytest_voicelatency import LatencyAssertionError, assert_p95, voice_spans
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.spans.conventions import (
@@ -228,3 +229,17 @@ def test_unread_spans_travel_in_the_xdist_payload():
     merged.extend_payload(table.to_payload(), test="u")
     assert merged.unread == {("stt", "pipecat"): 6} and merged.unread_count == 6
     assert unread_summary(merged.unread) is not None
+
+
+def test_an_assertion_on_spans_it_could_not_read_says_which_and_who_would_read_them():
+    """A capture that saw spans but read none as voice stages says so in the failure, with the
+    span names, their scope and the ini line that would read them."""
+    with voice_spans(conventions=NATIVE_ONLY) as cap:
+        tracer = trace.get_tracer("pipecat")
+        with tracer.start_as_current_span("llm", attributes={"metrics.ttfb": 0.25}):
+            pass
+    with pytest.raises(LatencyAssertionError) as failure:
+        assert_p95(stage="llm", lt=300, capture=cap)
+    text = str(failure.value)
+    assert "1 span seen but none read as voice stages: llm (scope pipecat)" in text
+    assert "voice_latency_conventions = pipecat" in text

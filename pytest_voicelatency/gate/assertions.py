@@ -56,10 +56,13 @@ def _unreliable(capture: Capture, selection: Selection, verdict: Verdict) -> Non
 
 def _missing_message(capture: Capture, stage: str, metric: str | None, sel: Selection) -> str:
     seen = capture.sample_set().metrics_by_stage()
-    listing = "\n".join(f"  {s}: {', '.join(m)}" for s, m in seen.items()) or "  (no voice spans at all)"
-    what = f"stage {stage!r}" + (f" metric {metric!r}" if metric else f" (default metric {sel.metric!r})")
-    hint = ("every sample produced nothing (first_byte_ms = -1): the stage never called first_byte()"
-            if sel.nothing else
+    unread = capture.unread_sentence()
+    listing = "\n".join(f"  {s}: {', '.join(m)}" for s, m in seen.items()) or (
+        f"  (no voice spans at all: {unread})" if unread else "  (no voice spans at all)")
+    what = f"stage {stage!r}" + (
+        f" metric {metric!r}" if metric else f" (default metric {sel.metric!r})")
+    hint = ("every sample produced nothing (first_byte_ms = -1): the stage never called "
+            "first_byte()" if sel.nothing else
             "check the stage name, that the agent ran inside the capture, and that its spans "
             "reach the global tracer provider")
     return (f"no samples for {what}; {hint}.\n{len(capture)} voice spans captured; stages and "
