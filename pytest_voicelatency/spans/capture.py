@@ -50,6 +50,10 @@ __all__ = ["Capture", "capture_spans", "attach", "current_capture"]
 _lock = threading.Lock()
 _active: list[Capture] = []
 _attached: weakref.WeakSet[Any] = weakref.WeakSet()
+#: span id -> the captures open when it started (dropped when it ends; bounded for spans that
+#: never end)
+_born: dict[int, tuple[Capture, ...]] = {}
+MAX_OPEN_SPANS = 100_000
 
 
 class Capture:
@@ -126,14 +130,23 @@ class _Dispatcher:
     """The one span processor: converts each finished voice span once, fans it out."""
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        return None
+        # Which captures were open when the span began: a span a thread of one test ends after
+        # that test returned must not count in the next test's capture.
+        if _active and len(_born) < MAX_OPEN_SPANS:
+            _born[span.context.span_id] = tuple(_active)
 
     def on_end(self, span: ReadableSpan) -> None:
+        born = _born.pop(span.context.span_id, None) if span.context is not None else None
         if not _active:
             return
         conventions: Conventions | None = None
         record = None
         for capture in tuple(_active):
+            if born is not None and capture not in born and not any(b in _active for b in born):
+                capture.table.note_problem(
+                    f"span {span.name!r} started in {born[0].test_id or 'an earlier capture'} "
+                    "and ended after it closed (a thread outliving its test?): not counted here")
+                continue
             if capture.conventions is not conventions:  # nested captures usually share one
                 conventions = capture.conventions
                 record = record_from_span(span, conventions)

@@ -112,6 +112,11 @@ class SpanTable:
             summary = unread_summary(dict(self.unread), self.unread_count)
         return summary.sentence() if summary is not None else None
 
+    def note_problem(self, problem: str) -> None:
+        """Record a problem with the spans (kept up to a cap, all counted); thread-safe."""
+        with self._lock:
+            self._note_problem(problem)
+
     def _note_problem(self, problem: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS and problem not in self.problems:
