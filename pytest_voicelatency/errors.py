@@ -33,8 +33,9 @@ class LatencyAssertionError(AssertionError):
     carries the figures as attributes for tools that want them.
     """
 
-    def __init__(self, message: str, *, stage: str = "", metric: str = "", value: float | None = None,
-                 limit: float | None = None, n: int = 0, verdict: str = "fail") -> None:
+    def __init__(self, message: str, *, stage: str = "", metric: str = "",
+                 value: float | None = None, limit: float | None = None, n: int = 0,
+                 verdict: str = "fail") -> None:
         super().__init__(message)
         self.stage = stage
         self.metric = metric

@@ -49,7 +49,8 @@ def test_results_hold_every_sample_with_its_identity_and_flags():
     assert gap == [{"stage": "gap.asr_to_llm", "metric": "duration_ms", "value": 30.0,
                     "flags": ["unreliable"], "test": "test_a.py::test_x", "session": "s1",
                     "turn": "7", "trace": "ab" * 16}]
-    assert {(s["stage"], s["metric"]) for s in doc["samples"]} >= {("asr", "duration_ms"), ("llm", "duration_ms")}
+    assert {(s["stage"], s["metric"]) for s in doc["samples"]} >= {("asr", "duration_ms"),
+                                                                   ("llm", "duration_ms")}
     summary = {(d["stage"], d["metric"]): d for d in doc["distributions"]}
     assert summary[("llm", "duration_ms")]["unreliable"] == 1
     assert summary[("asr", "duration_ms")]["p95"] == 100.0 and doc["spans"] == 2
@@ -86,15 +87,16 @@ def test_a_missing_baseline_says_how_to_create_one(tmp_path):
     ('{"format": ', r"not valid JSON \(.* line 1 column"),
     ("[1, 2]", "not a pytest-voicelatency results file"),
     ('{"format": "other"}', "not a pytest-voicelatency results file"),
-    ('{"format": "%s", "version": "1"}' % FORMAT, r"corrupt at version: expected a format version"),
-    ('{"format": "%s", "version": 1, "distributions": [{"stage": "asr", "metric": "m", '
-     '"values": [1, -2]}]}' % FORMAT, r"corrupt at distributions\[0\]\.values\[1\]"),
-    ('{"format": "%s", "version": 1, "distributions": [{"stage": "asr", "metric": "m", '
-     '"values": [1], "n": 5}]}' % FORMAT, r"distributions\[0\]\.n: says 5 but values holds 1"),
-    ('{"format": "%s", "version": 1, "distributions": [{"stage": "asr", "metric": "m", '
-     '"values": ["x"]}]}' % FORMAT, r"values\[0\]: expected a number"),
-    ('{"format": "%s", "version": 1, "distributions": [{"stage": "a", "metric": "m", "values": []},'
-     '{"stage": "a", "metric": "m", "values": []}]}' % FORMAT, "appears twice"),
+    (f'{{"format": "{FORMAT}", "version": "1"}}',
+     r"corrupt at version: expected a format version"),
+    (f'{{"format": "{FORMAT}", "version": 1, "distributions": [{{"stage": "asr", "metric": "m", '
+     '"values": [1, -2]}]}', r"corrupt at distributions\[0\]\.values\[1\]"),
+    (f'{{"format": "{FORMAT}", "version": 1, "distributions": [{{"stage": "asr", "metric": "m", '
+     '"values": [1], "n": 5}]}', r"distributions\[0\]\.n: says 5 but values holds 1"),
+    (f'{{"format": "{FORMAT}", "version": 1, "distributions": [{{"stage": "asr", "metric": "m", '
+     '"values": ["x"]}]}', r"values\[0\]: expected a number"),
+    (f'{{"format": "{FORMAT}", "version": 1, "distributions": [{{"stage": "a", "metric": "m", '
+     '"values": []},{"stage": "a", "metric": "m", "values": []}]}', "appears twice"),
 ])
 def test_a_corrupt_file_is_refused_naming_the_file_and_the_place(tmp_path, text, match):
     """Truncated, foreign or hand-edited files fail with the file name and the JSON path."""
@@ -110,7 +112,8 @@ def test_a_file_from_a_newer_format_asks_for_an_upgrade(tmp_path):
     path = tmp_path / "base.json"
     path.write_text(json.dumps({"format": FORMAT, "version": 99, "plugin_version": "9.0",
                                 "distributions": []}))
-    with pytest.raises(VoiceLatencyError, match=r"format version 99 \(written by pytest-voicelatency 9.0\).*upgrade"):
+    with pytest.raises(VoiceLatencyError, match=r"format version 99 \(written by "
+                                                r"pytest-voicelatency 9.0\).*upgrade"):
         load(path)
 
 
@@ -138,7 +141,8 @@ def test_merging_shards_pools_their_samples():
     b = replace(a_run(asr=[4, 5], tts=[7]), spans=2)
     merged, warnings = merge([a, b])
     assert merged.distributions.select("asr", "duration_ms").values.tolist() == [1, 2, 3, 4, 5]
-    assert set(merged.distributions) == {("asr", "duration_ms"), ("llm", "duration_ms"), ("tts", "duration_ms")}
+    assert set(merged.distributions) == {("asr", "duration_ms"), ("llm", "duration_ms"),
+                                         ("tts", "duration_ms")}
     assert merged.spans == 5 and warnings == []
 
 
@@ -146,7 +150,8 @@ def test_merging_shards_of_different_plugin_versions_is_refused():
     """Numbers from two plugin versions need not mean the same: refuse, name both files."""
     a = replace(a_run(asr=[1]), source="a.json")
     b = replace(a_run(asr=[2]), source="b.json", plugin_version="0.2.0")
-    with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' \(pytest-voicelatency 0.2.0\) with 'a.json' \(0.1.0\)"):
+    with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' \(pytest-voicelatency "
+                                                r"0.2.0\) with 'a.json' \(0.1.0\)"):
         merge([a, b])
 
 
@@ -173,7 +178,8 @@ def listed(run: Results, *tests: str) -> Results:
 
 
 def test_merging_shards_that_ran_the_same_test_is_refused():
-    """Overlapping shards would count a test's samples twice: refuse, name both files and the test."""
+    """Overlapping shards would count a test's samples twice: refuse, name both files and the
+    test."""
     a, b = listed(a_run(asr=[1]), "t.py::x", "t.py::y"), listed(a_run(asr=[2]), "t.py::y")
     a, b = replace(a, source="a.json"), replace(b, source="b.json")
     with pytest.raises(VoiceLatencyError, match=r"cannot merge 'b.json' with 'a.json': both hold "
@@ -199,7 +205,8 @@ def test_merging_one_run_twice_without_samples_is_refused():
 
 
 def test_a_results_file_and_the_baseline_of_the_same_run_are_one_run():
-    """run.json (samples) and baseline.json (none) written by one pytest run are refused together."""
+    """run.json (samples) and baseline.json (none) written by one pytest run are refused
+    together."""
     created = "2025-01-01T00:00:00+00:00"
     a = listed(replace(a_run(asr=[1]), created=created), "t.py::x")
     b = replace(a_run(asr=[1]), created=created)
@@ -233,7 +240,8 @@ def test_an_unwritable_path_names_the_path_and_the_fix(tmp_path):
     """A directory that is a file: the error quotes the path and says what to do."""
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(VoiceLatencyError, match=r"cannot write '.*file/sub/out.json'.*writable directory"):
+    with pytest.raises(VoiceLatencyError,
+                       match=r"cannot write '.*file/sub/out.json'.*writable directory"):
         write_atomic(blocker / "sub" / "out.json", "{}")
     with pytest.raises(VoiceLatencyError, match="cannot write"):
         append_text(tmp_path, "x")  # a directory cannot be appended to

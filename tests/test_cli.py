@@ -55,7 +55,8 @@ def test_compare_of_a_slower_run_exits_1_naming_the_stage(tmp_path, capsys):
     base, head = results(tmp_path / "base.json"), results(tmp_path / "head.json", scale=1.3, seed=2)
     assert main(["compare", str(base), str(head)]) == ExitCode.FAILED
     out = capsys.readouterr().out
-    assert "REGRESSION: asr first_byte_ms p95" in out and "REGRESSION: barge_in silence_ms p95" in out
+    assert ("REGRESSION: asr first_byte_ms p95" in out
+            and "REGRESSION: barge_in silence_ms p95" in out)
 
 
 def test_compare_markdown_has_p50_p95_bound_delta_and_verdict_per_stage(tmp_path, capsys):
@@ -64,7 +65,8 @@ def test_compare_markdown_has_p50_p95_bound_delta_and_verdict_per_stage(tmp_path
     assert main(["compare", str(base), str(head), "--markdown"]) == ExitCode.FAILED
     out = capsys.readouterr().out
     assert out.startswith("### Voice latency: FAILED")
-    assert "| stage | metric | n | p50 ms | p95 ms (upper 99% bound) | Δ p95 vs baseline | gate | verdict |" in out
+    assert ("| stage | metric | n | p50 ms | p95 ms (upper 99% bound) | Δ p95 vs baseline "
+            "| gate | verdict |") in out
     row = next(line for line in out.splitlines() if line.startswith("| `asr`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "`first_byte_ms`" and cells[2] == "300" and "(≤ " in cells[4]
@@ -88,7 +90,8 @@ def test_compare_warns_on_stderr_when_the_environment_differs(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"), ("{", "not valid JSON"),
-    ('{"format": "pytest-voicelatency/results", "version": 7, "distributions": []}', "format version 7")])
+    ('{"format": "pytest-voicelatency/results", "version": 7, "distributions": []}',
+     "format version 7")])
 def test_compare_with_a_bad_baseline_exits_4_naming_the_file(tmp_path, capsys, content, message):
     """Missing, corrupt or newer baseline: exit 4 and one line naming the file."""
     base = tmp_path / "base.json"
@@ -236,7 +239,8 @@ def test_merge_refuses_the_same_file_given_twice(tmp_path, capsys):
 
 
 def test_merge_refuses_a_copy_of_a_baseline_without_samples(tmp_path, capsys):
-    """Without samples, a file identical in run identity (created, environment, values) is one run."""
+    """Without samples, a file identical in run identity (created, environment, values) is one
+    run."""
     a = results(tmp_path / "a.json")
     copy = tmp_path / "copy.json"
     shutil.copyfile(a, copy)
@@ -289,9 +293,11 @@ def one_stage_slower(path, seed):
 
 
 @pytest.mark.parametrize("slower, phrase", [
-    (one_stage_slower, "1 regression."), (lambda p, seed: results(p, scale=1.3, seed=seed), "2 regressions.")])
+    (one_stage_slower, "1 regression."),
+    (lambda p, seed: results(p, scale=1.3, seed=seed), "2 regressions.")])
 def test_compare_markdown_counts_regressions_in_good_english(tmp_path, capsys, slower, phrase):
-    """'1 regression', '2 regressions': every counted noun of the status line agrees with its number."""
+    """'1 regression', '2 regressions': every counted noun of the status line agrees with its
+    number."""
     base, head = results(tmp_path / "base.json"), slower(tmp_path / "head.json", 2)
     save(replace(load(head), spans=1, tests=1), head)
     assert main(["compare", str(base), str(head), "--markdown"]) == ExitCode.FAILED
@@ -300,8 +306,10 @@ def test_compare_markdown_counts_regressions_in_good_english(tmp_path, capsys, s
 
 
 @pytest.mark.parametrize("confidence, label", [("0.99", "99%"), ("0.9", "90%"), ("0.995", "99.5%")])
-def test_compare_markdown_bound_header_names_the_confidence_used(tmp_path, capsys, confidence, label):
-    """Without gate confidence the p95 bound is at the comparison's confidence, and says so exactly."""
+def test_compare_markdown_bound_header_names_the_confidence_used(tmp_path, capsys, confidence,
+                                                                  label):
+    """Without gate confidence the p95 bound is at the comparison's confidence, and says so
+    exactly."""
     base, head = results(tmp_path / "base.json"), results(tmp_path / "head.json", seed=2)
     main(["compare", str(base), str(head), "--markdown", "--confidence", confidence])
     out = capsys.readouterr().out

@@ -133,7 +133,8 @@ def test_a_slower_median_under_a_p95_that_held_is_not_a_regression():
     assert c.delta_ms == 0 and c.points[0].worse < 1e-6 and c.points[0].growth > 0.29
     assert c.outcome == "no change" and not c.failed
     assert "not material: p95 +0.0 ms (+0 %)" in c.note and "upper quarter +4 %" in c.note
-    tail_compressed = np.exp(0.6 * np.log(lognormal(2, n=2000, sigma=0.35) / 150) + np.log(1.2)) * 150
+    tail_compressed = np.exp(0.6 * np.log(lognormal(2, n=2000, sigma=0.35) / 150)
+                             + np.log(1.2)) * 150
     c = only(compare(run(lognormal(1, n=2000, sigma=0.35)), run(tail_compressed)))
     assert c.points[0].worse < 1e-6 and c.delta_ms < 0  # p50 +20 %, p95 -8 %
     assert c.outcome == "no change" and "not material" in c.note
@@ -205,8 +206,8 @@ def test_stages_on_one_side_only_are_listed_not_judged():
     cmp = compare(base, head)
     assert {(c.stage, c.outcome) for c in cmp.changes} == {("asr", "gone"), ("tts", "new")}
     assert not cmp.failed and cmp.family == 0
-    assert any("different stages" in w and "only in the baseline: asr" in w and "only in this run: tts" in w
-               for w in cmp.warnings)
+    assert any("different stages" in w and "only in the baseline: asr" in w
+               and "only in this run: tts" in w for w in cmp.warnings)
 
 
 def test_an_environment_mismatch_warns_naming_the_difference():

@@ -82,11 +82,13 @@ def test_a_metric_after_the_last_dot_is_used_and_an_unknown_one_is_missing():
     report = gate(["asr.duration_ms: p95 < 2", "asr.silence_ms: p95 < 2"], s)
     assert (report.results[0].metric, report.results[0].outcome) == ("duration_ms", "pass")
     r = report.results[1]
-    assert r.outcome == "missing" and "has no metric 'silence_ms'" in r.note and "first_byte_ms" in r.note
+    assert (r.outcome == "missing" and "has no metric 'silence_ms'" in r.note
+            and "first_byte_ms" in r.note)
 
 
 def test_a_metric_without_its_ms_suffix_is_missing_with_a_did_you_mean():
-    """`asr.first_byte` names no stage; the MISSING note suggests stage asr, metric first_byte_ms."""
+    """`asr.first_byte` names no stage; the MISSING note suggests stage asr, metric
+    first_byte_ms."""
     r = gate(["asr.first_byte: p95 < 150"], samples_of(asr=[5.0] * 10)).results[0]
     assert (r.outcome, r.failed) == ("missing", True)
     assert "did you mean stage 'asr' with metric 'first_byte_ms'? a metric is selected only when " \
@@ -94,7 +96,8 @@ def test_a_metric_without_its_ms_suffix_is_missing_with_a_did_you_mean():
 
 
 def test_a_count_metric_gate_is_missing_and_says_counts_cannot_be_gated_yet():
-    """`caller.playout.underruns` cannot be selected (no _ms): the note says so, not just 'no samples'."""
+    """`caller.playout.underruns` cannot be selected (no _ms): the note says so, not just 'no
+    samples'."""
     playout = record("caller.playout", 0, 1000, metrics={"jitter_ms": 3.0, "underruns": 2.0},
                      bar=False)
     r = gate(["caller.playout.underruns: p95 < 1"], derive(table_of(playout))).results[0]
@@ -168,7 +171,8 @@ def test_records_carry_every_figure_for_the_results_file():
     """The JSON record of a gate has its line, stage, metric, outcome, numbers and cell."""
     report = gate(["asr: p95 < 96"], samples_of(asr=list(np.arange(1.0, 101.0))), confidence=0.95)
     (rec,) = records(report)
-    assert rec["line"] == "asr: p95 < 96" and rec["stage"] == "asr" and rec["metric"] == "first_byte_ms"
+    assert (rec["line"] == "asr: p95 < 96" and rec["stage"] == "asr"
+            and rec["metric"] == "first_byte_ms")
     assert rec["outcome"] == "inconclusive" and rec["value"] == 95.0 and rec["n"] == 100
     assert rec["upper"] is not None and rec["confidence"] == 0.95
 
@@ -189,4 +193,5 @@ def test_bad_policy_values_name_their_ini_key_and_the_choices(kwargs, key):
 def test_policy_strings_parse_with_defaults():
     """Empty confidence means point estimates; values are case-insensitive."""
     assert policy_from_strings() == GatePolicy()
-    assert policy_from_strings("0.95", "FAIL", "warn", "retry") == GatePolicy(0.95, "fail", "warn", "retry")
+    assert policy_from_strings("0.95", "FAIL", "warn", "retry") == GatePolicy(0.95, "fail", "warn",
+                                                                              "retry")

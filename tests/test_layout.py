@@ -87,7 +87,8 @@ def test_each_sub_package_says_its_job_and_what_it_may_import():
 
 
 def test_test_modules_do_not_import_each_other():
-    """Shared helpers live in tests/helpers.py or fixtures in conftest.py, never in a test module."""
+    """Shared helpers live in tests/helpers.py or fixtures in conftest.py, never in a test
+    module."""
     offenders = []
     for path in sorted((ROOT / "tests").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

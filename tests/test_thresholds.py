@@ -23,7 +23,8 @@ from pytest_voicelatency.stats.levels import quantile_label
     ("llm.first_byte_ms: p99 <= 900", "llm", "first_byte_ms", 0.99, "<=", 900.0),
     ("caller.response: p50 < 700", "caller.response", None, 0.50, "<", 700.0),
     ("gap.*: p95 < 100", "gap.*", None, 0.95, "<", 100.0),
-    ("handoff.vad_to_asr.duration_ms: p90<50ms", "handoff.vad_to_asr", "duration_ms", 0.90, "<", 50.0),
+    ("handoff.vad_to_asr.duration_ms: p90<50ms", "handoff.vad_to_asr", "duration_ms", 0.90, "<",
+     50.0),
     ("  tts :  P99.9  <=  1200.5 ", "tts", None, 0.999, "<=", 1200.5),
 ])
 def test_the_documented_examples_parse(line, pattern, metric, q, op, limit):
@@ -126,5 +127,6 @@ def test_any_well_formed_line_round_trips(stage, pct, op, limit):
     """Whatever the stage name, a well-formed line gives back exactly what it says."""
     t = parse_threshold(f"{stage}: p{pct} {op} {limit}")
     expected_stage, expected_metric = split_selector(stage)
-    assert (t.pattern, t.metric, t.limit.op, t.limit.value) == (expected_stage, expected_metric, op, limit)
+    assert (t.pattern, t.metric, t.limit.op, t.limit.value) == (expected_stage, expected_metric,
+                                                                 op, limit)
     assert t.q == pytest.approx(float(pct) / 100)

@@ -43,8 +43,8 @@ def _unreliable(capture: Capture, selection: Selection, verdict: Verdict) -> Non
     __tracebackhide__ = True
     text = (f"{selection.unreliable} of {selection.n} samples of {selection.stage} "
             f"{selection.metric} were measured while the harness could not keep time (e.g. a "
-            f"starved event loop), so this {verdict.outcome} is not trustworthy; rerun on a quieter "
-            f"machine, or set voice_latency_unreliable = retry")
+            f"starved event loop), so this {verdict.outcome} is not trustworthy; rerun on a "
+            f"quieter machine, or set voice_latency_unreliable = retry")
     if capture.unreliable == "fail":
         explained = format_verdict(selection, verdict, selection.worst(3))
         raise LatencyAssertionError(f"{explained}\n  UNRELIABLE: {text}",

@@ -5,8 +5,9 @@ while the user heard ~500 ms of audio already shipped to the client. When both a
 (white-box, e.g. ``barge_in`` ``silence_ms``) and a caller stage (black-box, e.g.
 ``caller.barge_in`` ``latency_ms``) measured the same moment, this module pairs them per turn and
 finds every pair where the caller heard the agent *longer* than the agent claims, by more than
-``margin_ms``; the report warns when such pairs are more than 5 % of the paired turns. (The other direction — the listener heard silence sooner, say because the agent
-happened to pause — hurts no one and is not reported.)
+``margin_ms``; the report warns when such pairs are more than 5 % of the paired turns. (The
+other direction — the listener heard silence sooner, say because the agent happened to pause —
+hurts no one and is not reported.)
 
 Pairs are matched within one test and session by time, not by turn id, because an agent counts
 turns its own way (a VAD may split "wait, ... stop" in two): an agent span pairs with the caller
@@ -20,8 +21,10 @@ reads a :class:`~pytest_voicelatency.spans.rows.SpanTable` and returns plain dat
 ...                  (("silence_ms", 45.0),), True), "test")
 >>> t.add(SpanRecord("caller.barge_in", "caller.barge_in", "s", "3", 0, 0, 600_000_000,
 ...                  (("latency_ms", 600.0),), False), "test")
->>> print(spans_lie(t)[0])  # doctest: +ELLIPSIS
-spans lie: barge_in silence_ms (agent) is more than 50 ms below caller.barge_in latency_ms (heard) in 1 of 1 paired turns; worst: agent 45.0 ms, caller heard 600.0 ms (test test, session s, turn 3)
+>>> print(spans_lie(t)[0])  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+spans lie: barge_in silence_ms (agent) is more than 50 ms below caller.barge_in latency_ms
+(heard) in 1 of 1 paired turns; worst: agent 45.0 ms, caller heard 600.0 ms (test test,
+session s, turn 3)
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class Disagreement:
         return f"{self.caller_ms:.1f} ms"
 
 
-def _rows(table: SpanTable, stage: str, metric: str) -> dict[tuple[int, int], list[tuple[int, int, float, int, int]]]:
+def _rows(table: SpanTable, stage: str,
+          metric: str) -> dict[tuple[int, int], list[tuple[int, int, float, int, int]]]:
     """(test, session) -> [(start, end, value, flags, row)] for one stage's metric."""
     c, s = table.columns, table.strings
     ids = {text: i for i, text in enumerate(s)}
@@ -113,7 +117,8 @@ def disagreements(table: SpanTable, *, margin_ms: float = 50.0,
                     paired[check] += 1
                     if caller_ms - match[2] <= margin_ms:
                         continue
-                    outcome = "missed" if flags & MISSED else "censored" if flags & CENSORED else "ok"
+                    outcome = ("missed" if flags & MISSED
+                               else "censored" if flags & CENSORED else "ok")
                     found.append(Disagreement(check, table.strings[key[0]], table.strings[key[1]],
                                               table.strings[table.columns["turn"][row]],
                                               match[2], caller_ms, outcome))
