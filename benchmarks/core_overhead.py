@@ -27,10 +27,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pytest_voicelatency import capture_spans, stage_span, turn_span
+from pytest_voicelatency import stage_span, turn_span, voice_spans
 from pytest_voicelatency.spans.capture import attach
 from pytest_voicelatency.stats.quantiles import estimate, nearest_rank
-
 
 STAGES = ("asr", "llm", "tts", "barge_in")
 
@@ -57,7 +56,7 @@ def capture_cost(n: int, rounds: int) -> tuple[float, float, float]:
         t = time.perf_counter()
         workload(sdk_tracer, n)
         sdk_times.append(time.perf_counter() - t)
-        with capture_spans():
+        with voice_spans():
             t = time.perf_counter()
             workload(ours_tracer, n)
             ours_times.append(time.perf_counter() - t)
@@ -75,7 +74,7 @@ def retained_bytes(n: int) -> tuple[float, float, float]:
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    with capture_spans() as cap:
+    with voice_spans() as cap:
         workload(tracer, n)
     raw_and_ours = tracemalloc.get_traced_memory()[0] - before
     exporter.clear()

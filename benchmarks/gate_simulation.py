@@ -40,10 +40,10 @@ from statistics import NormalDist
 
 import numpy as np
 
-from pytest_voicelatency.stats.distribution import Distribution, Distributions
 from pytest_voicelatency.gate.compare import ComparePolicy, compare
 from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate
 from pytest_voicelatency.gate.thresholds import parse_threshold
+from pytest_voicelatency.stats.distribution import Distribution, Distributions
 
 Z95 = 1.6448536269514722
 Z90 = 1.2815515655446004

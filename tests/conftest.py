@@ -6,16 +6,16 @@ import numpy  # noqa: F401  (imported once here: in-process pytester runs cannot
 import pytest
 
 import pytest_voicelatency.gate.assertions  # noqa: F401
-import pytest_voicelatency.results.model  # noqa: F401
 import pytest_voicelatency.gate.compare  # noqa: F401
-import pytest_voicelatency.run.finish  # noqa: F401
 import pytest_voicelatency.gate.evaluate  # noqa: F401
 import pytest_voicelatency.report.markdown  # noqa: F401
+import pytest_voicelatency.report.table  # noqa: F401
 import pytest_voicelatency.report.terminal  # noqa: F401
+import pytest_voicelatency.results.model  # noqa: F401
+import pytest_voicelatency.results.validate  # noqa: F401
+import pytest_voicelatency.run.finish  # noqa: F401
 import pytest_voicelatency.run.settings  # noqa: F401
 import pytest_voicelatency.stats.summary  # noqa: F401
-import pytest_voicelatency.report.table  # noqa: F401
-import pytest_voicelatency.results.validate  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

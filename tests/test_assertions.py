@@ -6,10 +6,15 @@ import math
 
 import pytest
 
-from pytest_voicelatency import (LatencyAssertionError, VoiceLatencyUsageError, assert_p50,
-                                 assert_p95, assert_p99, assert_quantile)
-from pytest_voicelatency.spans.capture import capture_spans
-from pytest_voicelatency.spans.capture import Capture
+from pytest_voicelatency import (
+    LatencyAssertionError,
+    VoiceLatencyUsageError,
+    assert_p50,
+    assert_p95,
+    assert_p99,
+    assert_quantile,
+)
+from pytest_voicelatency.spans.capture import Capture, capture_spans
 from tests.helpers import record
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import copy_examples
+
 
 @pytest.mark.slow  # real time: a whole pytest run of real-time calls
 def test_the_example_suite_passes_with_50_turns_20_barge_ins_and_prints_the_table(pytester):

@@ -7,12 +7,22 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_voicelatency.run.exitcodes import ExitCode
-from pytest_voicelatency.plugin import (COMPARE_BODY_INI, COMPARE_OPTION, CONFIDENCE_INI, INCONCLUSIVE_INI,
-                                        JSON_OPTION, MARKDOWN_OPTION, MISSING_INI, OPTION,
-                                        SAVE_OPTION, STEP_SUMMARY_ENV, THRESHOLDS_INI,
-                                        UNRELIABLE_INI)
 from pytest_voicelatency.gate.thresholds import GRAMMAR
+from pytest_voicelatency.plugin import (
+    COMPARE_BODY_INI,
+    COMPARE_OPTION,
+    CONFIDENCE_INI,
+    INCONCLUSIVE_INI,
+    JSON_OPTION,
+    MARKDOWN_OPTION,
+    MISSING_INI,
+    OPTION,
+    SAVE_OPTION,
+    STEP_SUMMARY_ENV,
+    THRESHOLDS_INI,
+    UNRELIABLE_INI,
+)
+from pytest_voicelatency.run.exitcodes import ExitCode
 
 AGENT = '''
 import os

@@ -142,8 +142,8 @@ def test_flags_come_from_span_attributes(raw_spans):
 
 def test_a_discarded_session_gives_no_samples_agent_spans_included():
     """A retried attempt's session (marked by the caller) leaves the samples and the gaps."""
-    from pytest_voicelatency.spans.samples import DISCARDED
     from pytest_voicelatency.spans.rows import SpanTable
+    from pytest_voicelatency.spans.samples import DISCARDED
 
     t = SpanTable()
     for session in ("call-1", "call-1.retry1"):

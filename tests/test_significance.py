@@ -8,11 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import betabinom, binom
 
-from pytest_voicelatency.stats.significance import (betabinomial_cdf_at, betabinomial_sf,
-                                              binomial_cdf_at, binomial_sf, exceedance_pvalue,
-                                              gate_pvalue, holm, holm_levels)
-from pytest_voicelatency.stats.quantiles import smallest_n
-from pytest_voicelatency.stats.quantiles import lower_rank
+from pytest_voicelatency.stats.quantiles import lower_rank, smallest_n
+from pytest_voicelatency.stats.significance import (
+    betabinomial_cdf_at,
+    betabinomial_sf,
+    binomial_cdf_at,
+    binomial_sf,
+    exceedance_pvalue,
+    gate_pvalue,
+    holm,
+    holm_levels,
+)
 
 
 @given(st.integers(1, 3000), st.floats(0.001, 0.999), st.data())

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 from scipy.stats import binom
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.stats.quantiles import (binomial_cdf, estimate, lower_rank, nearest_rank, rank,
-                                       samples_needed, upper_rank)
+from pytest_voicelatency.stats.quantiles import (
+    binomial_cdf,
+    estimate,
+    lower_rank,
+    nearest_rank,
+    rank,
+    samples_needed,
+    upper_rank,
+)
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 samples = st.lists(finite, min_size=1, max_size=300)

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.spans.rows import SpanTable
+from pytest_voicelatency.spans.samples import derive
 from tests.helpers import record, table_of
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
