@@ -15,13 +15,12 @@ stops sending but leaves its queued audio playing.
 
 Use :func:`tone_clip` for user speech with exact ground truth.
 
->>> from pytest_voicelatency.fixtures import simulated_caller
+>>> from pytest_voicelatency.call.caller import Caller
 >>> from pytest_voicelatency.call.script import answer, say
 >>> agent = OracleAgent(OracleConfig(response_delay_ms=250, leading_silence_ms=100, reply_ms=300))
->>> with simulated_caller() as caller:
-...     result = caller.run(agent, [say(tone_clip()), answer()])
->>> truth = expected_response_ms(agent.turns[0], caller.playout)
->>> abs(result.metrics.responses[0].value_ms - truth) < 5
+>>> caller = Caller(clock="virtual")                   # exact: the error is 0, not ~1 ms
+>>> result = caller.run(agent, [say(tone_clip()), answer()])
+>>> result.metrics.responses[0].value_ms == expected_response_ms(agent.turns[0], caller.playout)
 True
 """
 
@@ -34,12 +33,18 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from pytest_voicelatency.call.protocol import (AgentAudio, AgentClear, AgentSession, AgentState, SessionTasks,
-                    sample_instant_ns)
+from pytest_voicelatency.audio.clips import Clip, to_pcm16
+from pytest_voicelatency.call.protocol import (
+    AgentAudio,
+    AgentClear,
+    AgentSession,
+    AgentState,
+    SessionTasks,
+    sample_instant_ns,
+)
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 
 if TYPE_CHECKING:
-    from pytest_voicelatency.audio.clips import Clip
     from pytest_voicelatency.call.playout import PlayoutConfig
 
 __all__ = ["OracleAgent", "OracleConfig", "OracleTurn", "expected_response_ms",
@@ -86,7 +91,8 @@ class OracleConfig:
                 f"end_hold_ms + 40 ({self.end_hold_ms + 40:g}): the oracle only knows the user "
                 f"stopped after end_hold_ms of quiet; raise it or lower end_hold_ms")
         if self.mode not in ("paced", "burst"):
-            raise VoiceLatencyUsageError(f"OracleConfig.mode must be 'paced' or 'burst', got {self.mode!r}")
+            raise VoiceLatencyUsageError(
+                f"OracleConfig.mode must be 'paced' or 'burst', got {self.mode!r}")
         if self.frame_ms <= 0 or not 0 < self.level <= 1:
             raise VoiceLatencyUsageError("OracleConfig.frame_ms must be > 0 and level in (0, 1]")
 
@@ -136,8 +142,6 @@ def _square(samples: int, rate: int, hz: float, level: float) -> np.ndarray:
 def tone_clip(ms: float = 600.0, *, lead_ms: float = 200.0, trail_ms: float = 200.0,
               sample_rate: int = 16_000, level: float = 0.3, name: str = "tone") -> Clip:
     """A square-wave "utterance" with exact ground truth: every sample inside it is loud."""
-    from pytest_voicelatency.audio.clips import Clip
-
     lead, body = round(lead_ms * sample_rate / 1000), round(ms * sample_rate / 1000)
     trail = round(trail_ms * sample_rate / 1000)
     samples = np.concatenate([np.zeros(lead, np.float32), _square(body, sample_rate, 180.0, level),
@@ -147,7 +151,7 @@ def tone_clip(ms: float = 600.0, *, lead_ms: float = 200.0, trail_ms: float = 20
 
 
 class OracleAgent:
-    """A :class:`~pytest_voicelatency.call.protocol.VoiceAgent` with exactly known, logged delays."""
+    """A :class:`~pytest_voicelatency.call.protocol.VoiceAgent` with exactly known delays."""
 
     honours_clock = True
 
@@ -201,8 +205,6 @@ class OracleAgent:
         return np.concatenate([quiet, body])
 
     def _pcm(self, samples: np.ndarray) -> AgentAudio:
-        from pytest_voicelatency.audio.clips import to_pcm16
-
         return AgentAudio(to_pcm16(samples), self._rate)
 
     async def _answer(self, user_end: int) -> None:
@@ -223,7 +225,8 @@ class OracleAgent:
         self._speaking_until = first + round(total_ms * 1e6) + 300_000_000
         for k, (piece, event) in enumerate(zip(pieces, events)):
             if k:
-                jitter = float(self._rng.uniform(0, cfg.send_jitter_ms)) if cfg.send_jitter_ms else 0.0
+                jitter = float(self._rng.uniform(0, cfg.send_jitter_ms)) \
+                    if cfg.send_jitter_ms else 0.0
                 await clock.sleep_until(first + round((k * cfg.frame_ms + jitter) * 1e6))
             session.emit(event)
             self._sent += piece.size

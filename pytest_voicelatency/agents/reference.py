@@ -13,8 +13,10 @@ chunks (``audio.tts``: first chunk, ``max_gap_ms`` between chunks) → an outbou
 ships 20 ms frames up to ``outbound_lead_ms`` ahead of real-time playback. Speech while the
 agent's audio is out is a barge-in (``audio.barge_in``: ``vad_detect_ms``, ``cancel_ms``,
 ``silence_ms``, all from the estimated speech onset): cancel generation, drop the queue and, if
-``flush_on_barge_in``, send :class:`~pytest_voicelatency.call.protocol.AgentClear` so the client drops
-the audio it already holds.
+``flush_on_barge_in``, send :class:`~pytest_voicelatency.call.protocol.AgentClear` so the client
+drops the audio it already holds. With ``min_interruption_ms`` (:data:`BACKCHANNEL_TOLERANT`)
+speech over a reply counts only once the user has been voiced that long: "mm-hm" and coughs
+leave the reply playing, words still stop it (a little later).
 
 The two seed incidents are two knobs (:data:`COLD_ASR_POOL`, :data:`NO_FLUSH`):
 
@@ -24,13 +26,17 @@ The two seed incidents are two knobs (:data:`COLD_ASR_POOL`, :data:`NO_FLUSH`):
 * no flush on barge-in with audio shipped far ahead (a deep client buffer): the agent's own span
   says it went quiet fast, the caller hears ~500 ms more; with the flush it is under 200 ms.
 
+A third knob is a planted race for property tests to find (:data:`RACY_FLUSH`): a TTS chunk
+still in flight when the user barges in lands after the flush, is taken for the new reply and
+is played. Only barge-ins during the first ~0.7 s of a reply (while TTS is still generating)
+can hit it.
+
 Every stage draws its latency from a seeded log-normal (:class:`Latency`), so runs repeat.
 All time comes from the session's clock (``honours_clock = True``).
 
->>> from pytest_voicelatency.fixtures import simulated_caller
+>>> from pytest_voicelatency.call.caller import Caller
 >>> from pytest_voicelatency.call.script import answer, say
->>> with simulated_caller() as caller:
-...     result = caller.run(ReferenceServer(), [say("hello"), answer()])
+>>> result = Caller(clock="virtual").run(ReferenceServer(), [say("hello"), answer()])
 >>> result.metrics.responses[0].outcome
 'ok'
 """
@@ -47,31 +53,50 @@ from typing import Any
 
 import numpy as np
 
-from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AgentSession, AgentState, SessionTasks
+from pytest_voicelatency.audio.clips import from_pcm16, load_clip, to_pcm16
+from pytest_voicelatency.audio.vad import EnergyVAD
+from pytest_voicelatency.call.playout import PlayoutConfig
+from pytest_voicelatency.call.protocol import (
+    AgentAudio,
+    AgentClear,
+    AgentSession,
+    AgentState,
+    SessionTasks,
+)
 from pytest_voicelatency.clock import Clock
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.spans.instrument import handoff_span, stage_span, turn_span
 
 __all__ = ["Latency", "PoolConfig", "ReferenceConfig", "AsrPool", "ReferenceAgent",
-           "ReferenceServer", "COLD_ASR_POOL", "NO_FLUSH"]
+           "ReferenceServer", "COLD_ASR_POOL", "NO_FLUSH", "RACY_FLUSH", "BACKCHANNEL_TOLERANT"]
 
 
 @dataclass(frozen=True, slots=True)
 class Latency:
-    """A log-normal delay given by its median and p95, in ms (equal: a constant)."""
+    """A log-normal delay given by its median and p95, in ms (equal: a constant), optionally
+    capped at ``max_ms`` (a stage with a timeout: its bound is then exact)."""
 
     median_ms: float
     p95_ms: float
+    max_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.median_ms <= self.p95_ms:
             raise VoiceLatencyUsageError(f"Latency needs 0 <= median_ms <= p95_ms, got {self}")
+        if self.max_ms is not None and not self.max_ms >= self.p95_ms:
+            raise VoiceLatencyUsageError(f"Latency needs max_ms >= p95_ms, got {self}")
+
+    @property
+    def bound_ms(self) -> float:
+        """The longest a draw can be: ``max_ms``, else (uncapped) 4x the p95, a 1e-6 tail."""
+        return self.max_ms if self.max_ms is not None else 4 * self.p95_ms
 
     def draw(self, rng: np.random.Generator) -> float:
         if self.median_ms == 0 or self.p95_ms == self.median_ms:
             return self.median_ms
         sigma = math.log(self.p95_ms / self.median_ms) / 1.6449
-        return float(self.median_ms * math.exp(sigma * rng.standard_normal()))
+        value = float(self.median_ms * math.exp(sigma * rng.standard_normal()))
+        return value if self.max_ms is None else min(value, self.max_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +135,35 @@ class ReferenceConfig:
     tts_chunk_ms: float = 200.0
     tts_leading_silence_ms: float = 30.0
     reply_ms: float = 2400.0
-    cancel: Latency = Latency(20, 40)
+    cancel: Latency = Latency(20, 40, max_ms=100)
     flush_on_barge_in: bool = True
     outbound_lead_ms: float = 60.0
+    #: How long after its last audio went out the agent assumes the client may still be playing
+    #: it (network delay, jitter buffer): speech starting then also flushes the client, though
+    #: the agent itself has finished. Without it a barge-in on a reply's last words is missed.
+    client_margin_ms: float = 500.0
     voice: tuple[str, ...] = ("book_table", "open_tomorrow", "change_address")
+    #: 0: any speech over a reply interrupts it at VAD onset. Else the user must have been
+    #: voiced this long (frames of a short-hangover VAD) before the reply is cancelled; speech
+    #: that ends sooner (a backchannel) is ignored. 500 ms separates the bundled backchannels
+    #: (at most ~460 ms voiced) from words such as "wait, stop" (at least ~520 ms).
+    min_interruption_ms: float = 0.0
+    #: A planted bug (see :data:`RACY_FLUSH`): TTS chunks in flight at a barge-in still land,
+    #: and are stamped as the *new* reply's audio, so they play after the flush.
+    racy_flush: bool = False
+
+    def stop_bound_ms(self, playout: PlayoutConfig | None = None) -> float:
+        """The budget for a flushing agent: the longest the listener may go on hearing this
+        agent after the onset of a real interruption spoken over it.
+
+        VAD detection (up to 100 ms after the onset), the voiced time a tolerant policy waits
+        for plus 1 s for the pauses between words ("wait ... stop"), the capped cancel, one
+        frame, and the clear's trip over the network. Independent of ``flush_on_barge_in`` and
+        the lead: those decide whether the agent *meets* it.
+        """
+        line = playout or PlayoutConfig()
+        waits = self.min_interruption_ms + 1000 if self.min_interruption_ms else 0.0
+        return 100 + waits + self.cancel.bound_ms + 20 + line.delay_ms + line.jitter_ms
 
 
 #: Seed incident 1: a cold, lazily opened, undersized ASR pool without keep-alive.
@@ -124,6 +174,12 @@ COLD_ASR_POOL = PoolConfig(size=10, prewarm=False, keepalive=False, connect=Late
 #: Seed incident 2 (``ReferenceServer(**NO_FLUSH)``): ship audio 360 ms ahead of playback (a
 #: deep client buffer) and never clear it on barge-in: the listener hears ~500 ms more.
 NO_FLUSH: dict[str, Any] = {"flush_on_barge_in": False, "outbound_lead_ms": 360.0}
+#: A planted race (``ReferenceServer(**RACY_FLUSH)``): it flushes, but a TTS chunk in flight at the
+#: barge-in lands afterwards and is played: the listener hears up to a chunk (200 ms) more.
+RACY_FLUSH: dict[str, Any] = {"racy_flush": True}
+#: A backchannel-tolerant policy (``ReferenceServer(**BACKCHANNEL_TOLERANT)``): "mm-hm", "uh-huh"
+#: and coughs do not cancel the reply; words still do, once voiced for 500 ms.
+BACKCHANNEL_TOLERANT: dict[str, Any] = {"min_interruption_ms": 500.0}
 
 
 class _Conn:
@@ -185,15 +241,18 @@ class AsrPool:
         self._idle.append(conn)
 
 
+#: Quiet after which pending speech over a reply is over (on top of the VAD's own hangover).
+_PAUSE_NS = 300_000_000
+
+
 @lru_cache(maxsize=4)
 def _voice(names: tuple[str, ...], rate: int) -> np.ndarray:
     """The agent's "voice": the speech of a few bundled clips, back to back."""
-    from pytest_voicelatency.audio.clips import load_clip
-
     parts = []
     for name in names:
         clip = load_clip(name, sample_rate=rate)
-        a, b = (round(x * rate / 1000) for x in (clip.onset_ms or 0, clip.offset_ms or clip.duration_ms))
+        a, b = (round(x * rate / 1000)
+                for x in (clip.onset_ms or 0, clip.offset_ms or clip.duration_ms))
         parts += [clip.samples[a:b], np.zeros(rate * 60 // 1000, np.float32)]
     voice = np.concatenate(parts)
     voice.flags.writeable = False
@@ -205,6 +264,17 @@ class _Utterance:
         self.onset_ns, self.fired_ns = onset_ns, fired_ns
         self.ended = asyncio.Event()
         self.end_ns = 0
+
+
+class _Pending:
+    """Speech over a reply that is not an interruption yet: how long it has been voiced, and
+    since when it has been quiet (words pause: "wait ... stop" is one interruption)."""
+
+    __slots__ = ("onset_ns", "voiced_ms", "quiet_since")
+
+    def __init__(self, onset_ns: int) -> None:
+        self.onset_ns, self.voiced_ms = onset_ns, 0
+        self.quiet_since: int | None = None
 
 
 class ReferenceAgent:
@@ -220,26 +290,28 @@ class ReferenceAgent:
         self.rng = np.random.default_rng([self.config.seed, index])
         self._tasks = SessionTasks()  # every background task; close() cancels them
         self._inbox: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
-        self._out: asyncio.Queue[tuple[int, np.ndarray]] = asyncio.Queue()
+        self._out: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()  # (generation, PCM frame)
         self._generation = 0  # bumped on barge-in: frames of an older generation are dropped
         self._frames: deque[tuple[int, int]] = deque(maxlen=64)  # (end sample, arrival ns)
         self._position = 0
         self._turn = 0
         self._utterance: _Utterance | None = None
         self._reply: asyncio.Task[None] | None = None
+        self._pending: _Pending | None = None
         self._play_end = 0
         self._closed = False
 
     # ------------------------------------------------------------------ protocol
 
     async def start(self, session: AgentSession) -> None:
-        from pytest_voicelatency.audio.vad import EnergyVAD
-
         self.session, self.clock = session, session.clock
         self._tasks.session = session  # from now on a task that raises ends the call
         self.rate = session.format.sample_rate
         self.vad = EnergyVAD(sample_rate=self.rate, frame_ms=session.format.frame_ms,
                              hangover_ms=self.config.vad_hangover_ms)
+        # counts voiced frames for the tolerant policy: a long hangover would count pauses
+        self._voiced = EnergyVAD(sample_rate=self.rate, frame_ms=session.format.frame_ms,
+                                 hangover_ms=40) if self.config.min_interruption_ms > 0 else None
         self._voice = _voice(self.config.voice, self.rate)
         self._tasks.spawn(self._listen())
         self._tasks.spawn(self._transport())
@@ -278,31 +350,62 @@ class ReferenceAgent:
     # ------------------------------------------------------------------ listening
 
     async def _listen(self) -> None:
-        from pytest_voicelatency.audio.clips import from_pcm16
-
+        frame_ms = self.session.format.frame_ms
         while True:
             pcm, arrival = await self._inbox.get()
             samples = from_pcm16(pcm)
             decision = self.vad.process(samples)
+            voiced = self._voiced is not None and self._voiced.process(samples).speech
             self._position += samples.size
             self._frames.append((self._position, arrival))
             if decision.onset_sample is not None:
                 self._speech_started(self._instant(decision.onset_sample), arrival)
-            if decision.offset_sample is not None and self._utterance is not None:
-                self._utterance.end_ns = arrival
-                self._utterance.ended.set()
+            pending = self._pending
+            if pending is not None:
+                pending.voiced_ms += frame_ms * voiced
+                if pending.voiced_ms >= self.config.min_interruption_ms:  # words: it counts
+                    self._pending = None
+                    self._start_turn(pending.onset_ns, arrival)
+                elif pending.quiet_since is not None and arrival - pending.quiet_since > _PAUSE_NS:
+                    self._pending = None  # over before it counted: a backchannel, ignored
+            if decision.offset_sample is not None:
+                if self._pending is not None:
+                    self._pending.quiet_since = arrival  # a pause, or the end: wait and see
+                elif self._utterance is not None:
+                    self._utterance.end_ns = arrival
+                    self._utterance.ended.set()
 
     def _speaking(self) -> bool:
         return self._play_end > self.clock.now_ns() or not self._out.empty()
 
+    def _replying(self) -> bool:
+        return self._speaking() or self._heard() or \
+            (self._reply is not None and not self._reply.done())
+
+    def _heard(self) -> bool:
+        """The client may still be playing our last audio (see ``client_margin_ms``)."""
+        return self._play_end + round(self.config.client_margin_ms * 1e6) > self.clock.now_ns()
+
     def _speech_started(self, onset_ns: int, fired_ns: int) -> None:
+        if self._pending is not None:
+            self._pending.quiet_since = None  # the same interruption goes on after a pause
+            return
+        if self.config.min_interruption_ms > 0 and self._replying():
+            self._pending = _Pending(onset_ns)  # judged in _listen once voiced long enough
+            return
+        self._start_turn(onset_ns, fired_ns)
+
+    def _start_turn(self, onset_ns: int, fired_ns: int) -> None:
         self._turn += 1
         turn = str(self._turn)
         previous = self._reply
         if self._speaking():
             self._tasks.spawn(self._barge_in(turn, previous, onset_ns, fired_ns))
-        elif previous is not None:
-            previous.cancel()  # the user went on talking: the new turn supersedes the old one
+        else:
+            if previous is not None:
+                previous.cancel()  # the user went on talking: the new turn supersedes the old one
+            if self.config.flush_on_barge_in and self._heard():
+                self.session.emit(AgentClear())  # sent, but maybe still playing at the client
         self._utterance = _Utterance(onset_ns, fired_ns)
         self._reply = self._tasks.spawn(self._turn_pipeline(turn, self._utterance))
 
@@ -376,14 +479,27 @@ class ReferenceAgent:
             step = round(config.tts_chunk_ms * self.rate / 1000)
             largest = 0.0
             for k, at in enumerate(range(0, audio.size, step)):
-                waited = await self._sleep(config.tts_first_chunk if k == 0 else config.tts_chunk)
+                latency, chunk = config.tts_first_chunk if k == 0 else config.tts_chunk, \
+                    audio[at:at + step]
+                if config.racy_flush:  # the chunk is on its way: a cancel here cannot stop it
+                    waited = await asyncio.shield(self._tasks.spawn(self._in_flight(latency,
+                                                                                    chunk)))
+                else:
+                    waited = await self._sleep(latency)
+                    self._queue_audio(chunk)
                 if k == 0:
                     first_chunk()
                 else:
                     largest = max(largest, waited)
                 first_chunk.set("max_gap_ms", round(largest, 3))  # kept if cancelled later
-                self._queue_audio(audio[at:at + step])
             first_chunk.set("audio_ms", round(audio.size * 1000 / self.rate, 3))
+
+    async def _in_flight(self, latency: Latency, chunk: np.ndarray) -> float:
+        """The racy TTS delivery: queued on arrival as the *current* generation's audio, so a
+        chunk that lands after a flush is taken for the next reply (the planted bug)."""
+        waited = await self._sleep(latency)
+        self._queue_audio(chunk)
+        return waited
 
     def _reply_audio(self) -> np.ndarray:
         config, voice = self.config, self._voice
@@ -393,15 +509,14 @@ class ReferenceAgent:
         return np.concatenate([lead, voice[start:start + length]])
 
     def _queue_audio(self, chunk: np.ndarray) -> None:
-        frame = self.session.format.frame_samples
-        for at in range(0, chunk.size, frame):
-            self._out.put_nowait((self._generation, chunk[at:at + frame]))
+        """Encode a TTS chunk once and queue it as outbound frames of the current reply."""
+        pcm, step = to_pcm16(chunk), 2 * self.session.format.frame_samples
+        for at in range(0, len(pcm), step):
+            self._out.put_nowait((self._generation, pcm[at:at + step]))
 
     # ------------------------------------------------------------------ outbound
 
     async def _transport(self) -> None:
-        from pytest_voicelatency.audio.clips import to_pcm16
-
         lead_ns = round(self.config.outbound_lead_ms * 1e6)
         while True:
             generation, frame = await self._out.get()
@@ -412,8 +527,8 @@ class ReferenceAgent:
                 await self.clock.sleep_until(self._play_end - lead_ns)
             if generation != self._generation:
                 continue  # cancelled while this frame waited its turn: never send it
-            self.session.emit(AgentAudio(to_pcm16(frame), self.rate))
-            self._play_end += frame.size * 1_000_000_000 // self.rate
+            self.session.emit(AgentAudio(frame, self.rate))
+            self._play_end += len(frame) // 2 * 1_000_000_000 // self.rate
             if fresh:
                 self.session.emit(AgentState("speaking"))
 
