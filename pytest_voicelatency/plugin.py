@@ -367,7 +367,11 @@ class _RunReporter:
         if payload is None:
             return
         try:
-            self.state.run_table().extend_payload(payload, test=report.nodeid)
+            if self.state.table is None:
+                from pytest_voicelatency.spans.rows import SpanTable  # lazy: plugin start-up
+
+                self.state.table = SpanTable()
+            self.state.table.extend_payload(payload, test=report.nodeid)
             self.state.tests_with_spans += 1
         except Exception as exc:  # a bad payload must not lose the other tests' samples
             self.state.errors.append(f"{report.nodeid}: voice spans not merged: {exc}")
@@ -417,7 +421,11 @@ class _RunReporter:
         spans = len(state.table) if state.table is not None else 0
         lines = terminal_lines(None, state.errors, spans=spans) if done is None \
             else terminal_lines(done.results)
-        unread = state.table.unread_sentence() if state.table is not None else None
+        # lazy: plugin start-up — the conventions load only when a summary is printed
+        from pytest_voicelatency.spans.conventions import unread_sentence
+
+        unread = unread_sentence(*state.table.unread_snapshot()) if state.table is not None \
+            else None
         notes = self.export.notes if self.export is not None else []
         extra = [f"warning: {line}" for line in ([unread] if unread else []) + notes]
         for line in [*lines, *extra]:

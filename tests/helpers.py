@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_voicelatency.spans.otel import SpanRecord
+from pytest_voicelatency.spans.record import SpanRecord
 from pytest_voicelatency.spans.rows import SpanTable
 
 MS = 1_000_000

@@ -157,7 +157,7 @@ def test_helper_frames_are_hidden_from_tracebacks():
 
 
 def _unreliable_capture(policy):
-    from pytest_voicelatency.spans.otel import UNRELIABLE
+    from pytest_voicelatency.spans.record import UNRELIABLE
 
     cap = Capture("t", policy)
     for i in range(20):

@@ -48,7 +48,7 @@ from pytest_voicelatency.run.exitcodes import ExitCode
 from pytest_voicelatency.run.facts import RunFacts
 from pytest_voicelatency.run.finish import finish
 from pytest_voicelatency.run.settings import Settings, build, misread_path_options
-from pytest_voicelatency.spans.otel import SpanRecord
+from pytest_voicelatency.spans.record import SpanRecord
 from pytest_voicelatency.spans.rows import SpanTable
 from pytest_voicelatency.stats.distribution import Distribution, Distributions
 

@@ -19,7 +19,7 @@ from pytest_voicelatency.results.files import append_text, write_atomic
 from pytest_voicelatency.results.merge import merge
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.results.validate import load, loads
-from pytest_voicelatency.spans.otel import CENSORED, UNRELIABLE
+from pytest_voicelatency.spans.record import CENSORED, UNRELIABLE
 from pytest_voicelatency.spans.samples import Sample, derive
 from pytest_voicelatency.stats.distribution import Distribution, Distributions
 from pytest_voicelatency.stats.summary import rows

@@ -12,7 +12,7 @@ from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate, policy_from_strings
 from pytest_voicelatency.gate.thresholds import parse_thresholds
 from pytest_voicelatency.results.codec import gate_records as records
-from pytest_voicelatency.spans.otel import MISSED, UNRELIABLE
+from pytest_voicelatency.spans.record import MISSED, UNRELIABLE
 from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.stats.verdict import judge
 

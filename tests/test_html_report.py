@@ -26,7 +26,7 @@ from pytest_voicelatency.results.files import write_atomic
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.run.finish import finish
 from pytest_voicelatency.run.settings import Settings
-from pytest_voicelatency.spans.otel import SpanRecord
+from pytest_voicelatency.spans.record import SpanRecord
 from pytest_voicelatency.spans.rows import SpanTable
 from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.stats.distribution import Distributions

@@ -21,7 +21,7 @@ from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.results.validate import load, loads
 from pytest_voicelatency.run.finish import finish
 from pytest_voicelatency.run.settings import Settings
-from pytest_voicelatency.spans.otel import CENSORED, UNRELIABLE
+from pytest_voicelatency.spans.record import CENSORED, UNRELIABLE
 from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.stats.distribution import Distribution, Distributions
 

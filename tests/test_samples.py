@@ -112,7 +112,7 @@ def test_samples_are_a_snapshot_the_table_can_grow_after():
 
 def test_missed_and_censored_count_as_infinite_and_keep_their_bound():
     """Unknown is never fast: missed/censored become +inf for quantiles; the bound is kept."""
-    from pytest_voicelatency.spans.otel import CENSORED, MISSED, UNRELIABLE
+    from pytest_voicelatency.spans.record import CENSORED, MISSED, UNRELIABLE
     from tests.helpers import table_of
 
     base = [record("caller.barge_in", 0, 1, turn=str(i), metrics={"latency_ms": 100.0}) for i in range(3)]

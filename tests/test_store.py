@@ -63,7 +63,7 @@ def test_concurrent_adds_lose_nothing():
 
 def test_problems_are_kept_once_and_counted_always():
     """Repeated problems are deduplicated for display but every occurrence counts."""
-    from pytest_voicelatency.spans.otel import SpanRecord
+    from pytest_voicelatency.spans.record import SpanRecord
 
     t = SpanTable()
     for _ in range(3):

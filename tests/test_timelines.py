@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import record, table_of
 
-from pytest_voicelatency.spans.otel import MISSED, SpanRecord
+from pytest_voicelatency.spans.record import MISSED, SpanRecord
 from pytest_voicelatency.spans.samples import derive
 from pytest_voicelatency.spans.timelines import worst_turns, worst_turns_by_key
 

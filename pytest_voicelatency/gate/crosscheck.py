@@ -14,7 +14,7 @@ turns its own way (a VAD may split "wait, ... stop" in two): an agent span pairs
 span whose measured window it starts in (from ``slack_ms`` before its start to its end). Pure: it
 reads a :class:`~pytest_voicelatency.spans.rows.SpanTable` and returns plain data.
 
->>> from pytest_voicelatency.spans.otel import SpanRecord
+>>> from pytest_voicelatency.spans.record import SpanRecord
 >>> from pytest_voicelatency.spans.rows import SpanTable
 >>> t = SpanTable()
 >>> t.add(SpanRecord("audio.barge_in", "barge_in", "s", "3", 0, 30_000_000, 40_000_000,
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_voicelatency.spans.otel import CENSORED, MISSED
+from pytest_voicelatency.spans.record import CENSORED, MISSED
 from pytest_voicelatency.spans.rows import SpanTable
 
 __all__ = ["Check", "Disagreement", "DEFAULT_CHECKS", "disagreements", "spans_lie"]

@@ -38,7 +38,7 @@ from pytest_voicelatency.gate.compare import Comparison
 from pytest_voicelatency.gate.evaluate import GateReport
 from pytest_voicelatency.results.files import write_atomic
 from pytest_voicelatency.results.model import Results
-from pytest_voicelatency.spans.otel import SampleFlag
+from pytest_voicelatency.spans.record import SampleFlag
 from pytest_voicelatency.stats.summary import StageRow, order_key
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "to_document", "dumps", "save", "gate_records",

@@ -33,7 +33,7 @@ import numpy as np
 from pytest_voicelatency.errors import VoiceLatencyError
 from pytest_voicelatency.results.codec import FORMAT, FORMAT_VERSION
 from pytest_voicelatency.results.model import Results
-from pytest_voicelatency.spans.otel import SampleFlag
+from pytest_voicelatency.spans.record import SampleFlag
 from pytest_voicelatency.spans.samples import Sample
 from pytest_voicelatency.stats.distribution import Distribution, Distributions
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_voicelatency.run.facts import RunFacts
-from pytest_voicelatency.spans.rows import SpanTable  # light: no numpy, no OpenTelemetry
 
 if TYPE_CHECKING:
     from pytest_voicelatency.run.finish import Finish
     from pytest_voicelatency.run.settings import Settings
     from pytest_voicelatency.spans.capture import Capture  # noqa: F401  (a string below)
+    from pytest_voicelatency.spans.rows import SpanTable
 
 __all__ = ["RunState", "STATE", "CAPTURE"]
 
@@ -56,11 +56,6 @@ class RunState:
                         failed=len(self.failed) - len(crashed), crashed=crashed,
                         tests_run=self.tests_run)
 
-    def run_table(self) -> SpanTable:
-        """The merged span table of the whole run (controller side), made on first use."""
-        if self.table is None:
-            self.table = SpanTable()
-        return self.table
 
 
 STATE = pytest.StashKey[RunState]()

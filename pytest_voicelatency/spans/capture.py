@@ -35,6 +35,7 @@ from pytest_voicelatency.spans.conventions import (
     DEFAULT_CONVENTIONS,
     Conventions,
     UnreadSummary,
+    unread_sentence,
     unread_summary,
 )
 from pytest_voicelatency.spans.otel import record_from_span, scope_of
@@ -117,7 +118,7 @@ class Capture:
 
     def unread_sentence(self) -> str | None:
         """The line to print when spans were seen but none read as voice stages, else None."""
-        return self.table.unread_sentence()
+        return unread_sentence(*self.table.unread_snapshot())
 
     def __len__(self) -> int:
         return len(self.table)

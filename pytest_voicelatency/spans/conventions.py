@@ -399,6 +399,15 @@ class UnreadSummary:
                 f"audio.stage on them (docs/conventions.md)")
 
 
+def unread_sentence(kept: int, unread: Mapping[tuple[str, str], int], total: int) -> str | None:
+    """The line to print when ``total`` spans were seen but none of them (``kept == 0``) was read
+    as a voice stage; None otherwise. Takes :meth:`SpanTable.unread_snapshot`'s three values."""
+    if kept or not total:
+        return None
+    summary = unread_summary(unread, total)
+    return summary.sentence() if summary is not None else None
+
+
 def unread_summary(unread: Mapping[tuple[str, str], int],
                    total: int | None = None) -> UnreadSummary | None:
     """Summarise a table's unread ``(name, scope) -> count`` map; None when nothing was unread."""

@@ -28,10 +28,18 @@ spans, which stage they belong to, and which of their attributes are metrics:
 
 from __future__ import annotations
 
-import enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from pytest_voicelatency.spans.conventions import DEFAULT_CONVENTIONS, Conventions
+from pytest_voicelatency.spans.record import (
+    CENSORED,
+    MISSED,
+    NOTHING,
+    UNRELIABLE,
+    SampleFlag,
+    SpanRecord,
+)
+from pytest_voicelatency.spans.record import OUTCOMES as _OUTCOMES
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -41,50 +49,6 @@ __all__ = ["SampleFlag", "SpanRecord", "record_from_span", "stage_of", "scope_of
 
 IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
                                  "audio.reliable", "audio.outcome"})
-NOTHING = -1.0  # first_byte_ms of a stage that produced nothing
-
-#: Sample flags (a bitmask per span). A measurement that is not a plain number says so:
-#: ``audio.reliable = False`` (the harness could not keep time, e.g. a starved event loop),
-#: ``audio.outcome = "censored"`` (the call ended first: the value is only a lower bound) or
-#: ``"missed"`` (the event never happened within the call's bound, e.g. a barge-in the agent
-#: never honoured). Censored and missed samples count as +inf in quantiles: unknown is never fast.
-class SampleFlag(enum.IntFlag):
-    """The flag bits of a sample; stored as plain ints in rows, payloads and results files."""
-
-    UNRELIABLE = 1
-    CENSORED = 2
-    MISSED = 4
-
-    @classmethod
-    def names(cls, flags: int) -> list[str]:
-        """The lower-case names of the bits set in ``flags``, lowest bit first."""
-        return [f.name.lower() for f in cls if flags & f and f.name is not None]
-
-
-UNRELIABLE, CENSORED, MISSED = SampleFlag.UNRELIABLE, SampleFlag.CENSORED, SampleFlag.MISSED
-_OUTCOMES = {"ok": 0, "censored": CENSORED, "missed": MISSED}
-
-
-class SpanRecord(NamedTuple):
-    """What the plugin keeps of one voice span: identity, timing and numeric metrics.
-
-    Times are the span's own integer nanoseconds; ``trace_id`` is the integer trace id (0 when
-    none). ``session_id``/``turn_id`` are ``""`` when the span did not carry them (its samples
-    count, but it cannot join a turn's gaps). A named tuple because one is made per span on the
-    hot path of the agent under test.
-    """
-
-    name: str
-    stage: str
-    session_id: str
-    turn_id: str
-    trace_id: int
-    start_ns: int
-    end_ns: int
-    metrics: tuple[tuple[str, float], ...]
-    bar: bool
-    problems: tuple[str, ...] = ()
-    flags: int = 0
 
 
 def stage_of(name: str, stage_attribute: Any) -> str | None:

@@ -9,7 +9,7 @@ It is also the unit that travels: :meth:`SpanTable.to_payload` gives plain lists
 pytest-xdist can serialise on a test report, and :meth:`SpanTable.extend_payload` merges them on
 the controller. Thread-safe for concurrent :meth:`add` calls.
 
->>> from pytest_voicelatency.spans.otel import SpanRecord
+>>> from pytest_voicelatency.spans.record import SpanRecord
 >>> table = SpanTable()
 >>> table.add(SpanRecord("audio.llm", "llm", "s", "t", 0xab, 0, 5_000_000,
 ...                      (("first_byte_ms", 2.0),), True))
@@ -26,8 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.spans.conventions import unread_summary
-from pytest_voicelatency.spans.otel import SpanRecord
+from pytest_voicelatency.spans.record import SpanRecord
 
 __all__ = ["SpanTable", "PAYLOAD_VERSION", "MAX_PROBLEMS", "MAX_UNREAD"]
 
@@ -104,13 +103,10 @@ class SpanTable:
         if key in self.unread or len(self.unread) < MAX_UNREAD:
             self.unread[key] = self.unread.get(key, 0) + count
 
-    def unread_sentence(self) -> str | None:
-        """The line to print when spans were seen but none read as voice stages, else None."""
+    def unread_snapshot(self) -> tuple[int, dict[tuple[str, str], int], int]:
+        """(voice spans kept, unread (name, scope) -> count, unread total), taken together."""
         with self._lock:
-            if len(self.columns["stage"]) or not self.unread_count:
-                return None
-            summary = unread_summary(dict(self.unread), self.unread_count)
-        return summary.sentence() if summary is not None else None
+            return len(self.columns["stage"]), dict(self.unread), self.unread_count
 
     def note_problem(self, problem: str) -> None:
         """Record a problem with the spans (kept up to a cap, all counted); thread-safe."""

@@ -30,7 +30,7 @@ Each stage has a default metric (:func:`default_metric`), so ``assert_p95(stage=
 needs no ``metric=``.
 
 >>> from pytest_voicelatency.spans.rows import SpanTable
->>> from pytest_voicelatency.spans.otel import SpanRecord
+>>> from pytest_voicelatency.spans.record import SpanRecord
 >>> t = SpanTable()
 >>> t.add(SpanRecord("audio.asr", "asr", "s", "1", 7, 0, 100_000_000, (), True))
 >>> t.add(SpanRecord("audio.llm", "llm", "s", "1", 7, 130_000_000, 400_000_000, (), True))
@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_voicelatency.spans.otel import CENSORED, MISSED, NOTHING, UNRELIABLE
+from pytest_voicelatency.spans.record import CENSORED, MISSED, NOTHING, UNRELIABLE
 from pytest_voicelatency.spans.rows import SpanTable
 
 __all__ = ["Sample", "Selection", "SampleSet", "derive", "default_metric", "DEFAULT_METRICS",

@@ -28,7 +28,7 @@ origin (its earliest instant):
 A sample that joins no turn (no session or turn id, or a caller measurement with no agent turn
 around it) still gets a timeline: its own span alone.
 
->>> from pytest_voicelatency.spans.otel import SpanRecord
+>>> from pytest_voicelatency.spans.record import SpanRecord
 >>> t = SpanTable()
 >>> t.add(SpanRecord("audio.asr", "asr", "s", "1", 7, 0, 100_000_000, (("first_byte_ms", 40.0),),
 ...                  True))
@@ -45,7 +45,7 @@ from typing import Literal
 
 import numpy as np
 
-from pytest_voicelatency.spans.otel import CENSORED, MISSED, NOTHING
+from pytest_voicelatency.spans.record import CENSORED, MISSED, NOTHING
 from pytest_voicelatency.spans.rows import SpanTable
 from pytest_voicelatency.spans.samples import SampleSet, derive
 
