@@ -66,7 +66,6 @@ WallClock = Literal["guard", "virtual", "ignore"]
 VIRTUAL_EPOCH_NS = 1_767_225_600_000_000_000
 _START_NS = 1_000_000_000_000  # virtual time starts at 1000 s: no agent mistakes it for "unset"
 _MAX_NS = 100 * 3600 * 1_000_000_000 + _START_NS  # float timer deadlines stay ns-exact below
-_IDLE_S = 5.0  # real seconds to wait for a thread or socket when nothing is scheduled
 
 _real_ns = time.perf_counter_ns  # bound now: the guard's own stopwatch is never patched
 _cpu_ns = time.thread_time_ns
@@ -101,14 +100,19 @@ class VirtualClock:
     """
 
     def __init__(self, *, block_limit_ms: float = 200.0, wall_clock: WallClock = "guard",
-                 epoch_ns: int = VIRTUAL_EPOCH_NS) -> None:
+                 idle_limit_s: float = 5.0, epoch_ns: int = VIRTUAL_EPOCH_NS) -> None:
         if not (isinstance(block_limit_ms, (int, float)) and 0 < block_limit_ms < math.inf):
             raise ValueError(f"VirtualClock block_limit_ms must be a positive number of ms, "
                              f"got {block_limit_ms!r}")
         if wall_clock not in ("guard", "virtual", "ignore"):
             raise ValueError(f"VirtualClock wall_clock must be 'guard', 'virtual' or 'ignore', "
                              f"got {wall_clock!r}")
+        if not (isinstance(idle_limit_s, (int, float)) and 0 < idle_limit_s < math.inf):
+            raise ValueError(f"VirtualClock idle_limit_s must be a positive number of seconds, "
+                             f"got {idle_limit_s!r}")
         self.block_limit_ms = float(block_limit_ms)
+        #: real seconds to wait for a thread or socket when no task can run and no timer is set
+        self.idle_limit_s = float(idle_limit_s)
         self.wall_clock: WallClock = wall_clock
         self.epoch_ns = epoch_ns
         #: tasks still running when the last :meth:`run` finished (their reprs): a leak
@@ -239,8 +243,14 @@ class VirtualClock:
         return loop
 
     def _report(self, kind: str, error: VirtualTimeError) -> None:
-        """Fail every watching call with ``error`` (else raise it); once per kind per run."""
+        """Fail every watching call with ``error`` (else raise it); once per kind per run.
+
+        A deadlock that outlives its report (nothing woke even after the calls were failed)
+        is raised out of the loop: waiting again would hang.
+        """
         if kind in self._reported:
+            if kind == "deadlock":
+                raise error
             return
         self._reported.add(kind)
         if not self._watchers:
@@ -272,13 +282,13 @@ class VirtualClock:
         self._exempt_ns = 0
         events = select(0) if timeout != 0 or sockets else []
         if not events and timeout is None:
-            events = select(_IDLE_S)
+            events = select(self.idle_limit_s)
             if not events:
                 self._iteration_start = None
                 self._report("deadlock", VirtualTimeError(
                     f"deadlock on virtual time{self._running()}: every task is waiting, no timer "
-                    f"is scheduled and no thread or socket woke the loop within {_IDLE_S:g} s of "
-                    f"real time; a task awaits an event nobody sets"))
+                    f"is scheduled and no thread or socket woke the loop within "
+                    f"{self.idle_limit_s:g} s of real time; a task awaits an event nobody sets"))
         elif not events and timeout:
             self._now += max(1, math.ceil(timeout * 1e9 - 1e-3))
             if self._now > _MAX_NS:
@@ -304,6 +314,7 @@ class VirtualClock:
                     f"busy-waiting on virtual time: {name}() was read {self._reads} times "
                     f"in one loop iteration at {_where(frame)}; on a virtual clock time never "
                     f"passes while code runs, so the wait never ends: await instead")
+                self._iteration_start = None  # reported here: not again as a blocked loop
                 self._report("busy", error)
                 raise error
             return self._now

@@ -1,8 +1,9 @@
-"""Specification of the simulated caller, run in real time against small agents.
+"""Specification of the simulated caller, against small agents, in real and in virtual time.
 
 Timing-sensitive numbers are checked against the oracle in ``test_oracle.py``; here the caller's
-behaviour is pinned down: spans, concurrency, sync/async use, bad agents, bad input, and what a
-starved event loop does to the results.
+behaviour is pinned down: spans, concurrency, sync/async use, bad agents, bad input, what a
+starved event loop does to the results, and what changes on a virtual clock (exact, repeatable
+numbers; agents that block the loop or read the wall clock are named).
 """
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ import numpy as np
 import pytest
 
 from pytest_voicelatency import assert_p95
-from pytest_voicelatency.spans.capture import capture_spans
-from pytest_voicelatency.call.protocol import AgentAudio, AgentProtocolError, AgentState
+from pytest_voicelatency import voice_caller as simulated_caller
+from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.agents.reference import ReferenceServer
 from pytest_voicelatency.audio.clips import AudioError, load_clip
 from pytest_voicelatency.call.caller import AgentTimeoutError, Caller
-from pytest_voicelatency import voice_caller as simulated_caller
-from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
-from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.call.protocol import (
+    AgentAudio,
+    AgentProtocolError,
+    AgentState,
+    SessionTasks,
+)
 from pytest_voicelatency.call.script import answer, background, barge_in, pause, say
+from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
+from pytest_voicelatency.spans.capture import capture_spans
+from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError
 
 SHORT = [say(tone_clip(300, lead_ms=100, trail_ms=100)), answer(until="audible")]
 QUICK = OracleConfig(response_delay_ms=200, reply_ms=300)
@@ -114,7 +122,8 @@ def test_run_inside_a_running_loop_says_to_await_instead():
 
 def test_an_agent_that_never_answers_times_out_naming_the_turn_and_is_measured_missed():
     agent = Silent()
-    with capture_spans() as cap, pytest.raises(AgentTimeoutError, match="turn 1: the agent did not answer within 300 ms"):
+    with capture_spans() as cap, pytest.raises(
+            AgentTimeoutError, match="turn 1: the agent did not answer within 300 ms"):
         Caller().run(agent, [say(tone_clip(200, lead_ms=50, trail_ms=50)), answer(300)])
     assert agent.closed == 1
     [sample] = cap.samples(stage="caller.response", metric="latency_ms")
@@ -170,7 +179,8 @@ def test_barge_in_at_a_chosen_agent_state():
 
 @pytest.mark.parametrize("event, message", [
     (AgentAudio(b"\x01\x02\x03", 16_000), "3 bytes; 16-bit PCM needs a positive, even number"),
-    (AgentAudio(np.zeros(320, np.int16), 16_000), "numpy int16 array; send 16-bit little-endian PCM bytes"),  # type: ignore[arg-type]
+    (AgentAudio(np.zeros(320, np.int16), 16_000),  # type: ignore[arg-type]
+     "numpy int16 array; send 16-bit little-endian PCM bytes"),
     (AgentAudio(bytes(640), 8_000), "8000 Hz on a 16000 Hz line; resample"),
     (AgentAudio(bytes(640), 16_000, channels=2), "2 channels; the line is mono"),
     ("hello", "emit one of AgentAudio"),
@@ -183,7 +193,8 @@ def test_malformed_agent_events_fail_the_call_with_a_message_naming_the_fix(even
 
 def test_bad_input_fails_before_the_call_with_the_fix():
     caller = Caller()
-    with pytest.raises(AudioError, match="no bundled clip named 'nope'; available: .*confirm_order"):
+    with pytest.raises(AudioError,
+                       match="no bundled clip named 'nope'; available: .*confirm_order"):
         caller.run(Silent(), [say("nope"), answer()])
     with pytest.raises(VoiceLatencyUsageError, match="8000 Hz but the line is 16000 Hz"):
         caller.run(Silent(), [say(load_clip("hello", sample_rate=8000)), answer()])
@@ -243,7 +254,8 @@ def test_the_retry_policy_reruns_an_unreliable_call_with_a_fresh_agent():
     with capture_spans() as cap, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # 15 ms: the starved attempt is >= 20 ms late; a clean one on a busy CI box is not
-        result = Caller(unreliable="retry", pacing_limit_ms=15).run(lambda: StarvedOracle(QUICK), SHORT)
+        result = Caller(unreliable="retry", pacing_limit_ms=15).run(
+            lambda: StarvedOracle(QUICK), SHORT)
     assert result.attempts == 2 and result.reliable
     assert result.session_id == "call-1.retry1" and not result.discarded[0].reliable
     assert any("retrying the call (attempt 2 of 3)" in str(w.message) for w in caught)
@@ -258,6 +270,8 @@ def test_the_fixture_works_in_a_plain_test_and_inside_an_event_loop(pytester):
 import asyncio
 from pytest_voicelatency import assert_p95
 from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
+from pytest_voicelatency.agents.reference import ReferenceServer
+from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError
 from pytest_voicelatency.call.script import answer, say
 
 SCRIPT = [say(tone_clip(300, lead_ms=100, trail_ms=100)), answer(until="audible")]
@@ -277,3 +291,155 @@ def test_async(voice_caller, voice_spans):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+# ---------------------------------------------------------------------- on virtual time
+
+
+def test_on_virtual_time_the_same_script_runs_and_its_spans_say_so(raw_spans):
+    """No machine can make a virtual call late: reliable, no pacing warning, clock: virtual."""
+    with capture_spans() as cap, warnings.catch_warnings():
+        warnings.simplefilter("error", VoiceLatencyWarning)
+        result = Caller(clock="virtual").run(OracleAgent(QUICK), SHORT)
+    assert result.reliable and result.metrics.clock == "virtual"
+    assert result.metrics.responses[0].value_ms == 200 + 40    # exact: no wobble
+    spans = [s for s in raw_spans.get_finished_spans() if s.name.startswith("caller.")]
+    assert {s.attributes["audio.clock"] for s in spans} == {"virtual"}
+    assert all(s.attributes["audio.reliable"] is True for s in spans)
+    assert sorted(cap.stages()) == ["caller.pacing", "caller.playout", "caller.response"]
+
+
+def _span_story(raw_spans) -> list[tuple]:
+    """Everything about the spans but their random ids."""
+    return [(s.name, s.start_time, s.end_time, sorted((s.attributes or {}).items()))
+            for s in raw_spans.get_finished_spans()]
+
+
+def test_a_virtual_call_repeats_bit_for_bit(raw_spans):
+    script = [say("hello"), answer(), say("confirm_order"), barge_in("wait_stop", after_ms=300),
+              answer()]
+    stories, samples = [], []
+    for _ in range(2):
+        raw_spans.clear()
+        with capture_spans() as cap:
+            Caller(clock="virtual").run_calls(ReferenceServer(), [script] * 2)
+        stories.append(_span_story(raw_spans))
+        samples.append([(s.stage, s.metric, s.value, s.session_id, s.turn_id, s.flags)
+                        for s in cap.samples()])
+    assert stories[0] == stories[1] and samples[0] == samples[1]
+    assert len(stories[0]) > 20 and any(name == "audio.barge_in" for name, *_ in stories[0])
+
+
+def test_awaited_on_a_real_loop_a_virtual_caller_says_where_to_run_instead():
+    caller = Caller(clock="virtual")
+
+    async def main():
+        await caller.call(OracleAgent(QUICK), SHORT)
+
+    with pytest.raises(VoiceLatencyUsageError, match=r"awaited on a real event loop.*"
+                                                     r"caller.clock.run\(main\(\)\)"):
+        asyncio.run(main())
+    results = caller.clock.run(caller.calls(lambda: OracleAgent(QUICK), [SHORT] * 2))
+    assert [r.metrics.responses[0].value_ms for r in results] == [240.0, 240.0]
+
+
+def test_an_agent_that_does_not_honour_the_clock_is_refused_naming_it_and_the_fix():
+    class OwnTime(Silent):
+        honours_clock = False
+
+    with pytest.raises(VoiceLatencyUsageError, match=r"OwnTime cannot run on a virtual clock.*"
+                                                     r"OwnTime.honours_clock = True.*"
+                                                     r"wall_clock='virtual'"):
+        Caller(clock="virtual").run(OwnTime(), SHORT)
+    with pytest.raises(VoiceLatencyUsageError, match="clock must be 'real', 'virtual' or a Clock"):
+        Caller(clock="fast")  # type: ignore[arg-type]
+
+
+def test_warnings_point_at_the_line_that_ran_the_calls():
+    """Not at asyncio's events.py: collected during the call, issued from the entry point."""
+    late = [say(tone_clip(200, lead_ms=50, trail_ms=50)),
+            barge_in(tone_clip(200, lead_ms=50, trail_ms=50), after_ms=900)]  # reply is over
+    caller = Caller(clock="virtual")
+    with pytest.warns(VoiceLatencyWarning, match="nothing to barge in on") as sync:
+        caller.run(OracleAgent(QUICK), late)
+    with pytest.warns(VoiceLatencyWarning, match="nothing to barge in on") as many:
+        caller.run_calls(lambda: OracleAgent(QUICK), [late] * 2)
+
+    async def main():
+        await caller.call(OracleAgent(QUICK), late)
+
+    with pytest.warns(VoiceLatencyWarning, match="nothing to barge in on") as awaited:
+        caller.clock.run(main())
+    assert {w.filename for w in [*sync, *many, *awaited]} == {__file__}
+
+
+class MonotonicAgent(Silent):
+    """Answers 300 ms after the user stops, timing itself with time.monotonic() and
+    asyncio.sleep, as frameworks that read the time module do."""
+
+    async def start(self, session):
+        self.session, self.talking, self.last_loud = session, False, 0.0
+        self.tasks = SessionTasks(session)
+
+    async def receive(self, pcm):
+        if np.abs(np.frombuffer(pcm, "<i2")).max() > 1000:
+            self.talking, self.last_loud = True, time.monotonic()
+        elif self.talking and time.monotonic() - self.last_loud > 0.2:
+            self.talking = False
+            self.tasks.spawn(self.reply(self.last_loud))
+
+    async def reply(self, stopped):
+        await asyncio.sleep(stopped + 0.3 - time.monotonic())
+        tone = np.full(4000, 8000, "<i2").tobytes()
+        self.session.emit(AgentAudio(tone, 16_000))
+
+    async def close(self):
+        await self.tasks.cancel_all()
+
+
+def test_an_agent_reading_the_time_module_is_named_unless_time_follows_the_virtual_clock():
+    real = time.monotonic
+    with pytest.raises(VirtualTimeError, match=r"time.monotonic\(\) at .*test_caller.py:\d+ in "
+                                               r"MonotonicAgent.receive"):
+        Caller(clock="virtual").run(MonotonicAgent(), SHORT)
+    assert time.monotonic is real
+    values = [Caller(clock=VirtualClock(wall_clock="virtual")).run(MonotonicAgent(), SHORT)
+              .metrics.responses[0].value_ms for _ in range(2)]
+    assert values[0] == values[1] and 340 <= values[0] <= 360   # 300 + buffer + one frame
+    assert time.monotonic is real
+
+
+class Sleepy(Silent):
+    async def receive(self, pcm):
+        self.frames.append(pcm)
+        if len(self.frames) == 3:
+            time.sleep(0.05)
+
+
+class Busy(Silent):
+    async def receive(self, pcm):
+        self.frames.append(pcm)
+        if len(self.frames) == 3:
+            start = time.thread_time()
+            while time.thread_time() - start < 0.06:
+                pass
+
+
+def test_an_agent_blocking_the_loop_fails_the_call_saying_how_instead_of_passing():
+    agent = Sleepy()
+    with pytest.raises(VirtualTimeError, match=r"time.sleep\(0.05\) at .*in Sleepy.receive"):
+        Caller(clock="virtual").run(agent, SHORT)
+    assert agent.closed == 1
+    with pytest.raises(VirtualTimeError, match=r"blocked for \d+ ms of real time .* \(while "
+                                               r"running Busy in session call-1\)"):
+        Caller(clock=VirtualClock(block_limit_ms=30)).run(Busy(), SHORT)
+
+
+class Leaky(Silent):
+    async def start(self, session):
+        self.forgotten = asyncio.ensure_future(asyncio.sleep(3600))
+
+
+def test_tasks_an_agent_leaves_running_are_reported():
+    with pytest.warns(VoiceLatencyWarning, match=r"1 task\(s\) still ran after the calls ended"):
+        Caller(clock="virtual").run(Leaky(), [pause(100)])

@@ -1,9 +1,9 @@
 """The caller measured against the oracle agent, whose every delay is known and logged.
 
-Real time, four scenarios at once on one event loop: paced frames off the caller's grid, 100 ms
-of leading comfort noise, the whole reply in one burst, and jittered stops. The tolerance is
-generous (10 ms) so a noisy CI machine passes; ``benchmarks/caller_accuracy.py`` reports the
-precise errors.
+Four scenarios at once on one event loop: paced frames off the caller's grid, 100 ms of leading
+comfort noise, the whole reply in one burst, and jittered stops. In real time the tolerance is
+generous (10 ms) so a noisy CI machine passes (``benchmarks/caller_accuracy.py`` reports the
+precise errors); in virtual time nothing wobbles, so the caller must be exact to 1 µs.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import asyncio
 
 import pytest
 
+from pytest_voicelatency.agents.oracle import (
+    OracleAgent,
+    OracleConfig,
+    expected_barge_in_ms,
+    expected_response_ms,
+    tone_clip,
+)
 from pytest_voicelatency.call.caller import Caller
-from pytest_voicelatency.errors import VoiceLatencyUsageError
-from pytest_voicelatency.agents.oracle import (OracleAgent, OracleConfig, expected_barge_in_ms,
-                                        expected_response_ms, tone_clip)
 from pytest_voicelatency.call.script import answer, barge_in, say
+from pytest_voicelatency.errors import VoiceLatencyUsageError
 
 TOLERANCE_MS = 10.0
 SCENARIOS = {
@@ -29,17 +34,38 @@ SCRIPT = [say(tone_clip(500)), answer(), say(tone_clip(400)),
           barge_in(tone_clip(500), after_ms=250), answer()]
 
 
-@pytest.fixture(scope="module")
-def runs():
+def run_scenarios(caller: Caller, run=asyncio.run):
     """Run every scenario once, concurrently; keep each oracle (its truth) and call result."""
-    caller = Caller()
     agents = {name: OracleAgent(config) for name, config in SCENARIOS.items()}
 
     async def main():
         return await asyncio.gather(*(caller.call(agent, SCRIPT) for agent in agents.values()))
 
-    results = asyncio.run(main())
+    results = run(main())
     return caller, {name: (agents[name], result) for name, result in zip(agents, results)}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return run_scenarios(Caller())
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_in_virtual_time_the_caller_is_exact_to_a_microsecond(scenario):
+    caller = Caller(clock="virtual")
+    _, by_name = run_scenarios(caller, caller.clock.run)  # type: ignore[attr-defined]
+    agent, result = by_name[scenario]
+    truths = [t for t in agent.turns if t.barge_onset_ns is None]
+    responses = result.metrics.responses
+    assert [m.outcome for m in responses] == ["ok", "ok"]
+    for measured, truth in zip(responses, truths):
+        assert measured.value_ms == pytest.approx(expected_response_ms(truth, caller.playout),
+                                                  abs=1e-3)
+    [measured] = result.metrics.barge_ins
+    [truth] = [t for t in agent.turns if t.barge_onset_ns is not None]
+    assert measured.start_ns == truth.barge_onset_ns
+    assert measured.value_ms == pytest.approx(expected_barge_in_ms(truth, caller.playout),
+                                              abs=1e-3)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -92,7 +118,8 @@ def test_stop_jitter_really_varies_the_stop_delay(runs):
 def test_tone_clip_ground_truth_is_exact():
     clip = tone_clip(600, lead_ms=200)
     assert (clip.onset_ms, clip.offset_ms) == (200.0, 800.0)
-    assert clip.samples[3199] == 0 and abs(clip.samples[3200]) > 0.2 and abs(clip.samples[12799]) > 0.2
+    assert clip.samples[3199] == 0
+    assert abs(clip.samples[3200]) > 0.2 and abs(clip.samples[12799]) > 0.2
 
 
 def test_a_response_delay_shorter_than_the_end_hold_is_refused():
