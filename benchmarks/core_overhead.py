@@ -140,7 +140,8 @@ def main() -> None:
     off, plain, flag = startup(args.startup_rounds or (3 if quick else 7))
     print(f"4. start-up on an empty suite: plugin disabled (-p no:voicelatency) {off:.0f} ms, "
           f"plain pytest {plain:.0f} ms, pytest --voice-latency {flag:.0f} ms -> "
-          f"+{flag - plain:.0f} ms over plain, +{flag - off:.0f} ms over no plugin (target <= 150 ms)")
+          f"+{flag - plain:.0f} ms over plain, +{flag - off:.0f} ms over no plugin "
+          f"(target <= 150 ms)")
 
 
 if __name__ == "__main__":

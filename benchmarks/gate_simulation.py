@@ -92,7 +92,8 @@ def naive_gates(run: Distributions) -> np.ndarray:
 def naive_compare(base: Distributions, head: Distributions, policy: ComparePolicy) -> np.ndarray:
     out = []
     for s in STAGES:
-        b, h = base.select(s.name, "duration_ms").quantile(0.95), head.select(s.name, "duration_ms").quantile(0.95)
+        b, h = (base.select(s.name, "duration_ms").quantile(0.95),
+                head.select(s.name, "duration_ms").quantile(0.95))
         out.append(h - b >= policy.min_effect(b))
     return np.array(out)
 
@@ -171,7 +172,8 @@ def comparisons(rng: np.random.Generator, args: argparse.Namespace) -> None:
         naive = ours = flag = alone = 0
         for _ in range(args.aa_reruns):
             a, b, c, d = compare_trial(rng, n, None)
-            naive, ours, flag, alone = naive + a.any(), ours + b.any(), flag + c.any(), alone + d.any()
+            naive, ours, flag, alone = (naive + a.any(), ours + b.any(), flag + c.any(),
+                                        alone + d.any())
         print(f"{'  A/A: any of 10 gates fails (false fail)':<50} {n:>5}  "
               f"{rate(naive, args.aa_reruns):>11}  {rate(ours, args.aa_reruns):>10}  "
               f"{rate(flag, args.aa_reruns):>18}  {rate(alone, args.aa_reruns):>9}  {'-':>7}")

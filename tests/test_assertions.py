@@ -43,7 +43,8 @@ def test_lt_is_strict_and_le_is_not():
 
 def test_failure_message_names_everything_needed_to_act():
     """Stage, metric, quantile value, limit, n, produced-nothing and the worst three turns."""
-    cap = capture_with("barge_in", [100.0] * 54 + [205.0, 210.0, 220.0, 240.0, 250.0, 260.0], metric="silence_ms")
+    cap = capture_with("barge_in", [100.0] * 54 + [205.0, 210.0, 220.0, 240.0, 250.0, 260.0],
+                       metric="silence_ms")
     with pytest.raises(LatencyAssertionError) as info:
         assert_p95(stage="barge_in", lt=200, capture=cap)
     msg = str(info.value)

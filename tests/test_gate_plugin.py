@@ -157,12 +157,14 @@ def test_a_bad_compare_body_is_a_usage_error_naming_the_ini_key(suite):
 
 
 def test_a_glob_matching_nothing_fails_by_default_and_only_warns_when_told(suite):
-    """`tts.*` matches no stage: MISSING fails the run; voice_latency_missing = warn lets it pass."""
+    """`tts.*` matches no stage: MISSING fails the run; voice_latency_missing = warn lets it
+    pass."""
     suite.makeini(thresholds("tts*: p95 < 100"))
     result = suite.runpytest(OPTION)
     assert result.ret == ExitCode.FAILED
     result.stdout.fnmatch_lines(["tts[*]  *p95 < 100 MISSING",
-                                 "*MISSING: 'tts[*]: p95 < 100' on tts[*]: matched no stage; stages seen: asr, barge_in*"])
+                                 ("*MISSING: 'tts[*]: p95 < 100' on tts[*]: matched no stage; "
+                                  "stages seen: asr, barge_in*")])
     suite.makeini(thresholds("tts*: p95 < 100", **{MISSING_INI: "warn"}))
     result = suite.runpytest(OPTION)
     assert result.ret == ExitCode.OK
@@ -190,8 +192,10 @@ def test_inconclusive_gates_warn_by_default_and_fail_when_told(suite):
     result = suite.runpytest(OPTION)
     assert result.ret == ExitCode.OK
     result.stdout.fnmatch_lines(["*p99 < 160 inconclusive (n≈*)",
-                                 "warning: gate 'barge_in: p99 < 160' on barge_in is inconclusive: about n=* samples would decide"])
-    suite.makeini(thresholds("barge_in: p99 < 160", **{CONFIDENCE_INI: "0.95", INCONCLUSIVE_INI: "fail"}))
+                                 ("warning: gate 'barge_in: p99 < 160' on barge_in "
+                                  "is inconclusive: about n=* samples would decide")])
+    suite.makeini(thresholds("barge_in: p99 < 160",
+                             **{CONFIDENCE_INI: "0.95", INCONCLUSIVE_INI: "fail"}))
     result = suite.runpytest(OPTION)
     assert result.ret == ExitCode.FAILED
     result.stdout.fnmatch_lines(["*p99 < 160 INCONCLUSIVE (n≈*)"])
@@ -211,14 +215,16 @@ def test_starved():
     result = pytester.runpytest(OPTION)
     assert result.ret == ExitCode.OK
     result.stdout.fnmatch_lines(["barge_in*p95 < 200 pass (60 unreliable)*",
-                                 "warning: gate 'barge_in: p95 < 200' on barge_in: pass but 60 of 60 samples are unreliable*"])
+                                 ("warning: gate 'barge_in: p95 < 200' on barge_in: "
+                                  "pass but 60 of 60 samples are unreliable*")])
     pytester.makeini(thresholds("barge_in: p95 < 200", **{UNRELIABLE_INI: "fail"}))
     result = pytester.runpytest(OPTION)
     assert result.ret == ExitCode.FAILED
     result.stdout.fnmatch_lines(["barge_in*p95 < 200 UNRELIABLE*"])
 
 
-def test_save_then_compare_passes_unchanged_and_fails_slowed_down_naming_the_stage(suite, monkeypatch):
+def test_save_then_compare_passes_unchanged_and_fails_slowed_down_naming_the_stage(
+        suite, monkeypatch):
     """The issue's 'done when': save a baseline; an A/A compare exits 0; a 30 % slower
     barge-in (measured under -n 2) exits 1 with the stage named; asr is no regression."""
     result = suite.runpytest(SAVE_OPTION, "base.json")
@@ -230,7 +236,8 @@ def test_save_then_compare_passes_unchanged_and_fails_slowed_down_naming_the_sta
                                "baseline base.json:*no change*"])
     monkeypatch.setenv("VOICE_SLOWDOWN", "1.3")
     pytest.importorskip("xdist")
-    slow = suite.runpytest_subprocess(COMPARE_OPTION, "base.json", "-n", "2", "-p", "no:cacheprovider")
+    slow = suite.runpytest_subprocess(COMPARE_OPTION, "base.json", "-n", "2",
+                                      "-p", "no:cacheprovider")
     slow.assert_outcomes(passed=2)
     assert slow.ret == ExitCode.FAILED
     slow.stdout.fnmatch_lines(["barge_in*silence_ms*REGRESSION",
@@ -240,19 +247,22 @@ def test_save_then_compare_passes_unchanged_and_fails_slowed_down_naming_the_sta
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "'base.json' does not exist: create it with `pytest --voice-latency --voice-latency-save base.json`"),
+    (None, ("'base.json' does not exist: create it with "
+            "`pytest --voice-latency --voice-latency-save base.json`")),
     ("{not json", "'base.json' is not valid JSON"),
     ('{"format": "pytest-voicelatency/results", "version": 2, "distributions": []}',
      "'base.json' has format version 2"),
 ])
-def test_a_bad_baseline_is_an_error_line_and_exit_4_but_the_table_still_prints(suite, content, message):
+def test_a_bad_baseline_is_an_error_line_and_exit_4_but_the_table_still_prints(
+        suite, content, message):
     """Missing, corrupt or newer baseline: the run's own table and results are all there."""
     if content is not None:
         (suite.path / "base.json").write_text(content)
     result = suite.runpytest(COMPARE_OPTION, "base.json", JSON_OPTION, "out.json")
     result.assert_outcomes(passed=2)
     assert result.ret == ExitCode.BAD_INPUT
-    result.stdout.fnmatch_lines(["barge_in*silence_ms*120*", f"error: baseline not compared: {message}*"])
+    result.stdout.fnmatch_lines(["barge_in*silence_ms*120*",
+                                 f"error: baseline not compared: {message}*"])
     assert json.loads((suite.path / "out.json").read_text())["spans"] == 240
 
 
@@ -266,7 +276,9 @@ def test_a_baseline_for_different_stages_warns_and_compares_what_it_can(suite):
     result = suite.runpytest(COMPARE_OPTION, "base.json")
     assert result.ret == ExitCode.OK
     result.stdout.fnmatch_lines(["vad*gone", "asr*new",
-                                 "warning: the baseline base.json is for different stages (only in the baseline: gap.vad_to_barge_in, vad; only in this run: asr, gap.asr_to_barge_in)*"])
+                                 ("warning: the baseline base.json is for different stages "
+                                  "(only in the baseline: gap.vad_to_barge_in, vad; "
+                                  "only in this run: asr, gap.asr_to_barge_in)*")])
 
 
 def test_an_unwritable_output_path_is_named_and_nothing_else_is_lost(suite):
@@ -275,7 +287,8 @@ def test_an_unwritable_output_path_is_named_and_nothing_else_is_lost(suite):
     (suite.path / "blocker").write_text("")
     result = suite.runpytest(JSON_OPTION, "blocker/out.json", MARKDOWN_OPTION, "summary.md")
     assert result.ret == ExitCode.OUTPUT_ERROR
-    result.stdout.fnmatch_lines(["barge_in*silence_ms*120*", "error: cannot write 'blocker/out.json'*"])
+    result.stdout.fnmatch_lines(["barge_in*silence_ms*120*",
+                                 "error: cannot write 'blocker/out.json'*"])
     assert "cannot write 'blocker/out.json'" in (suite.path / "summary.md").read_text()
 
 
@@ -284,7 +297,8 @@ def test_the_json_file_holds_every_sample_of_every_worker(suite):
     environment fingerprint; no temporary file is left behind."""
     pytest.importorskip("xdist")
     suite.makeini(thresholds("barge_in: p95 < 200"))
-    result = suite.runpytest_subprocess(JSON_OPTION, "out/run.json", "-n", "2", "-p", "no:cacheprovider")
+    result = suite.runpytest_subprocess(JSON_OPTION, "out/run.json", "-n", "2",
+                                        "-p", "no:cacheprovider")
     assert result.ret == ExitCode.OK
     doc = json.loads((suite.path / "out" / "run.json").read_text())
     assert sorted(p.name for p in (suite.path / "out").iterdir()) == ["run.json"]
@@ -292,16 +306,19 @@ def test_the_json_file_holds_every_sample_of_every_worker(suite):
     assert doc["tests"] == 2 and doc["spans"] == 240
     tests = {s["test"] for s in doc["samples"]}
     assert tests == {"test_calls.py::test_first_call", "test_calls.py::test_second_call"}
-    first = next(s for s in doc["samples"] if s["stage"] == "barge_in" and s["metric"] == "silence_ms")
+    first = next(s for s in doc["samples"]
+                 if s["stage"] == "barge_in" and s["metric"] == "silence_ms")
     assert set(first) == {"stage", "metric", "value", "flags", "test", "session", "turn", "trace"}
     assert len(first["trace"]) == 32
-    assert {"python", "platform", "cpu_count", "plugin_version", "git_commit"} <= set(doc["environment"])
+    assert ({"python", "platform", "cpu_count", "plugin_version", "git_commit"}
+            <= set(doc["environment"]))
     assert [(g["stage"], g["outcome"], g["n"]) for g in doc["gates"]] == [("barge_in", "pass", 120)]
     summary = {(d["stage"], d["metric"]): d for d in doc["distributions"]}
     assert summary[("barge_in", "silence_ms")]["p95"] == 156.0
 
 
-def test_markdown_goes_to_the_file_and_is_appended_to_the_github_step_summary(suite, monkeypatch, tmp_path):
+def test_markdown_goes_to_the_file_and_is_appended_to_the_github_step_summary(
+        suite, monkeypatch, tmp_path):
     """--voice-latency-markdown writes the PR comment; $GITHUB_STEP_SUMMARY gets it appended."""
     summary = tmp_path / "step_summary.md"
     summary.write_text("earlier step\n")
@@ -311,7 +328,8 @@ def test_markdown_goes_to_the_file_and_is_appended_to_the_github_step_summary(su
     assert result.ret == ExitCode.FAILED
     text = (suite.path / "pr.md").read_text()
     assert text.startswith("### Voice latency: FAILED")
-    assert "| `barge_in` | `silence_ms` | 120 | 129.0 | 156.0 (≤ 159.0) | **p95 < 120 FAIL** |  |" in text
+    assert ("| `barge_in` | `silence_ms` | 120 | 129.0 | 156.0 (≤ 159.0) "
+            "| **p95 < 120 FAIL** |  |") in text
     assert "gate `barge_in: p95 < 120` on `barge_in`: fail" in text
     suite.runpytest(OPTION)
     appended = summary.read_text()

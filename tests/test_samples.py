@@ -62,7 +62,8 @@ def test_same_session_and_turn_ids_in_two_tests_are_two_turns():
 
 def test_spans_without_ids_join_no_turn():
     """Without session/turn ids a span still gives samples but no gaps."""
-    t = table_of(record("asr", 0, 100, session="", turn=""), record("llm", 130, 400, session="", turn=""))
+    t = table_of(record("asr", 0, 100, session="", turn=""),
+                 record("llm", 130, 400, session="", turn=""))
     assert list(derive(t).metrics_by_stage()) == ["asr", "llm"]
 
 
@@ -115,7 +116,8 @@ def test_missed_and_censored_count_as_infinite_and_keep_their_bound():
     from pytest_voicelatency.spans.record import CENSORED, MISSED, UNRELIABLE
     from tests.helpers import table_of
 
-    base = [record("caller.barge_in", 0, 1, turn=str(i), metrics={"latency_ms": 100.0}) for i in range(3)]
+    base = [record("caller.barge_in", 0, 1, turn=str(i), metrics={"latency_ms": 100.0})
+            for i in range(3)]
     t = table_of(base[0], base[1]._replace(flags=MISSED),
                  base[2]._replace(flags=CENSORED | UNRELIABLE))
     sel = derive(t).select("caller.barge_in", "latency_ms")

@@ -33,8 +33,10 @@ def test_binomial_tails_match_scipy(n, p, data):
 def test_betabinomial_tails_match_scipy(n, a, b, data):
     """The beta-binomial tails agree with scipy.stats.betabinom."""
     k = data.draw(st.integers(-1, n + 1))
-    assert betabinomial_sf(k, n, a, b) == pytest.approx(betabinom.sf(k - 1, n, a, b), rel=1e-6, abs=1e-9)
-    assert betabinomial_cdf_at(k, n, a, b) == pytest.approx(betabinom.cdf(k, n, a, b), rel=1e-6, abs=1e-9)
+    assert betabinomial_sf(k, n, a, b) == pytest.approx(betabinom.sf(k - 1, n, a, b),
+                                                        rel=1e-6, abs=1e-9)
+    assert betabinomial_cdf_at(k, n, a, b) == pytest.approx(betabinom.cdf(k, n, a, b),
+                                                            rel=1e-6, abs=1e-9)
 
 
 def test_tiny_tail_probabilities_keep_their_precision():
@@ -44,16 +46,17 @@ def test_tiny_tail_probabilities_keep_their_precision():
 
 
 @settings(max_examples=200)
-@given(st.integers(1, 600), st.sampled_from([0.5, 0.9, 0.95, 0.99]), st.sampled_from([0.9, 0.95, 0.99]))
+@given(st.integers(1, 600), st.sampled_from([0.5, 0.9, 0.95, 0.99]),
+       st.sampled_from([0.9, 0.95, 0.99]))
 def test_gate_pvalue_agrees_with_the_lower_order_statistic_bound(n, q, c):
     """p ≤ 1 − c exactly when the lower bound at confidence c lies beyond the limit.
 
     With `beyond` samples at or over the limit, the lower bound x₍ₗ₎ is beyond it iff
     beyond ≥ n − l + 1; so the gate's fail test and `judge(..., confidence=c)` never disagree.
     """
-    l = lower_rank(n, q, c)
+    low = lower_rank(n, q, c)
     for beyond in range(n + 1):
-        bound_beyond = l is not None and beyond >= n - l + 1
+        bound_beyond = low is not None and beyond >= n - low + 1
         p = gate_pvalue(beyond, n, q)
         if abs(p - (1 - c)) > 1e-9:  # exactly on the boundary, float rounding may go either way
             assert (p <= 1 - c) == bound_beyond

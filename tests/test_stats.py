@@ -29,7 +29,8 @@ levels = st.floats(min_value=0.001, max_value=0.999)
 @given(samples, levels)
 def test_nearest_rank_equals_numpy_inverted_cdf(values, q):
     """The documented definition is numpy's 'inverted_cdf' percentile, to the last bit."""
-    assert nearest_rank(np.array(values), q) == np.percentile(values, 100 * q, method="inverted_cdf")
+    assert nearest_rank(np.array(values), q) == np.percentile(values, 100 * q,
+                                                              method="inverted_cdf")
 
 
 @given(samples, levels, st.randoms())
@@ -85,15 +86,15 @@ def test_binomial_cdf_matches_scipy(n, p):
 def test_bound_ranks_are_the_tightest_with_the_promised_coverage(n, q):
     """u is the smallest rank with P(B ≤ u-1) ≥ c; l the largest with P(B ≥ l) ≥ c."""
     c = 0.95
-    u, l = upper_rank(n, q, c), lower_rank(n, q, c)
+    u, low = upper_rank(n, q, c), lower_rank(n, q, c)
     if u is None:
         assert binom.cdf(n - 1, n, q) < c
     else:
         assert binom.cdf(u - 1, n, q) >= c and (u == 1 or binom.cdf(u - 2, n, q) < c)
-    if l is None:
+    if low is None:
         assert binom.sf(0, n, q) < c
     else:
-        assert binom.sf(l - 1, n, q) >= c and (l == n or binom.sf(l, n, q) < c)
+        assert binom.sf(low - 1, n, q) >= c and (low == n or binom.sf(low, n, q) < c)
 
 
 def test_upper_bound_on_p95_needs_59_samples_and_p99_needs_299():
@@ -127,7 +128,8 @@ def test_estimate_reports_bounds_around_the_point_estimate():
 @given(st.floats(min_value=0.951, max_value=0.9999))
 @settings(max_examples=30)
 def test_samples_needed_is_the_first_n_that_clears(fraction):
-    """At the returned n the upper bound's rank fits inside the fraction below; one less does not."""
+    """At the returned n the upper bound's rank fits inside the fraction below; one less does
+    not."""
     n = samples_needed(0.95, 0.95, fraction)
     assert n is not None
     assert upper_rank(n, 0.95, 0.95) <= math.floor(fraction * n + 1e-9)

@@ -23,7 +23,8 @@ def test_payload_round_trip_keeps_every_row_and_metric():
 def test_merging_overrides_test_ids_with_the_report_node_id():
     """The controller attributes a worker's payload to the report's node id."""
     merged = SpanTable()
-    merged.extend_payload(table_of(record("asr", 0, 1), test="w").to_payload(), test="tests/a.py::t")
+    merged.extend_payload(table_of(record("asr", 0, 1), test="w").to_payload(),
+                          test="tests/a.py::t")
     assert derive(merged).select("asr", "duration_ms").worst(1)[0].test_id == "tests/a.py::t"
 
 
