@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.call.playout import Playout, PlayoutConfig, audible_runs
+from pytest_voicelatency.errors import VoiceLatencyUsageError
 
 MS = 1_000_000
 RATE = 16_000
@@ -129,6 +129,24 @@ def test_audible_runs_are_sample_exact_inside_a_frame():
     frame = np.zeros(320, np.float32)
     frame[7:100] = 0.2
     assert audible_runs(frame, 0.01, merge=10) == [(7, 100)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=60), st.integers(0, 12))
+def test_audible_runs_match_a_sample_by_sample_scan_whatever_the_gaps(pattern, merge):
+    """The one-run shortcut (no gap can exceed the merge) agrees with the general case."""
+    samples = np.repeat(np.array(pattern, np.float32) * 0.5, 3)
+    expected: list[tuple[int, int]] = []
+    for i in np.flatnonzero(samples > 0.1).tolist():
+        if expected and i - (expected[-1][1] - 1) <= merge:
+            expected[-1] = (expected[-1][0], i + 1)
+        else:
+            expected.append((i, i + 1))
+    assert audible_runs(samples, 0.1, merge) == expected
+
+
+def test_the_hold_is_exposed_in_nanoseconds_for_waits_on_it():
+    assert playout(hold_ms=250).hold_ns == 250 * MS
 
 
 @pytest.mark.parametrize("kw", [{"buffer_ms": -1}, {"hold_ms": 0}, {"threshold_dbfs": 3},

@@ -8,19 +8,31 @@ healthy configuration — passing the same suite is ``tests/test_examples.py``.
 from __future__ import annotations
 
 import asyncio
-import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from pytest_voicelatency.spans.capture import capture_spans
-from pytest_voicelatency.call.caller import Caller
-from pytest_voicelatency.clock import RealClock
-from pytest_voicelatency.gate.crosscheck import disagreements, spans_lie
-from pytest_voicelatency.agents.reference import (NO_FLUSH, AsrPool, Latency, PoolConfig,
-                                                 ReferenceServer)
-from pytest_voicelatency.call.script import answer, barge_in, say
 from helpers import copy_examples
+
+from pytest_voicelatency.agents.reference import (
+    BACKCHANNEL_TOLERANT,
+    NO_FLUSH,
+    RACY_FLUSH,
+    AsrPool,
+    Latency,
+    PoolConfig,
+    ReferenceConfig,
+    ReferenceServer,
+)
+from pytest_voicelatency.call.caller import Caller, CallResult
+from pytest_voicelatency.call.log import Received
+from pytest_voicelatency.call.playout import PlayoutConfig
+from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AgentState
+from pytest_voicelatency.call.script import answer, barge_in, pause, say
+from pytest_voicelatency.clock import RealClock
+from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.gate.crosscheck import disagreements, spans_lie
+from pytest_voicelatency.spans.capture import capture_spans
 
 
 @pytest.mark.slow  # real time: a whole pytest run of real-time calls
@@ -139,3 +151,74 @@ def test_one_noisy_turn_in_twenty_is_not_called_a_lie_but_two_are():
     assert spans_lie(_barge_in_pairs([60.0] * 19 + [400.0])) == []
     [line] = spans_lie(_barge_in_pairs([60.0] * 18 + [400.0, 420.0]))
     assert "in 2 of 20 paired turns" in line
+
+
+# ---------------------------------------------------------------------- knobs, in virtual time
+
+SHORT_REPLY = ReferenceConfig(reply_ms=1600)
+
+
+def _talk_over(clip: str, knobs: dict, after_ms: float = 300) -> CallResult:
+    config = replace(SHORT_REPLY, **knobs)
+    script = [say("hello"), barge_in(clip, after_ms=after_ms, stop_timeout_ms=1000),
+              pause(2000), say("hello"), answer(until="audible")]
+    return Caller(clock="virtual").run(ReferenceServer(config), script)
+
+
+def _log_events(result: CallResult) -> list[object]:
+    return [entry.event for entry in result.log.of(Received)]
+
+
+@pytest.mark.parametrize("clip, stops", [("mm_hm", False), ("uh_huh", False), ("cough", False),
+                                         ("wait_stop", True), ("meant_tuesday", True)])
+def test_a_backchannel_tolerant_agent_keeps_talking_through_mm_hm_but_not_through_words(
+        clip, stops):
+    result = _talk_over(clip, BACKCHANNEL_TOLERANT)
+    [decision] = result.metrics.interruptions
+    assert decision.stopped is stops and not decision.false and not decision.missed
+    assert any(isinstance(e, AgentClear) for e in _log_events(result)) is stops
+    assert result.metrics.responses[-1].outcome == "ok"     # and the next turn is answered
+
+
+def test_without_the_policy_the_same_backchannel_cuts_the_reply_short():
+    [decision] = _talk_over("uh_huh", {}).metrics.interruptions
+    assert decision.false                                    # a false interruption, counted
+
+
+def test_the_racy_flush_lets_a_chunk_in_flight_play_after_the_clear():
+    """150 ms into the reply TTS is still generating: its chunk in flight lands after the
+    flush and plays; the healthy agent drops it."""
+    for knobs, leaked in ((RACY_FLUSH, True), ({}, False)):
+        events = _log_events(_talk_over("wait_stop", knobs, after_ms=150))
+        clear = next(i for i, e in enumerate(events) if isinstance(e, AgentClear))
+        thinking = next(i for i, e in enumerate(events[clear:], clear)
+                        if isinstance(e, AgentState) and e.state == "thinking")
+        assert any(isinstance(e, AgentAudio) for e in events[clear:thinking]) is leaked
+
+
+def test_speech_on_a_replys_last_words_flushes_what_the_client_still_plays():
+    """The agent has sent everything, the listener is still hearing it (a slow line): a
+    barge-in all the same. Found by the stop-bound property."""
+    line = PlayoutConfig(buffer_ms=160, delay_ms=150, jitter_ms=50)
+    script = [say("hello"), barge_in("book_table", after_ms=1580, at_state="speaking"),
+              answer(until="audible")]
+    heard = {}
+    for margin in (500.0, 0.0):
+        config = ReferenceConfig(reply_ms=1600, client_margin_ms=margin)
+        result = Caller(clock="virtual", playout=line).run(ReferenceServer(config), script)
+        [m] = result.metrics.barge_ins
+        heard[margin] = m.value_ms
+    assert heard[500.0] <= ReferenceConfig().stop_bound_ms(line)
+    assert heard[500.0] < heard[0.0] - 100                    # the whole buffered tail is cut
+
+
+def test_a_capped_latency_never_draws_past_its_cap_so_the_stop_bound_is_exact():
+    rng = np.random.default_rng(3)
+    draws = [Latency(20, 40, max_ms=45).draw(rng) for _ in range(2000)]
+    assert max(draws) == 45 and min(draws) > 0
+    assert Latency(20, 40).bound_ms == 160 and Latency(20, 40, max_ms=45).bound_ms == 45
+    with pytest.raises(VoiceLatencyUsageError, match="max_ms >= p95_ms"):
+        Latency(20, 40, max_ms=30)
+    line = PlayoutConfig(delay_ms=30, jitter_ms=10)
+    assert ReferenceConfig().stop_bound_ms(line) == 100 + 100 + 20 + 30 + 10
+    assert ReferenceConfig(min_interruption_ms=500).stop_bound_ms() == 100 + 1500 + 100 + 20
