@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_voicelatency.audio import clips as clips_module
 from pytest_voicelatency.audio.clips import (
     AudioError,
     Clip,
@@ -234,6 +236,54 @@ def test_bundled_clip_at_another_rate_keeps_its_ground_truth() -> None:
     original = load_clip("hello")
     assert clip.sample_rate == 8000 and clip.notes == ("resampled 16000 Hz -> 8000 Hz",)
     assert (clip.onset_ms, clip.offset_ms) == (original.onset_ms, original.offset_ms)
+
+
+@pytest.mark.parametrize("block", [7, 1000, 131_072])
+@pytest.mark.parametrize("rate", [8000, 11_025, 22_050, 44_100, 48_000])
+def test_loading_in_blocks_resamples_exactly_as_resample_does(
+    monkeypatch: pytest.MonkeyPatch, rate: int, block: int
+) -> None:
+    """load_clip() streams blocks through the resampler; the samples equal resample()'s, bit
+    for bit, whatever the block size (each output waits for its whole filter window)."""
+    monkeypatch.setattr(clips_module, "_BLOCK_FRAMES", block)
+    streamed = load_clip("confirm_order", sample_rate=rate)
+    whole = resample(load_clip("confirm_order").samples, 16_000, rate)
+    np.testing.assert_array_equal(streamed.samples, whole)
+
+
+def test_loading_in_blocks_mixes_checks_and_clips_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mix-down, clipping and its count are the same as on the whole file, across blocks."""
+    monkeypatch.setattr(clips_module, "_BLOCK_FRAMES", 1000)
+    data = np.stack([tone(440, 16_000, 0.5), tone(1000, 16_000, 0.5, 0.25)], axis=1)
+    data[[10, 999, 1000, 7000], 0] = 3.0
+    path = tmp_path / "hot.wav"
+    sf.write(path, data, 16_000, subtype="FLOAT")
+    clip = load_clip(path)
+    expected = np.clip(data.mean(axis=1, dtype=np.float32), -1, 1)
+    np.testing.assert_array_equal(clip.samples, expected)
+    assert clip.notes == ("mixed 2 channels to mono (mean)", "clipped 4 samples to [-1, 1]")
+
+
+def test_a_long_48khz_clip_loads_in_memory_close_to_its_output(tmp_path: Path) -> None:
+    """10 minutes of 48 kHz stereo loaded at 16 kHz peaks under 1.5x the output array's bytes
+    (the whole-file path peaked at 21x: int file, float64 copies, padded buffers)."""
+    path = tmp_path / "long.wav"
+    n = 48_000 * 600
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", 48_000, 2, "PCM_16") as out:
+        for start in range(0, n, 1 << 20):
+            out.write((0.1 * rng.standard_normal((min(1 << 20, n - start), 2))).astype(np.float32))
+    tracemalloc.start()
+    try:
+        clip = load_clip(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(clip.samples) == 16_000 * 600
+    assert clip.notes == ("mixed 2 channels to mono (mean)", "resampled 48000 Hz -> 16000 Hz")
+    assert peak < 1.5 * clip.samples.nbytes, f"peak {peak / 1e6:.1f} MB"
 
 
 # ---------------------------------------------------------------- errors

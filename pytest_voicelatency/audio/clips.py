@@ -25,6 +25,7 @@ import difflib
 import json
 import math
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -142,16 +143,77 @@ def fixtures_dir() -> Path:
     )
 
 
+_LABELS_FIX = (
+    "reinstall pytest-voicelatency to restore it (or, in a checkout, "
+    "`git checkout fixtures_audio/labels.json` or `python scripts/regenerate_fixtures.py`)"
+)
+_LABEL_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "file": (str,), "kind": (str,), "transcript": (str,),
+    "onset_ms": (int, float, type(None)), "offset_ms": (int, float, type(None)),
+    "duration_ms": (int, float),
+}  # fmt: skip
+
+
 @lru_cache(maxsize=1)
 def _manifest() -> dict[str, dict[str, Any]]:
     path = fixtures_dir() / "labels.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise AudioError(f"cannot read the clip labels {path}: {err}; {_LABELS_FIX}") from err
+    if not isinstance(data, dict):
+        raise AudioError(
+            f"the clip labels {path} hold a JSON {_json_kind(data)}, not an object "
+            f'{{"version": {_MANIFEST_VERSION}, "clips": [...]}}; {_LABELS_FIX}'
+        )
     if data.get("version") != _MANIFEST_VERSION:
         raise AudioError(
             f"{path} has manifest version {data.get('version')!r}, "
             f"expected {_MANIFEST_VERSION}; reinstall pytest-voicelatency"
         )
-    return {entry["name"]: entry for entry in data["clips"]}
+    clips = data.get("clips")
+    if not isinstance(clips, list):
+        raise AudioError(
+            f"the clip labels {path} have 'clips' = a JSON {_json_kind(clips)}, "
+            f"not a list of clip objects; {_LABELS_FIX}"
+        )
+    return {_check_label(path, index, entry)["name"]: entry for index, entry in enumerate(clips)}
+
+
+def _check_label(path: Path, index: int, entry: object) -> dict[str, Any]:
+    """One ``clips`` entry of labels.json: its fields, and ground truth ordered inside the clip."""
+    where = f"the clip labels {path}: clips[{index}]"
+    if not isinstance(entry, dict):
+        raise AudioError(f"{where} is a JSON {_json_kind(entry)}, not an object; {_LABELS_FIX}")
+    for field, types in _LABEL_FIELDS.items():
+        if not isinstance(entry.get(field), types) or isinstance(entry.get(field), bool):
+            raise AudioError(
+                f"{where} ({entry.get('name', '?')!r}) has {field} = {entry.get(field)!r}, "
+                f"expected {' or '.join(dict.fromkeys(_json_kind(t()) for t in types))}; "
+                f"{_LABELS_FIX}"
+            )
+    _check_truth(f"{where} ({entry['name']!r})", entry, entry["duration_ms"])
+    return entry
+
+
+def _check_truth(where: str, entry: dict[str, Any], duration_ms: float) -> None:
+    onset, offset = entry["onset_ms"], entry["offset_ms"]
+    for field, value in (("onset_ms", onset), ("offset_ms", offset)):
+        if value is not None and not 0 <= value <= duration_ms:
+            raise AudioError(
+                f"{where} has {field}={value}, beyond the clip (0..{duration_ms} ms): its ground "
+                f"truth would point outside the audio; {_LABELS_FIX}"
+            )
+    if onset is not None and offset is not None and onset > offset:
+        raise AudioError(
+            f"{where} has onset_ms={onset} after offset_ms={offset}: the speech would end "
+            f"before it starts; {_LABELS_FIX}"
+        )
+
+
+def _json_kind(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def list_clips(kind: ClipKind | None = None) -> list[str]:
@@ -183,6 +245,10 @@ def load_clip(name_or_path: str | Path, *, sample_rate: int = 16_000) -> Clip:
     Multi-channel audio is mixed to mono by averaging and other rates are resampled with
     :func:`resample`; each conversion is recorded in ``Clip.notes``. Ground truth is known for
     bundled clips only and is kept across resampling (the resampler has no delay).
+
+    The file is read in blocks and converted block by block, so a long clip needs little more
+    memory than its output. A file that holds fewer frames than its header declares (a
+    truncated copy) is refused: loading the part that is there would shift the ground truth.
     """
     _check_rate(sample_rate, "sample_rate")
     if not isinstance(name_or_path, (str, os.PathLike)):
@@ -193,6 +259,8 @@ def load_clip(name_or_path: str | Path, *, sample_rate: int = 16_000) -> Clip:
     if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
         entry = _bundled(name_or_path)
         clip = _read(fixtures_dir() / entry["file"], sample_rate)
+        labels = fixtures_dir() / "labels.json"
+        _check_truth(f"the clip labels {labels} ({entry['name']!r})", entry, clip.duration_ms)
         return replace(
             clip, name=entry["name"], kind=entry["kind"], transcript=entry["transcript"],
             onset_ms=entry["onset_ms"], offset_ms=entry["offset_ms"],
@@ -206,6 +274,7 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _read(path: Path, sample_rate: int) -> Clip:
+    """Stream ``path`` in blocks: mono ``float32`` at ``sample_rate``, peak memory O(output)."""
     if not path.is_file():
         what = "is a directory, not an audio file" if path.is_dir() else "does not exist"
         raise AudioError(
@@ -214,43 +283,203 @@ def _read(path: Path, sample_rate: int) -> Clip:
     if path.stat().st_size == 0:
         raise AudioError(f"audio file {path} is empty (0 bytes); re-record or re-export it")
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as file:
+            if file.format in ("WAV", "WAVEX", "RF64"):
+                _check_riff_complete(path)
+            header_frames = _aiff_frames(path) if file.format == "AIFF" else None
+            samples, notes = _stream(file, path, sample_rate, header_frames)
     except sf.SoundFileError as err:
         raise AudioError(_decode_failure(path, err)) from err
-    if data.shape[0] == 0:
+    return Clip(path.stem, samples, sample_rate, source=path, notes=tuple(notes))
+
+
+_BLOCK_FRAMES = 1 << 17  # frames read at a time: 512 KiB per channel of float32
+
+
+def _stream(
+    file: sf.SoundFile, path: Path, sample_rate: int, header_frames: int | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Read, check, mix down, resample and clip ``file`` one block at a time.
+
+    Only one block of input, the resampler's filter-length tail and the output array are alive at
+    once; the output is filled in place and handed to :class:`Clip` read-only (no copy). Fewer
+    frames than libsndfile or ``header_frames`` (the file's own count) declare is a truncation.
+    """
+    rate, channels, declared = file.samplerate, file.channels, file.frames
+    resampler = None if rate == sample_rate else _StreamResampler(rate, sample_rate)
+    # A corrupt header can declare any count: allocate no more than the bytes could hold
+    # (no codec packs 4096 frames into one byte) and grow past that if the file really does.
+    expected = min(declared, path.stat().st_size * 4096)
+    out = _Output(expected if resampler is None else resampler.length(expected))
+    buffer = np.empty((min(_BLOCK_FRAMES, max(declared, 1)), channels), np.float32)
+    read = bad = over = 0
+    while True:
+        block = file.read(len(buffer), dtype="float32", always_2d=True, out=buffer)
+        if len(block) == 0:
+            break
+        read += len(block)
+        bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+        mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0]
+        over += out.append(mono if resampler is None else resampler.push(mono))
+    if read == 0:
         raise AudioError(
             f"audio file {path} has a valid header but no samples; re-record or re-export it"
         )
-    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if read < max(declared, header_frames or 0):
+        raise AudioError(_truncated(path, max(declared, header_frames or 0) / rate, read / rate))
     if bad:
         raise AudioError(
             f"audio file {path} has {bad} NaN or infinite samples (a float file written from "
             "broken data); re-export it, e.g. `sox in.wav -b 16 out.wav`"
         )
+    if resampler is not None:
+        over += out.append(resampler.finish())
     notes: list[str] = []
-    if data.shape[1] > 1:
-        notes.append(f"mixed {data.shape[1]} channels to mono (mean)")
-    samples = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if rate != sample_rate:
-        samples = resample(samples, rate, sample_rate)
+    if channels > 1:
+        notes.append(f"mixed {channels} channels to mono (mean)")
+    if resampler is not None:
         notes.append(f"resampled {rate} Hz -> {sample_rate} Hz")
-    samples = _clip_unit(samples, notes)
-    return Clip(path.stem, samples, sample_rate, source=path, notes=tuple(notes))
+    if over:
+        notes.append(f"clipped {over} samples to [-1, 1]")
+    return out.result(), notes
+
+
+class _Output:
+    """A float32 array filled block by block, sized up front, clipped to [-1, 1] as it fills."""
+
+    def __init__(self, capacity: int) -> None:
+        self.array = np.empty(max(capacity, 1), np.float32)
+        self.size = 0
+
+    def append(self, block: np.ndarray) -> int:
+        """Store ``block`` (clipped to [-1, 1]); returns how many samples were clipped."""
+        end = self.size + len(block)
+        if end > len(self.array):  # more than the header said: grow (rare; amortised doubling)
+            self.array = np.resize(self.array, max(end, 2 * len(self.array)))
+        target = self.array[self.size : end]
+        over = int(np.count_nonzero(np.abs(block) > 1))
+        np.clip(block, -1, 1, out=target)
+        self.size = end
+        return over
+
+    def result(self) -> np.ndarray:
+        samples = self.array if self.size == len(self.array) else self.array[: self.size].copy()
+        samples.flags.writeable = False
+        return samples
+
+
+def _truncated(path: Path, declared_s: float, present_s: float) -> str:
+    return (
+        f"audio file {path} is truncated: its header declares {declared_s:.3f} s of audio but "
+        f"the file holds only {present_s:.3f} s (a copy or recording cut short); loading the "
+        "part that is there would silently shift the clip's ground truth, so re-export the clip "
+        "from the original recording"
+    )
+
+
+def _check_riff_complete(path: Path) -> None:
+    """Refuse a WAV whose ``data`` chunk declares more bytes than the file holds.
+
+    libsndfile silently shortens such a file to what is there, so the header is read here. A size
+    of 0xFFFFFFFF is the "unknown length" a streaming writer leaves, and is not checked; a size of
+    0 with data after it (a writer that never closed the file) is refused, as libsndfile would
+    read it as empty.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as stream:
+        head = stream.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
+            return
+        order = ">" if head[:4] == b"RIFX" else "<"
+        byte_rate = data_size64 = 0
+        position = 12
+        for _ in range(_MAX_CHUNKS):
+            stream.seek(position)
+            header = stream.read(8)
+            if len(header) < 8:
+                return
+            chunk, (length,) = header[:4], struct.unpack(order + "I", header[4:])
+            if chunk == b"ds64":  # RF64: the real 64-bit sizes
+                sizes = stream.read(16)
+                data_size64 = struct.unpack("<Q", sizes[8:])[0] if len(sizes) == 16 else 0
+            elif chunk == b"fmt ":
+                fmt = stream.read(12)
+                byte_rate = struct.unpack(order + "I", fmt[8:12])[0] if len(fmt) == 12 else 0
+            elif chunk == b"data":
+                declared = data_size64 if length == 0xFFFFFFFF and data_size64 else length
+                present = size - position - 8
+                if declared == 0 and present > 0:
+                    raise AudioError(
+                        f"audio file {path} has a header that says its data is 0 bytes long, but "
+                        f"{present} bytes follow (a recording that was never closed properly); "
+                        "re-export the clip, e.g. `sox in.wav -b 16 out.wav`"
+                    )
+                if declared == 0xFFFFFFFF or present >= declared or byte_rate == 0:
+                    return
+                raise AudioError(_truncated(path, declared / byte_rate, present / byte_rate))
+            position += 8 + length + (length & 1)  # chunks are padded to an even size
+
+
+def _aiff_frames(path: Path) -> int | None:
+    """The frame count an AIFF/AIFC file's ``COMM`` chunk declares (libsndfile trusts the file)."""
+    with path.open("rb") as stream:
+        head = stream.read(12)
+        if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
+            return None
+        position = 12
+        for _ in range(_MAX_CHUNKS):
+            stream.seek(position)
+            header = stream.read(8)
+            if len(header) < 8:
+                return None
+            (length,) = struct.unpack(">I", header[4:])
+            if header[:4] == b"COMM":
+                comm = stream.read(6)
+                return struct.unpack(">I", comm[2:6])[0] if len(comm) == 6 else None
+            position += 8 + length + (length & 1)
+    return None
+
+
+_MAX_CHUNKS = 1024
 
 
 def _decode_failure(path: Path, err: sf.SoundFileError) -> str:
     suffix = path.suffix.lstrip(".").upper()
+    reason = str(err).rstrip(": .") or type(err).__name__
     if _FORMAT_ALIASES.get(suffix, suffix) in sf.available_formats():
+        content = _sniff(path)
+        if content is not None:
+            return (
+                f"cannot decode audio file {path}: its name says {suffix} but it holds "
+                f"{content}, not audio; point to the real recording, or export it as {suffix} "
+                "again, e.g. `sox in.xxx -b 16 out.wav`"
+            )
         return (
-            f"cannot decode audio file {path}: {err}. Its name says {suffix} but the content "
+            f"cannot decode audio file {path}: {reason}. Its name says {suffix} but the content "
             "is not valid (corrupt or truncated); re-export it, e.g. `sox in.xxx -b 16 out.wav`"
         )
     supported = ", ".join(sorted(sf.available_formats()))
     return (
         f"cannot read audio file {path}: format {suffix or '(no extension)'} "
-        f"is not supported ({err}). soundfile reads {supported}; convert it, "
+        f"is not supported ({reason}). soundfile reads {supported}; convert it, "
         f"e.g. `ffmpeg -i {path.name} -ac 1 -ar 16000 out.wav`"
     )
+
+
+_AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"\xff\xfb")
+
+
+def _sniff(path: Path) -> str | None:
+    """What a file that failed to decode holds, when it is plainly not audio; else ``None``."""
+    with path.open("rb") as stream:
+        head = stream.read(512)
+    if head.startswith(_AUDIO_MAGIC):
+        return None  # an audio container, damaged: the caller says corrupt or truncated
+    text = head.decode("utf-8", errors="replace").rstrip("\ufffd")  # a cut multi-byte character
+    if text and "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
+        start = " ".join(text.split())[:40]
+        return f"text (it starts with {start!r})"
+    return f"bytes of no audio format (it starts with {head[:8]!r})"
 
 
 # ---------------------------------------------------------------- resampling
@@ -289,6 +518,59 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         # einsum reads the overlapping strided rows in place; matmul would copy them first
         out[first::up] = np.einsum("ij,j->i", windows[base::down][:count], table[phase])
     return out.astype(np.float32)
+
+
+class _StreamResampler:
+    """:func:`resample` over a stream of blocks, giving the same samples.
+
+    Output ``j`` is the dot product of the input window around ``j * down / up`` with the filter
+    of its phase, exactly as in :func:`resample`; it is computed as soon as its whole window has
+    arrived, and only the input that later outputs still need (about one filter length) is kept.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        common = math.gcd(from_rate, to_rate)
+        self.up, self.down = to_rate // common, from_rate // common
+        self.table = _polyphase_table(self.up, self.down)
+        self.half = self.table.shape[1] // 2
+        self.tail = np.zeros(self.half - 1)  # tail[k] is input sample start + k (zeros before 0)
+        self.start = -(self.half - 1)
+        self.received = 0
+        self.emitted = 0
+
+    def length(self, n_in: int) -> int:
+        """How many samples ``n_in`` input samples become (as :func:`resample` gives)."""
+        return (2 * n_in * self.up + self.down) // (2 * self.down)
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Take the next input samples; return the output samples they complete."""
+        self.tail = np.concatenate([self.tail, block.astype(np.float64)])
+        self.received += len(block)
+        last_base = self.received - self.half - 1  # the last window start fully received
+        return self._emit(max(self.emitted, ((last_base + 1) * self.up - 1) // self.down + 1))
+
+    def finish(self) -> np.ndarray:
+        """The remaining output samples, with the input's end padded by zeros."""
+        self.tail = np.concatenate([self.tail, np.zeros(self.half + 1)])
+        return self._emit(self.length(self.received))
+
+    def _emit(self, stop: int) -> np.ndarray:
+        first_out, up, down, half = self.emitted, self.up, self.down, self.half
+        if stop <= first_out:
+            return np.empty(0, np.float32)
+        out = np.empty(stop - first_out)
+        windows = sliding_window_view(self.tail, 2 * half)  # row k: input start + k onwards
+        for first in range(first_out, min(first_out + up, stop)):
+            base, phase = divmod(first * down, up)
+            count = len(range(first, stop, up))
+            row = base - half + 1 - self.start
+            out[first - first_out :: up] = np.einsum(
+                "ij,j->i", windows[row::down][:count], self.table[phase]
+            )
+        self.emitted = stop
+        keep = (stop * down) // up - half + 1 - self.start  # the next output's window start
+        self.tail, self.start = self.tail[keep:], self.start + keep
+        return out.astype(np.float32)
 
 
 @lru_cache(maxsize=8)  # real-world rate pairs need small tables; odd pairs can need MBs
