@@ -6,9 +6,10 @@ would. This script runs four scenarios at once on one event loop — paced frame
 caller's grid, 100 ms of leading comfort noise, the whole reply in one burst, and jittered stops
 — and prints caller-measured minus truth (p50 / p99 / max, ms) per scenario, next to the event
 loop's own wake-up lateness on this machine (idle, and during the run). For contrast it also
-prints the error of the naive "first audio arrived" response number.
+prints the error of the naive "first audio arrived" response number. With ``--virtual`` the same
+scenarios run on a virtual clock, where nothing wobbles: every error must be 0 to the µs.
 
-    python benchmarks/caller_accuracy.py [--calls 3] [--rounds 8]
+    python benchmarks/caller_accuracy.py [--calls 3] [--rounds 8] [--virtual]
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ from dataclasses import replace
 
 import numpy as np
 
+from pytest_voicelatency.agents.oracle import (
+    OracleAgent,
+    OracleConfig,
+    OracleTurn,
+    expected_barge_in_ms,
+    expected_response_ms,
+    tone_clip,
+)
 from pytest_voicelatency.call.caller import Caller, CallResult
-from pytest_voicelatency.clock import RealClock
-from pytest_voicelatency.agents.oracle import (OracleAgent, OracleConfig, OracleTurn,
-                                        expected_barge_in_ms, expected_response_ms, tone_clip)
 from pytest_voicelatency.call.playout import PlayoutConfig
 from pytest_voicelatency.call.script import Step, answer, barge_in, say
+from pytest_voicelatency.clock import RealClock
 from pytest_voicelatency.stats.quantiles import nearest_rank
 
 BASE = OracleConfig(response_delay_ms=300, reply_ms=600, stop_delay_ms=60, send_jitter_ms=0)
@@ -84,6 +91,44 @@ def row(label: str, values: list[float] | np.ndarray) -> str:
             f"{a.max():.3f} |")
 
 
+def errors_table(agents: dict[str, list[OracleAgent]], by_agent: dict[OracleAgent, CallResult],
+                 playout: PlayoutConfig) -> dict[str, list[float]]:
+    """Print the error table; return the naive errors per scenario."""
+    print("\nerror = caller-measured - truth, ms (p50 signed; p99 and max of |error|)\n")
+    print("| scenario / measurement | n | p50 | p99 | max |\n|---|---:|---:|---:|---:|")
+    naive_all: dict[str, list[float]] = {}
+    for name, group in agents.items():
+        response: list[float] = []
+        barge: list[float] = []
+        naive: list[float] = []
+        for agent in group:
+            r, b, n = errors(agent, by_agent[agent], playout)
+            response += r
+            barge += b
+            naive += n
+        naive_all[name] = naive
+        print(row(f"{name}: response", response))
+        print(row(f"{name}: barge-in", barge))
+    return naive_all
+
+
+def virtual(calls: int, rounds: int) -> None:
+    """The same scenarios on a virtual clock: the caller's own error, with no machine noise."""
+    caller = Caller(clock="virtual")
+    agents = {name: [OracleAgent(replace(cfg, seed=k)) for k in range(calls)]
+              for name, cfg in SCENARIOS.items()}
+    flat = [a for group in agents.values() for a in group]
+
+    async def run_all() -> list[CallResult]:
+        return await asyncio.gather(*(caller.call(agent, script(rounds)) for agent in flat))
+
+    started = time.perf_counter()
+    results = caller.clock.run(run_all())  # type: ignore[attr-defined]
+    wall = time.perf_counter() - started
+    print(f"\nin virtual time: the same {len(results)} calls in {wall:.2f} s")
+    errors_table(agents, dict(zip(flat, results)), caller.playout)
+
+
 async def main(calls: int, rounds: int) -> None:
     clock = RealClock()
     idle = await idle_wakeups(clock, 500, 20.0)
@@ -98,21 +143,7 @@ async def main(calls: int, rounds: int) -> None:
     print(f"caller accuracy vs the oracle: {calls} calls x {rounds} rounds per scenario, "
           f"{len(results)} calls at once, {wall:.1f} s; Python {platform.python_version()}, "
           f"{platform.machine()}, {platform.system()}")
-    print("\nerror = caller-measured - truth, ms (p50 signed; p99 and max of |error|)\n")
-    print("| scenario / measurement | n | p50 | p99 | max |\n|---|---:|---:|---:|---:|")
-    naive_all: dict[str, list[float]] = {}
-    for name, group in agents.items():
-        response: list[float] = []
-        barge: list[float] = []
-        naive: list[float] = []
-        for agent in group:
-            r, b, n = errors(agent, by_agent[agent], caller.playout)
-            response += r
-            barge += b
-            naive += n
-        naive_all[name] = naive
-        print(row(f"{name}: response", response))
-        print(row(f"{name}: barge-in", barge))
+    naive_all = errors_table(agents, by_agent, caller.playout)
     print("\nfor contrast, the naive response (first agent audio *arrived*) minus truth:\n")
     print("| scenario | n | p50 | p99 | max |\n|---|---:|---:|---:|---:|")
     for name, naive in naive_all.items():
@@ -134,6 +165,10 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=3, help="calls per scenario (default 3)")
     parser.add_argument("--rounds", type=int, default=8,
                         help="say/answer/say/barge-in/answer rounds per call (default 8)")
+    parser.add_argument("--virtual", action="store_true",
+                        help="also run the scenarios on a virtual clock (error must be 0)")
     args = parser.parse_args()
     print("$ python benchmarks/caller_accuracy.py " + " ".join(sys.argv[1:]))
     asyncio.run(main(args.calls, args.rounds))
+    if args.virtual:
+        virtual(args.calls, args.rounds)

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_voicelatency import assert_p95
+from pytest_voicelatency import assert_p95, assert_p99
 from pytest_voicelatency import voice_caller as simulated_caller
 from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
 from pytest_voicelatency.agents.reference import ReferenceServer
@@ -29,7 +29,11 @@ from pytest_voicelatency.call.protocol import (
     SessionTasks,
 )
 from pytest_voicelatency.call.script import answer, background, barge_in, pause, say
-from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
+from pytest_voicelatency.errors import (
+    LatencyAssertionError,
+    VoiceLatencyUsageError,
+    VoiceLatencyWarning,
+)
 from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError
 
@@ -268,7 +272,7 @@ def test_the_fixture_works_in_a_plain_test_and_inside_an_event_loop(pytester):
     pytester.makeini("[pytest]\nvoice_latency_unreliable = retry\n")
     pytester.makepyfile(test_fixture='''
 import asyncio
-from pytest_voicelatency import assert_p95
+from pytest_voicelatency import assert_p95, assert_p99
 from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig, tone_clip
 from pytest_voicelatency.agents.reference import ReferenceServer
 from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError
@@ -443,3 +447,18 @@ class Leaky(Silent):
 def test_tasks_an_agent_leaves_running_are_reported():
     with pytest.warns(VoiceLatencyWarning, match=r"1 task\(s\) still ran after the calls ended"):
         Caller(clock="virtual").run(Leaky(), [pause(100)])
+
+
+@pytest.mark.filterwarnings("ignore:.*says little")
+def test_missed_and_false_interruption_rates_can_be_gated_like_latencies():
+    """0/1 samples: a quantile below 1 is a rate limit (p99 < 1: at most 1 % are 1)."""
+    tone = tone_clip(200, lead_ms=50, trail_ms=50)
+    cough = replace(tone_clip(200, lead_ms=50, trail_ms=50), kind="cough")
+    stops = OracleAgent(replace(QUICK, reply_ms=1500))
+    with capture_spans() as cap:
+        Caller(clock="virtual").run(stops, [say(tone), barge_in(tone, after_ms=100),
+                                            answer(until="audible"), say(tone),
+                                            barge_in(cough, after_ms=100, stop_timeout_ms=500)])
+    assert_p99(stage="barge_in.missed", lt=1, capture=cap)        # it stopped for the words
+    with pytest.raises(LatencyAssertionError, match="barge_in.false .* p99 = 1.0 ms, limit < 1"):
+        assert_p99(stage="barge_in.false", lt=1, capture=cap)    # and for the cough: false

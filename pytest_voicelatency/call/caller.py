@@ -290,7 +290,8 @@ class Caller:
                           tracer=self.tracer, agent_timeout_ms=self.agent_timeout_ms)
             error = await run.run()
             with _harness(clock):
-                metrics = measure(run.log, pacing_limit_ms=self.pacing_limit_ms)
+                metrics = measure(run.log, pacing_limit_ms=self.pacing_limit_ms,
+                                  playout=run.line.playout)
             if error is None and not metrics.reliable and self.unreliable == "retry" \
                     and attempt < self.max_attempts:
                 if factory is not None:

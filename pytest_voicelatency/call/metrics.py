@@ -296,13 +296,18 @@ def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> M
                        exp.bound_ms, tail_ms=tail)
 
 
-def measure(log: CallLog, *, pacing_limit_ms: float = 5.0) -> CallMetrics:
-    """Derive every measurement of a call from its log (pure: the log is not changed)."""
+def measure(log: CallLog, *, pacing_limit_ms: float = 5.0,
+            playout: Playout | None = None) -> CallMetrics:
+    """Derive every measurement of a call from its log (pure: the log is not changed).
+
+    ``playout`` may be the :func:`replay` of this very log, already built (the runner feeds one
+    live, event by event, in log order): then it is not replayed again.
+    """
     ended = log.ended
     end_ns = ended.at_ns if ended is not None else max(
         [log.origin_ns] + [f.sent_ns for f in log.frames]
         + [e.arrived_ns for e in log.of(Received)])
-    playout = replay(log)
+    playout = playout if playout is not None else replay(log)
     responses: list[Measurement] = []
     barge_ins: list[Measurement] = []
     notes: list[str] = []

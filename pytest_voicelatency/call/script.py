@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from pytest_voicelatency.audio.clips import Clip, load_clip
@@ -178,11 +179,19 @@ def check_script(steps: Sequence[Step]) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+@lru_cache(maxsize=64)
+def _bundled(name: str, sample_rate: int) -> Clip:
+    """Bundled clips are immutable (read-only samples): load each once, not once per call."""
+    return load_clip(name, sample_rate=sample_rate)
+
+
 def resolve_clip(clip: Clip | str, sample_rate: int, where: str) -> Clip:
     """A bundled name becomes its :class:`~pytest_voicelatency.audio.clips.Clip` at
     ``sample_rate``."""
     if isinstance(clip, str):
-        return load_clip(clip, sample_rate=sample_rate)
+        if "/" in clip or "." in clip or "\\" in clip:
+            return load_clip(clip, sample_rate=sample_rate)  # a file: read it as it is now
+        return _bundled(clip, sample_rate)
     if not isinstance(clip, Clip):
         raise VoiceLatencyUsageError(
             f"{where}: a clip must be a bundled clip name or an audio.Clip, got {clip!r:.60}")
