@@ -462,3 +462,28 @@ def test_missed_and_false_interruption_rates_can_be_gated_like_latencies():
     assert_p99(stage="barge_in.missed", lt=1, capture=cap)        # it stopped for the words
     with pytest.raises(LatencyAssertionError, match="barge_in.false .* p99 = 1.0 ms, limit < 1"):
         assert_p99(stage="barge_in.false", lt=1, capture=cap)    # and for the cough: false
+
+
+def test_the_microphone_sends_exactly_the_mix_of_what_was_placed():
+    """Its shortcuts (shared silence, a clip's PCM sliced, the looping bed in one slice) give
+    the same bytes as summing every sample: checked against that sum over a whole call."""
+    agent = Silent()
+    clip = tone_clip(300, lead_ms=30, trail_ms=30)
+    bed = load_clip("pink_noise")
+    Caller(clock="virtual").run(agent, [pause(100), say(clip), background(bed, gain_db=-20),
+                                        say(clip), pause(2500), background(None), say(clip)])
+    received = np.concatenate([np.frombuffer(f, "<i2") for f in agent.frames]).astype(np.int64)
+    n = 320
+    # where each clip and the bed went, from the frames: the second clip starts right after
+    # the first, and so on (say() places a clip at the next frame to be sent)
+    starts = [5 * n, 5 * n + clip.samples.size]
+    expected = np.zeros(received.size, np.float64)
+    quiet_bed = bed.samples * np.float32(10 ** (-20 / 20))
+    bed_from, bed_to = starts[1], starts[1] + clip.samples.size + 125 * n
+    positions = np.arange(bed_from, bed_to)
+    expected[bed_from:bed_to] += quiet_bed[(positions - bed_from) % quiet_bed.size]
+    third = -(-bed_to // n) * n
+    for start in (*starts, third):
+        expected[start:start + clip.samples.size] += clip.samples
+    pcm = np.clip(np.round(np.clip(expected.astype(np.float32), -1, 1) * 32768.0), -32768, 32767)
+    assert np.array_equal(received, pcm.astype(np.int64))

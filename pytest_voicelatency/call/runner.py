@@ -135,8 +135,13 @@ class _Mic:
         out = np.zeros(self.n, np.float32)
         if self.background is not None and background:
             start, bed = self.background
-            positions = np.arange(max(lo, start), hi)
-            out[positions - lo] += bed[(positions - start) % bed.size]
+            first = max(lo, start)
+            offset, count = (first - start) % bed.size, hi - first
+            if offset + count <= bed.size:  # one slice of the looping bed, no wrap
+                out[first - lo:] += bed[offset:offset + count]
+            else:
+                positions = np.arange(first, hi)
+                out[positions - lo] += bed[(positions - start) % bed.size]
         for start, samples, _ in live:
             a, b = max(start, lo), min(start + samples.size, hi)
             out[a - lo:b - lo] += samples[a - start:b - start]
