@@ -37,14 +37,13 @@ true are accepted (an agent that reads ``time`` directly can run with
 Warnings (unreliable calls, turns that could not be measured) are collected during a call and
 issued when the caller's method returns, pointing at the test line that called it.
 
->>> from pytest_voicelatency.fixtures import simulated_caller
 >>> from pytest_voicelatency.agents.oracle import OracleAgent, tone_clip
 >>> from pytest_voicelatency.call.script import answer, barge_in, say
->>> with simulated_caller() as caller:
-...     result = caller.run(OracleAgent(), [say(tone_clip()), answer(until="audible"),
-...                                         say(tone_clip()), barge_in(tone_clip(), after_ms=200)])
->>> [m.outcome for m in result.metrics.responses + result.metrics.barge_ins]
-['ok', 'ok']
+>>> caller = Caller(clock="virtual")
+>>> result = caller.run(OracleAgent(), [say(tone_clip()), answer(until="audible"),
+...                                     say(tone_clip()), barge_in(tone_clip(), after_ms=200)])
+>>> [(m.outcome, m.value_ms) for m in result.metrics.responses + result.metrics.barge_ins]
+[('ok', 340.0), ('ok', 50.0)]
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ span opened on a virtual event loop uses that loop's
 :class:`~pytest_voicelatency.vclock.VirtualClock` (an agent that forgets to pass
 ``session.clock`` still stamps the call's time), elsewhere the real clock.
 
->>> from pytest_voicelatency import capture_spans, stage_span
->>> with capture_spans() as cap:
+>>> from pytest_voicelatency import stage_span, voice_spans
+>>> with voice_spans() as cap:
 ...     with stage_span("llm", "sess_1", "t1") as first_byte:
 ...         first_byte()                 # first token arrived
 ...         first_byte()                 # later calls do nothing
