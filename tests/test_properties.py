@@ -229,7 +229,7 @@ FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
-def test_the_no_flush_incident_is_found_and_shrunk_to_a_timeline():
+def test_the_stop_property_finds_the_no_flush_incident_and_shrinks_it_to_a_timeline():
     @FIND
     @given(WORDS, MOMENTS)
     def stops_in_time(sound, moment):
@@ -245,7 +245,7 @@ def test_the_no_flush_incident_is_found_and_shrunk_to_a_timeline():
     assert "listener stops hearing the agent" in message
 
 
-def test_the_racy_flush_is_found_and_shrunk_to_the_moment_a_chunk_was_in_flight():
+def test_the_flush_property_finds_the_racy_flush_and_shrinks_it_to_a_chunk_in_flight():
     examples: list[bool] = []  # passed or failed, in the order hypothesis ran them
 
     @FIND
