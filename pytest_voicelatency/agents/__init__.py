@@ -6,7 +6,8 @@ May import: ``call``, ``stats``, ``spans``, ``audio``, ``clock``, ``errors``.
 
 Public names (``docs/api.md``): ``OracleAgent``, ``OracleConfig`` (an agent with exactly known
 delays); ``ReferenceServer``, ``ReferenceConfig``, ``PoolConfig``, ``Latency`` (the reference agent
-and its knobs); the seed incidents ``COLD_ASR_POOL`` and ``NO_FLUSH``.
+and its knobs); the seed incidents ``COLD_ASR_POOL`` and ``NO_FLUSH``; the property-test knobs
+``RACY_FLUSH`` (a planted flush race) and ``BACKCHANNEL_TOLERANT``.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ _EXPORTS = {
     "Latency": ".reference",
     "COLD_ASR_POOL": ".reference",
     "NO_FLUSH": ".reference",
+    "RACY_FLUSH": ".reference",
+    "BACKCHANNEL_TOLERANT": ".reference",
 }
 __all__ = ["OracleAgent", "OracleConfig", "ReferenceServer", "ReferenceConfig", "PoolConfig",
-           "Latency", "COLD_ASR_POOL", "NO_FLUSH"]
+           "Latency", "COLD_ASR_POOL", "NO_FLUSH", "RACY_FLUSH", "BACKCHANNEL_TOLERANT"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig
     from pytest_voicelatency.agents.reference import (
+        BACKCHANNEL_TOLERANT,
         COLD_ASR_POOL,
         NO_FLUSH,
+        RACY_FLUSH,
         Latency,
         PoolConfig,
         ReferenceConfig,
