@@ -13,7 +13,15 @@ The worker runs with tracing on (``conversation_id`` = the call's session id) an
 ``llm`` / ``tts`` spans carry ``metrics.ttfb``; Pipecat fetches its tracers lazily from the
 global provider, so the plugin's capture sees them and the ``pipecat`` convention reads them.
 Barge-in is measured at the listener by the caller (``caller.barge_in``): Pipecat has no span
-for it. Pipecat reads wall-clock time and sleeps with asyncio, so ``honours_clock = False``.
+for it.
+
+Virtual time: Pipecat reads ``time.time()``/``monotonic()`` directly and waits with asyncio, so
+on ``Caller(clock=VirtualClock(wall_clock="virtual"))`` an unmodified pipeline runs on the call's
+clock (``honours_clock`` is True there, and on a real clock; False under the default
+``wall_clock="guard"``, where the caller refuses it). Per call :class:`~.ontime.OnVirtualTime`
+runs executor work (Pipecat's VAD analyser thread) inline, names a thread or a bound time
+function that would escape the clock, and interrupts a loop that never yields. Supported:
+pipecat-ai 1.14.
 
     from pytest_voicelatency.frameworks.pipecat import PipecatAgent
     caller.run(PipecatAgent(lambda: [my_stt, my_llm, my_tts]), script)
@@ -46,6 +54,7 @@ from pytest_voicelatency.call.protocol import (
     AgentState,
     SessionTasks,
 )
+from pytest_voicelatency.frameworks.ontime import OnVirtualTime, can_follow_clock
 
 __all__ = ["PipecatAgent", "CallerOutput", "Build"]
 
@@ -118,11 +127,10 @@ class PipecatAgent:
     in and out; ``enable_tracing`` (default True) makes Pipecat emit its spans.
     """
 
-    honours_clock = False
-
     def __init__(self, build: Build, *, params: PipelineParams | None = None,
                  enable_tracing: bool = True, start_timeout_s: float = 10.0,
-                 worker_options: dict[str, Any] | None = None) -> None:
+                 worker_options: dict[str, Any] | None = None,
+                 stall_limit_s: float = 2.0) -> None:
         self._build = build
         self._params = params
         self._tracing = enable_tracing
@@ -132,12 +140,24 @@ class PipecatAgent:
         self._worker: PipelineWorker | None = None
         self._closed = False
         self._rate = 16_000
+        self._stall_limit_s = stall_limit_s
+        self._ontime: OnVirtualTime | None = None
+
+    @property
+    def honours_clock(self) -> bool:
+        """True on a real clock and on a virtual one whose ``wall_clock`` is ``"virtual"``
+        (Pipecat's ``time`` reads then follow it); asked by the caller on the call's loop."""
+        return can_follow_clock()
 
     async def start(self, session: AgentSession) -> None:
         self._tasks.session = session
         self._rate = session.format.sample_rate
-        built = self._build()
+        self._ontime = OnVirtualTime(f"PipecatAgent in session {session.session_id}",
+                                     stall_limit_s=self._stall_limit_s)
+        with self._ontime.setup():  # building (lazy imports, models) is not the call's time
+            built = self._build()
         processors = [built] if isinstance(built, FrameProcessor) else list(built)
+        self._ontime.enter(processors)
         params = self._params or PipelineParams(enable_metrics=True,
                                                 audio_in_sample_rate=self._rate,
                                                 audio_out_sample_rate=self._rate)
@@ -159,6 +179,8 @@ class PipecatAgent:
         await asyncio.wait_for(started.wait(), self._start_timeout_s)
 
     async def receive(self, pcm: bytes) -> None:
+        if self._ontime is not None:
+            self._ontime.check()
         if self._worker is not None and not self._closed:
             await self._worker.queue_frame(
                 InputAudioRawFrame(audio=pcm, sample_rate=self._rate, num_channels=1))
@@ -167,9 +189,13 @@ class PipecatAgent:
         if self._closed:
             return
         self._closed = True
-        if self._worker is not None:
-            try:
-                await asyncio.wait_for(self._worker.cancel(), 5.0)
-            except (TimeoutError, RuntimeError):
-                pass
-        await self._tasks.cancel_all()
+        try:
+            if self._worker is not None:
+                try:
+                    await asyncio.wait_for(self._worker.cancel(), 5.0)
+                except (TimeoutError, RuntimeError):
+                    pass
+            await self._tasks.cancel_all()
+        finally:
+            if self._ontime is not None:
+                self._ontime.exit()
