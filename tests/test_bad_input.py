@@ -312,8 +312,8 @@ for _id, _given, _text, _match, _outcome in [
      "NaN is not a number", "`... holds NaN is not a number of milliseconds`"),
     ("wrong-format", "another tool's JSON", '{"format": "x"}', "is not a pytest-voicelatency",
      "`... is not a pytest-voicelatency results file`"),
-    ("newer-version", "format version 2", '{"format": "pytest-voicelatency/results", '
-     '"version": 2, "distributions": []}', "has format version 2", "`... has format version 2`"),
+    ("newer-version", "format version 3", '{"format": "pytest-voicelatency/results", '
+     '"version": 3, "distributions": []}', "has format version 3", "`... has format version 3`"),
     ("negative-value", "a negative value in a distribution",
      dumps(run_of(dist("asr", "first_byte_ms", [1.0]))).replace("[1.0]", "[-1.0]"),
      "not a non-negative number", "`... corrupt at distributions[0].values[0]`"),

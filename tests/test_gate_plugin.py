@@ -250,8 +250,8 @@ def test_save_then_compare_passes_unchanged_and_fails_slowed_down_naming_the_sta
     (None, ("'base.json' does not exist: create it with "
             "`pytest --voice-latency --voice-latency-save base.json`")),
     ("{not json", "'base.json' is not valid JSON"),
-    ('{"format": "pytest-voicelatency/results", "version": 2, "distributions": []}',
-     "'base.json' has format version 2"),
+    ('{"format": "pytest-voicelatency/results", "version": 3, "distributions": []}',
+     "'base.json' has format version 3"),
 ])
 def test_a_bad_baseline_is_an_error_line_and_exit_4_but_the_table_still_prints(
         suite, content, message):
@@ -365,3 +365,27 @@ def test_help_lists_every_gate_option_and_ini(pytester):
                 COMPARE_BODY_INI):
         assert key in out
     assert "(default: warn)" in out and "(default: fail)" in out
+
+
+def test_the_table_says_which_clock_the_caller_ran_on(pytester):
+    """On virtual time the caller's pacing checks mean nothing: the table says so, and the
+    results file records the clock (format version 2)."""
+    pytester.makepyfile(test_clock='''
+from pytest_voicelatency import voice_caller
+from pytest_voicelatency.agents import OracleAgent
+from pytest_voicelatency.audio import tone_clip
+from pytest_voicelatency.call import answer, say
+
+
+def test_virtual():
+    with voice_caller(clock="virtual") as caller:
+        caller.run(OracleAgent(), [say(tone_clip(300)), answer()])
+''')
+    result = pytester.runpytest_subprocess("--voice-latency-json=out.json", "-p",
+                                           "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["clock: virtual — the caller's pacing checks and the "
+                                 "unreliable flag do not apply"])
+    doc = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))
+    assert doc["clock"] == "virtual" and doc["version"] == 2
+    assert all("virtual" in s["flags"] for s in doc["samples"] if s["stage"].startswith("caller."))

@@ -91,6 +91,10 @@ def _table_lines(results: Results) -> list[str]:
     lines = [*table_text(results).split("\n"),
              f"{results.spans} voice spans, {samples} samples from {tests}; quantiles are "
              "nearest-rank; 'nothing' = first_byte_ms -1, excluded"]
+    if results.clock:
+        lines.append(f"clock: {results.clock}" + (
+            " — the caller's pacing checks and the unreliable flag do not apply"
+            if results.clock == "virtual" else ""))
     if results.problem_count:
         lines.append(f"{results.problem_count} span problems (first "
                      f"{min(MAX_PROBLEMS_SHOWN, len(results.problems))}):")

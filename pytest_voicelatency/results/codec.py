@@ -45,7 +45,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "to_document", "dumps", "save", "gate_rec
            "comparison_record"]
 
 FORMAT = "pytest-voicelatency/results"
-FORMAT_VERSION = 1
+#: 2: ``partial``, ``invalid`` counts, the ``virtual`` sample flag and ``clock`` (version 1 files
+#: are still read: they are complete, with no invalid or virtual samples).
+FORMAT_VERSION = 2
 
 
 def _ms(x: float) -> float | None:
@@ -120,7 +122,8 @@ def to_document(results: Results, *, with_samples: bool = True) -> dict[str, Any
         if results.comparison is not None else None,
         "problems": {"count": results.problem_count, "first": list(results.problems)},
         "partial": {"reasons": list(results.partial), "lost_samples": results.lost_samples}
-        if results.partial else None}
+        if results.partial else None,
+        "clock": results.clock or None}
     if with_samples and results.samples is not None:
         doc["samples"] = [{"stage": x.stage, "metric": x.metric, "value": x.value,
                            "flags": SampleFlag.names(x.flags), "test": x.test_id,

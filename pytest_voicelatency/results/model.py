@@ -70,6 +70,7 @@ class Results:
     notes: tuple[str, ...] = ()
     partial: tuple[str, ...] = ()
     output_errors: tuple[str, ...] = ()
+    clock: str = ""  # the caller's time base: "virtual", "real", "mixed", or "" (no caller)
 
     @property
     def name(self) -> str:

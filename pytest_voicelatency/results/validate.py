@@ -166,7 +166,8 @@ def document(doc: Any, source: str) -> Results:
         settings=c.of(doc.get("settings", {}), dict, "settings", "an object"),
         problems=tuple(str(p) for p in c.of(problems.get("first", []), list, "problems.first",
                                              "a list")),
-        problem_count=c.count(problems.get("count", 0), "problems.count"), partial=partial)
+        problem_count=c.count(problems.get("count", 0), "problems.count"), partial=partial,
+        clock=str(c.of(doc.get("clock") or "", str, "clock", "a string or null")))
 
 
 def _number(kind: type[int] | type[float]) -> Any:

@@ -129,9 +129,16 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
         settings=settings.record(), gates=gates, comparison=comparison,
         problems=tuple(table.problems), problem_count=table.problem_count,
         warnings=tuple(warnings), errors=(*errors, *baseline_errors), partial=partial,
-        output_errors=tuple(internal))
+        output_errors=tuple(internal), clock=_clock(*table.caller_clocks()))
     results = _write(results, settings, table, samples)
     return Finish(results, exit_code(results))
+
+
+def _clock(virtual: int, real: int) -> str:
+    """The caller's time base for the whole run, from its calls' spans."""
+    if virtual and real:
+        return f"mixed ({virtual} calls virtual, {real} real)"
+    return "virtual" if virtual else "real" if real else ""
 
 
 Job = Callable[[str], object]

@@ -48,7 +48,7 @@ __all__ = ["SampleFlag", "SpanRecord", "record_from_span", "stage_of", "scope_of
            "IDENTITY_ATTRIBUTES", "UNRELIABLE", "CENSORED", "MISSED"]
 
 IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
-                                 "audio.reliable", "audio.outcome"})
+                                 "audio.reliable", "audio.outcome", "audio.clock"})
 
 
 def stage_of(name: str, stage_attribute: Any) -> str | None:
@@ -178,6 +178,8 @@ def record_from_span(span: ReadableSpan,
                         f"its samples count but it joins no turn, so no gap samples (pass "
                         f"session_id and turn_id to stage_span)")
     flags = 0 if attributes.get("audio.reliable", True) is not False else UNRELIABLE
+    if attributes.get("audio.clock") == "virtual":
+        flags |= SampleFlag.VIRTUAL
     outcome = attributes.get("audio.outcome")
     if outcome is not None:
         if outcome in _OUTCOMES:

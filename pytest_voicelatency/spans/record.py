@@ -27,6 +27,7 @@ class SampleFlag(enum.IntFlag):
     UNRELIABLE = 1
     CENSORED = 2
     MISSED = 4
+    VIRTUAL = 8  # measured on a virtual clock (``audio.clock = "virtual"``): no pacing to doubt
 
     @classmethod
     def names(cls, flags: int) -> list[str]:

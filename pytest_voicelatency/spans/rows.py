@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.spans.record import SpanRecord
+from pytest_voicelatency.spans.record import SampleFlag, SpanRecord
 
 __all__ = ["SpanTable", "PAYLOAD_VERSION", "MAX_PROBLEMS", "MAX_UNREAD"]
 
@@ -131,6 +131,19 @@ class SpanTable:
         """Distinct stages present, in first-seen order."""
         seen = dict.fromkeys(self.columns["stage"])
         return [self.strings[i] for i in seen]
+
+    def caller_clocks(self) -> tuple[int, int]:
+        """(calls measured on a virtual clock, calls on real time): the caller's sessions, by
+        the :attr:`SampleFlag.VIRTUAL` bit of their ``caller.*`` spans."""
+        virtual: set[tuple[int, int]] = set()
+        real: set[tuple[int, int]] = set()
+        with self._lock:
+            c, s = self.columns, self.strings
+            for row in range(len(c["stage"])):
+                if s[c["stage"][row]].startswith("caller."):
+                    key = (c["test"][row], c["session"][row])
+                    (virtual if c["flags"][row] & SampleFlag.VIRTUAL else real).add(key)
+        return len(virtual), len(real - virtual)
 
     def records(self) -> Iterator[SpanRecord]:
         """Rebuild the records (for reports and debugging; the analysis works on columns)."""
