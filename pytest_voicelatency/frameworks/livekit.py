@@ -10,8 +10,13 @@ run on. The user's ``AgentSession`` (their VAD/STT/LLM/TTS) and ``Agent`` come f
 
 LiveKit's tracer follows the global OpenTelemetry provider, so its ``agent_session`` →
 ``user_turn`` / ``agent_turn`` → ``llm_node`` / ``tts_node`` / ``agent_speaking`` spans reach the
-plugin's capture and the ``livekit`` convention reads them. LiveKit reads wall-clock time and
-sleeps with asyncio, so ``honours_clock = False``.
+plugin's capture and the ``livekit`` convention reads them.
+
+Virtual time: LiveKit reads ``time`` directly (about a hundred call sites in ``voice/``) and
+waits with asyncio, so on ``Caller(clock=VirtualClock(wall_clock="virtual"))`` an unmodified
+session runs on the call's clock (``honours_clock`` is True there and on a real clock, False
+under the default ``wall_clock="guard"``); see :mod:`.ontime` for what is detected and named.
+Supported: livekit-agents 1.8.x.
 
     from pytest_voicelatency.frameworks.livekit import LiveKitAgent
     caller.run(LiveKitAgent(lambda: (AgentSession(vad=..., stt=..., llm=..., tts=...),
@@ -37,6 +42,7 @@ from pytest_voicelatency.call.protocol import (
     AgentState,
 )
 from pytest_voicelatency.call.protocol import AgentSession as CallSession
+from pytest_voicelatency.frameworks.ontime import OnVirtualTime, can_follow_clock
 
 __all__ = ["LiveKitAgent", "CallerAudioInput", "CallerAudioOutput", "Build"]
 
@@ -121,19 +127,30 @@ class LiveKitAgent:
     """One call = one fresh ``(AgentSession, Agent)`` from ``build``, started with the caller's
     audio as its input and output (no room). ``record=False``: nothing is uploaded."""
 
-    honours_clock = False
-
     def __init__(self, build: Build, *, start_timeout_s: float = 10.0,
-                 close_timeout_s: float = 5.0) -> None:
+                 close_timeout_s: float = 5.0, stall_limit_s: float = 2.0) -> None:
         self._build = build
         self._start_timeout_s = start_timeout_s
         self._close_timeout_s = close_timeout_s
         self._input: CallerAudioInput | None = None
         self._session: AgentSession[Any] | None = None
         self._closed = False
+        self._stall_limit_s = stall_limit_s
+        self._ontime: OnVirtualTime | None = None
+
+    @property
+    def honours_clock(self) -> bool:
+        """True on a real clock and on a virtual one whose ``wall_clock`` is ``"virtual"``
+        (LiveKit's ``time`` reads then follow it); asked by the caller on the call's loop."""
+        return can_follow_clock()
 
     async def start(self, session: CallSession) -> None:
-        lk_session, agent = self._build()
+        self._ontime = OnVirtualTime(f"LiveKitAgent in session {session.session_id}",
+                                     stall_limit_s=self._stall_limit_s)
+        with self._ontime.setup():  # building (lazy imports, plugins) is not the call's time
+            lk_session, agent = self._build()
+        self._ontime.enter([lk_session, agent, lk_session.vad, lk_session.stt, lk_session.llm,
+                            lk_session.tts])
         self._input = CallerAudioInput(session.format.sample_rate)
         lk_session.input.audio = self._input
         lk_session.output.audio = CallerAudioOutput(session)
@@ -141,6 +158,8 @@ class LiveKitAgent:
         await asyncio.wait_for(lk_session.start(agent, record=False), self._start_timeout_s)
 
     async def receive(self, pcm: bytes) -> None:
+        if self._ontime is not None:
+            self._ontime.check()
         if self._input is not None and not self._closed:
             self._input.push(pcm)
 
@@ -150,6 +169,10 @@ class LiveKitAgent:
         self._closed = True
         if self._input is not None:
             self._input.close()
-        if self._session is not None:
-            with contextlib.suppress(TimeoutError, RuntimeError):
-                await asyncio.wait_for(self._session.aclose(), self._close_timeout_s)
+        try:
+            if self._session is not None:
+                with contextlib.suppress(TimeoutError, RuntimeError):
+                    await asyncio.wait_for(self._session.aclose(), self._close_timeout_s)
+        finally:
+            if self._ontime is not None:
+                self._ontime.exit()

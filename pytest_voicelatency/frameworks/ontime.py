@@ -31,7 +31,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
-import dataclasses
 import inspect
 import os
 import re
@@ -49,22 +48,19 @@ __all__ = ["OnVirtualTime", "LoopStalled", "InlineExecutor", "bound_wall_clocks"
 
 _READS = frozenset({"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
                     "perf_counter_ns"})
-#: ``module: names`` — where the pinned framework versions (pipecat-ai 1.14, livekit-agents 1.8)
-#: bind a ``time`` function before any call: a module global (``from time import x``) or a
-#: dataclass field's ``default_factory`` (``Class.field``). These are *rebound* to functions that
-#: look ``time.x`` up at each call, so they follow the virtual clock during a call and read real
-#: time otherwise. Any other bound time function fails the call, naming it.
+#: ``module: names`` — module globals bound to a ``time`` function at import (``from time import
+#: x``) in the pinned framework versions (pipecat-ai 1.14: none; livekit-agents 1.8.x: the
+#: adaptive interruption detector). These are *rebound* to functions that look ``time.x`` up at
+#: each call, so they follow the virtual clock during a call and read real time otherwise. Any
+#: other bound time function — a framework version that moved its time calls — fails the call,
+#: naming module and line. Default factories of dataclass and pydantic fields
+#: (``field(default_factory=time.time)``: Pipecat's VAD frame timestamps, LiveKit's event and
+#: chat-message ``created_at``) are always rebound the same way: they stamp at construction.
 KNOWN_BOUND: dict[str, frozenset[str]] = {
-    # frame timestamps of VAD events: Pipecat's STT measures its TTFB from them
-    "pipecat.frames.frames": frozenset({"VADUserStartedSpeakingFrame.timestamp",
-                                        "VADUserStoppedSpeakingFrame.timestamp"}),
-    # the adaptive interruption detector (interruption mode "adaptive")
-    "livekit.agents.inference.interruption": frozenset({"perf_counter_ns",
-                                                        "OverlappingSpeechEvent.created_at",
-                                                        "InterruptionDetectionError.timestamp",
-                                                        "InterruptionEvent.created_at"}),
-    "livekit.agents.cli._legacy": frozenset({"perf_counter", "monotonic", "time"}),
+    "livekit.agents.inference.interruption": frozenset({"perf_counter_ns"}),
 }
+#: ``module.Class.field`` of every default factory rebound so far (for the curious)
+REBOUND: list[str] = []
 _FRAMEWORKS = ("pipecat", "livekit")
 #: the OpenTelemetry SDK stamps spans with ``time_ns`` bound at import: during a virtual call
 #: it is pointed at ``time.time_ns`` (so framework spans count from ``clock.epoch_ns`` like the
@@ -126,9 +122,15 @@ def _late(name: str) -> Callable[[], Any]:
 
 
 def _rebind_factory(cls: type, field: Any, late: Callable[[], Any]) -> None:
-    """A dataclass's ``__init__`` holds its default factories in closure cells: repoint them."""
+    """A dataclass's ``__init__`` holds its default factories in closure cells: repoint them.
+    A pydantic model's validator holds them in its compiled schema: rebuild it."""
     real = field.default_factory
     field.default_factory = late
+    if "__pydantic_fields__" in vars(cls):
+        rebuild = getattr(cls, "model_rebuild", None)
+        if rebuild is not None:
+            rebuild(force=True)
+        return
     init = vars(cls).get("__init__")
     for cell in getattr(init, "__closure__", None) or ():
         try:
@@ -138,11 +140,19 @@ def _rebind_factory(cls: type, field: Any, late: Callable[[], Any]) -> None:
             continue
 
 
+def _factories(cls: type) -> Iterator[tuple[str, Any]]:
+    fields = vars(cls).get("__pydantic_fields__") or vars(cls).get("__dataclass_fields__") or {}
+    for name, field in dict(fields).items():
+        factory = getattr(field, "default_factory", None)
+        if _is_wall_clock(factory):
+            yield name, field
+
+
 def bound_wall_clocks(modules: Iterable[str]) -> list[str]:
-    """``file:line (module: name)`` of every real ``time`` function the modules hold a reference
-    to (a module global, or a dataclass field's ``default_factory``): reads through it escape
-    the virtual clock. Those listed in :data:`KNOWN_BOUND` are rebound instead (see there);
-    clean modules are remembered."""
+    """``file:line (module: name)`` of every real ``time`` function the modules bind as a global
+    (``from time import monotonic``): reads through it escape the virtual clock. Those listed in
+    :data:`KNOWN_BOUND`, and every dataclass/pydantic field's ``default_factory=time.x``, are
+    rebound to follow the clock instead; clean modules are remembered."""
     found: list[str] = []
     for name in modules:
         module = sys.modules.get(name)
@@ -156,17 +166,10 @@ def bound_wall_clocks(modules: Iterable[str]) -> list[str]:
                     setattr(module, attr, _late(value.__name__))
                 else:
                     hits.append((f"{attr} = time.{value.__name__}", value.__name__))
-            fields = getattr(value, "__dataclass_fields__", None)
-            if isinstance(value, type) and fields and value.__module__ == name:
-                for field in fields.values():
-                    factory: Any = getattr(field, "default_factory", dataclasses.MISSING)
-                    if not _is_wall_clock(factory):
-                        continue
-                    if f"{attr}.{field.name}" in expected:
-                        _rebind_factory(value, field, _late(factory.__name__))
-                    else:
-                        hits.append((f"{attr}.{field.name} default_factory=time."
-                                     f"{factory.__name__}", factory.__name__))
+            elif isinstance(value, type) and value.__module__ == name:
+                for field_name, field in list(_factories(value)):
+                    _rebind_factory(value, field, _late(field.default_factory.__name__))
+                    REBOUND.append(f"{name}.{attr}.{field_name}")
         if not hits:
             _clean.add(name)
             continue
