@@ -75,6 +75,10 @@ DEFAULT_METRICS: list[tuple[str, str]] = [
     ("handoff.*", "duration_ms"),
     ("gap.*", "duration_ms"),
     ("turn", "duration_ms"),
+    # the caller's interruption decisions, one 0/1 sample per sound made over the agent: a
+    # quantile below 1 is a rate bound ("barge_in.missed: p99 < 1" = under 1 % missed)
+    ("barge_in.missed", "missed"),
+    ("barge_in.false", "false"),
 ]
 
 
