@@ -29,6 +29,8 @@ import pytest
 from pytest_voicelatency._lazy import exports
 from pytest_voicelatency.options import (
     CALLER_MARKER,
+    CLOCK_CHOICES,
+    CLOCK_INI,
     SPANS_MARKER,
     UNRELIABLE_CHOICES,
     UNRELIABLE_INI,
@@ -46,8 +48,9 @@ __all__ = ["voice_spans", "voice_caller", "voice_spans_fixture", "voice_caller_f
 __getattr__ = exports(__name__, {}, deprecated={
     "simulated_caller": ("pytest_voicelatency", "voice_caller")})[0]
 
-#: the ``voice_latency_unreliable`` policy of each configured pytest session, innermost last
-_SESSIONS: list[tuple[pytest.Config, Policy]] = []
+#: the ``voice_latency_unreliable`` policy and ``voice_latency_clock`` of each configured pytest
+#: session, innermost last
+_SESSIONS: list[tuple[pytest.Config, Policy, str]] = []
 
 
 # ------------------------------------------------------------------------------------ twins
@@ -83,8 +86,9 @@ def voice_caller(**options: Any) -> Iterator[Caller]:
     ``voice_caller`` fixture.
 
     Takes the ``Caller`` keyword arguments (``playout=``, ``pacing_limit_ms=``, ``unreliable=``,
-    ``session_prefix=``...); ``unreliable`` defaults to the pytest session's
-    ``voice_latency_unreliable`` ini, else ``"warn"``. Its spans reach whatever capture is active
+    ``session_prefix=``, ``clock=``...); ``unreliable`` defaults to the pytest session's
+    ``voice_latency_unreliable`` ini, else ``"warn"``; ``clock`` to its ``voice_latency_clock``
+    ini (``real`` or ``virtual``), else real time. Its spans reach whatever capture is active
     (``voice_spans()``, or the test's ``voice_spans`` fixture).
 
     >>> from pytest_voicelatency.agents import OracleAgent
@@ -98,6 +102,7 @@ def voice_caller(**options: Any) -> Iterator[Caller]:
     from pytest_voicelatency.call.caller import Caller  # lazy: plugin start-up
 
     options.setdefault("unreliable", configured_policy())
+    options.setdefault("clock", configured_clock())
     yield Caller(**options)
 
 
@@ -140,6 +145,7 @@ def voice_caller_fixture(request: pytest.FixtureRequest, voice_spans: Capture) -
 
     options = marker_options(request, CALLER_MARKER, Caller)
     options.setdefault("unreliable", unreliable_policy(request.config))
+    options.setdefault("clock", clock_choice(request.config))
     try:
         caller = Caller(**options)
     except (TypeError, ValueError) as exc:
@@ -204,14 +210,31 @@ def unreliable_policy(config: pytest.Config) -> Policy:
 
 def configure(config: pytest.Config) -> None:
     """Called at ``pytest_configure``: the twins now follow this session's ini."""
-    _SESSIONS.append((config, unreliable_policy(config)))
+    _SESSIONS.append((config, unreliable_policy(config), clock_choice(config)))
 
 
 def unconfigure(config: pytest.Config) -> None:
     """Called at ``pytest_unconfigure``: forget the session (pytester runs nest sessions)."""
-    _SESSIONS[:] = [(c, p) for c, p in _SESSIONS if c is not config]
+    _SESSIONS[:] = [s for s in _SESSIONS if s[0] is not config]
 
 
 def configured_policy() -> Policy:
     """The unreliable policy of the innermost running pytest session, else ``"warn"``."""
     return _SESSIONS[-1][1] if _SESSIONS else "warn"
+
+
+def configured_clock() -> str:
+    """The ``voice_latency_clock`` of the innermost running pytest session, else ``"real"``."""
+    return _SESSIONS[-1][2] if _SESSIONS else "real"
+
+
+def clock_choice(config: pytest.Config) -> str:
+    """The ``voice_latency_clock`` ini value: ``real`` (default) or ``virtual``."""
+    try:
+        value = config.getini(CLOCK_INI)
+    except ValueError:
+        return "real"
+    text = str(value or "real").strip().lower()
+    if text not in CLOCK_CHOICES:
+        raise ValueError(f"ini {CLOCK_INI} = {value!r}: use {' or '.join(CLOCK_CHOICES)}")
+    return text

@@ -14,7 +14,7 @@ __all__ = ["OPTION", "INI", "JSON_OPTION", "SAVE_OPTION", "COMPARE_OPTION", "MAR
            "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SAVE_PARTIAL_OPTION", "SAVE_PARTIAL_INI",
            "ALLOW_PARTIAL_OPTION", "ALLOW_PARTIAL_INI", "PATH_OPTIONS", "OTLP_OPTION", "OTLP_INI",
            "SPANS_JSON_OPTION", "SPANS_JSON_INI", "HTML_OPTION", "HTML_INI", "HTML_TURNS_INI",
-           "CONVENTIONS_INI"]
+           "CONVENTIONS_INI", "CLOCK_INI", "CLOCK_CHOICES"]
 
 # command line (each also has an ini twin or implies --voice-latency)
 OPTION = "--voice-latency"
@@ -50,6 +50,8 @@ SPANS_JSON_INI = "voice_latency_spans_json"
 HTML_INI = "voice_latency_html"
 HTML_TURNS_INI = "voice_latency_html_turns"
 CONVENTIONS_INI = "voice_latency_conventions"
+CLOCK_INI = "voice_latency_clock"
+CLOCK_CHOICES = ("real", "virtual")
 
 # environment
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

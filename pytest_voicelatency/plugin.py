@@ -30,6 +30,7 @@ from pytest_voicelatency.options import (
     ALLOW_PARTIAL_INI,
     ALLOW_PARTIAL_OPTION,
     CALLER_MARKER,
+    CLOCK_INI,
     COMPARE_BODY_INI,
     COMPARE_CONFIDENCE_INI,
     COMPARE_OPTION,
@@ -164,6 +165,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the run's spans to PATH as OTLP JSON, loadable in Tempo or "
                          f"Jaeger (implies --voice-latency; ini: {SPANS_JSON_INI}; default: none)")
     parser.addini(SPANS_JSON_INI, default="", help=f"same as {SPANS_JSON_OPTION} (default: none)")
+    parser.addini(CLOCK_INI, default="real",
+                  help="real|virtual: the time base of the voice_caller fixture and twin when a "
+                       "test does not choose one; virtual runs agents that honour the clock in "
+                       "milliseconds of CPU (default: real)")
     parser.addini(CONVENTIONS_INI, type="linelist", default=[],
                   help="which span conventions to read, one per line: auto (default), pipecat, "
                        "livekit, genai, native, or a mapping 'span_name -> stage[.metric="
@@ -185,7 +190,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _ini_bool(config, INI)  # before anything reads it: the error names the key
     try:
         fixtures.configure(config)
-    except ValueError as exc:  # a bad voice_latency_unreliable: a usage error, before any test
+    except ValueError as exc:  # a bad voice_latency_unreliable or _clock: a usage error, early
         raise pytest.UsageError(str(exc)) from None
     paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
     paths[HTML_INI] = paths[HTML_INI] or config.getini(HTML_INI) or None

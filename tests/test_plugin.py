@@ -410,3 +410,39 @@ def test_x(voice_spans):
 ''')
     result = pytester.runpytest("-p", "no:cacheprovider", *enabled)
     result.assert_outcomes(passed=1)
+
+
+CLOCK_TEST = '''
+from pytest_voicelatency import voice_caller
+from pytest_voicelatency.agents import OracleAgent
+from pytest_voicelatency.audio import tone_clip
+from pytest_voicelatency.call import answer, say
+
+
+def test_fixture(voice_caller):
+    assert voice_caller.clock.is_virtual
+
+
+def test_twin():
+    with voice_caller() as caller:
+        assert caller.clock.is_virtual
+        caller.run(OracleAgent(), [say(tone_clip(300)), answer()])
+'''
+
+
+def test_the_clock_ini_puts_the_fixture_and_the_twin_on_virtual_time(pytester):
+    """voice_latency_clock = virtual: both the fixture and its twin run calls on virtual time
+    (the table then says so); a test can still choose with the marker or the keyword."""
+    pytester.makeini("[pytest]\nvoice_latency_clock = virtual\n")
+    pytester.makepyfile(test_clock_ini=CLOCK_TEST)
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["clock: virtual*"])
+
+
+def test_a_bad_clock_ini_is_a_usage_error_naming_the_key(pytester):
+    pytester.makeini("[pytest]\nvoice_latency_clock = fast\n")
+    pytester.makepyfile(test_clock_ini="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*voice_latency_clock = 'fast': use real or virtual*"])

@@ -22,7 +22,7 @@ distributions, environment and settings), so the command line judges a file like
 >>> import json
 >>> from pytest_voicelatency.results.model import Results
 >>> sorted(json.loads(dumps(Results())))[:4]
-['comparison', 'created', 'distributions', 'environment']
+['clock', 'comparison', 'created', 'distributions']
 """
 
 from __future__ import annotations
