@@ -124,11 +124,27 @@ def test_run_inside_a_running_loop_says_to_await_instead():
         asyncio.run(main())
 
 
-def test_an_agent_that_never_answers_times_out_naming_the_turn_and_is_measured_missed():
+def test_an_agent_that_never_answers_is_measured_missed_and_the_script_goes_on():
+    agent = Silent()
+    script = [say(tone_clip(200, lead_ms=50, trail_ms=50)), answer(300),
+              say(tone_clip(200, lead_ms=50, trail_ms=50)), answer(300)]
+    with capture_spans() as cap:
+        result = Caller(clock="virtual").run(agent, script)
+    assert agent.closed == 1 and result.log.ended is not None
+    assert result.log.ended.reason == "done"
+    samples = cap.samples(stage="caller.response", metric="latency_ms")
+    assert [(s.missed, s.value) for s in samples] == [(True, 300), (True, 300)]
+
+
+@pytest.mark.parametrize("caller, step", [
+    (lambda: Caller(clock="virtual"), answer(300, required=True)),
+    (lambda: Caller(clock="virtual", unanswered="raise"), answer(300)),
+], ids=["required=True", "unanswered=raise"])
+def test_an_unanswered_turn_raises_when_asked_naming_the_turn_and_is_measured_missed(caller, step):
     agent = Silent()
     with capture_spans() as cap, pytest.raises(
             AgentTimeoutError, match="turn 1: the agent did not answer within 300 ms"):
-        Caller().run(agent, [say(tone_clip(200, lead_ms=50, trail_ms=50)), answer(300)])
+        caller().run(agent, [say(tone_clip(200, lead_ms=50, trail_ms=50)), step])
     assert agent.closed == 1
     [sample] = cap.samples(stage="caller.response", metric="latency_ms")
     assert sample.missed and sample.value == 300
@@ -435,7 +451,7 @@ def test_an_agent_blocking_the_loop_fails_the_call_saying_how_instead_of_passing
         Caller(clock="virtual").run(agent, SHORT)
     assert agent.closed == 1
     with pytest.raises(VirtualTimeError, match=r"blocked for \d+ ms of real time .* \(while "
-                                               r"running Busy in session call-1\)"):
+                                               r"running Busy in session call-2\)"):  # 2nd call
         Caller(clock=VirtualClock(block_limit_ms=30)).run(Busy(), SHORT)
 
 

@@ -148,6 +148,7 @@ def test_barge_in_tail_is_the_time_heard_after_the_agent_stopped_sending():
     say(log, "1", 0, 1600, 40 * N)
     for k in range(30):                                      # paced 20 ms frames from 1000 ms
         log.append(Received((1000 + 20 * k) * MS, pcm(20)))  # last sent at 1580 ms
+    log.append(Received(1580 * MS, AgentState("interrupted")))  # ...because of the barge-in
     say(log, "2", 70 * N, 75 * N, 90 * N, role="barge_in")
     log.append(Expectation("barge_in", "2", 1000, 0))
     log.append(CallEnded(4000 * MS))
@@ -155,6 +156,29 @@ def test_barge_in_tail_is_the_time_heard_after_the_agent_stopped_sending():
     assert m.outcome == "ok"
     assert m.value_ms == pytest.approx(1000 + 40 + 600 - 1500)
     assert m.tail_ms == pytest.approx(1640 - 1580)
+
+
+@pytest.mark.parametrize("state", [None, "speaking"])
+def test_audio_that_runs_out_with_no_sign_of_a_stop_is_not_interrupted_never_a_latency(state):
+    """The same stream with no clear and no state after the onset: the reply ended by itself."""
+    log = call()
+    say(log, "1", 0, 1600, 40 * N)
+    for k in range(30):
+        log.append(Received((1000 + 20 * k) * MS, pcm(20)))
+    if state is not None:
+        log.append(Received(1580 * MS, AgentState(state)))  # "speaking" is no sign of a stop
+    say(log, "2", 70 * N, 75 * N, 90 * N, role="barge_in")
+    log.append(Expectation("barge_in", "2", 1000, 0))
+    log.append(CallEnded(4000 * MS))
+    metrics = measure(log)
+    [m] = metrics.barge_ins
+    assert (m.outcome, m.value_ms, m.end_ns) == ("not_interrupted", 1000, 1640 * MS)
+    assert "did not stop for the barge-in (outcome not_interrupted" in metrics.notes[-1]
+    [span] = [s for s in caller_spans(metrics) if s.name == "caller.barge_in"]
+    assert (span.attributes["audio.outcome"], span.attributes["audio.barge_in"]) == \
+        ("missed", "not_interrupted")
+    [decision] = metrics.interruptions
+    assert decision.missed  # words the agent talked over, not a stop
 
 
 def test_a_call_ending_while_the_agent_still_talks_censors_the_barge_in():

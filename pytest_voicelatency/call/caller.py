@@ -13,11 +13,22 @@ an explicit client model (:mod:`pytest_voicelatency.call.playout`), logs everyth
   (``lateness_p50_ms``/``p99``/``max`` and the event loop's ``wake_*``) — one per call.
 
 All carry ``audio.source="caller"``, the session id and turn id. A missed or censored sample says
-so (``audio.outcome``); when the caller fell behind real time (p99 frame lateness above
-``pacing_limit_ms``) every sample of the call carries ``audio.reliable=False``. With the
-``unreliable="retry"`` policy such a call is run again (agent factories only), up to
-``max_attempts``; the discarded attempt's session is marked ``caller.discarded`` so its samples,
-the agent's included, leave the results.
+so (``audio.outcome``); a barge-in the agent did not stop for is ``missed`` with
+``audio.barge_in="not_interrupted"`` (see :mod:`~pytest_voicelatency.call.metrics`). When the
+caller fell behind real time (a frame sent more than ``pacing_limit_ms`` late) inside a
+measurement's window, that sample carries ``audio.reliable=False``; the call's other samples
+stay reliable. With the ``unreliable="retry"`` policy a call with such a spoiled measurement is
+run again (agent factories only), up to ``max_attempts``; the discarded attempt's session is
+marked ``caller.discarded`` so its samples, the agent's included, leave the results.
+
+**Session ids** are ``<session_prefix>-<n>``, ``n`` counting the calls of every caller in the
+current test (the active span capture; outside one, the process), so separate callers in one
+test never reuse an id and their turns never merge.
+
+**Unanswered turns and failing calls.** An ``answer()`` nothing answers is a *missed* sample and
+the script goes on (``answer(required=True)`` or ``Caller(unanswered="raise")`` stop the call
+instead). Of concurrent calls, each finishes and is recorded whatever the others do; the
+failures are raised after the batch, as one error naming every failed session.
 
 This module decides which calls to run and what to do with each finished one; running one call
 (the line handed to the agent, the pacer, the script's steps) is
@@ -49,7 +60,9 @@ issued when the caller's method returns, pointing at the test line that called i
 from __future__ import annotations
 
 import asyncio
+import os
 import warnings
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -66,7 +79,7 @@ from pytest_voicelatency.call.protocol import (
     VoiceAgent,
     check_agent,
 )
-from pytest_voicelatency.call.runner import CallRun
+from pytest_voicelatency.call.runner import CallRun, sweep
 from pytest_voicelatency.call.script import (
     Background,
     BargeIn,
@@ -78,6 +91,7 @@ from pytest_voicelatency.call.script import (
 )
 from pytest_voicelatency.clock import Clock, default_clock
 from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
+from pytest_voicelatency.spans.capture import Capture, current_capture
 from pytest_voicelatency.spans.instrument import TRACER_NAME
 from pytest_voicelatency.spans.samples import DISCARDED
 from pytest_voicelatency.vclock import VirtualClock
@@ -85,13 +99,37 @@ from pytest_voicelatency.vclock import VirtualClock
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-__all__ = ["Caller", "CallResult", "AgentTimeoutError", "Policy", "ClockSpec", "make_clock"]
+__all__ = ["Caller", "CallResult", "AgentTimeoutError", "Policy", "Unanswered", "ClockSpec",
+           "make_clock", "next_session_number"]
 
 Policy = Literal["warn", "fail", "retry"]
+Unanswered = Literal["missed", "raise"]
 AgentLike = VoiceAgent | Callable[[], VoiceAgent]
 #: What ``Caller(clock=...)`` takes: a Clock, ``"real"`` (the default) or ``"virtual"``.
 ClockSpec = Clock | Literal["real", "virtual"] | None
 _T = TypeVar("_T")
+
+
+# session numbers per (test, prefix): keyed by the active capture, so they restart at 1 in each
+# test (readable, and the same on every run under virtual time) but never repeat inside one
+_numbers: weakref.WeakKeyDictionary[Capture, dict[str, int]] = weakref.WeakKeyDictionary()
+_test_numbers: dict[str, dict[str, int]] = {}
+
+
+def next_session_number(prefix: str) -> int:
+    """The next call number for ``prefix`` in the current test, shared by every caller in it:
+    counted per active span capture, else per pytest test (``PYTEST_CURRENT_TEST``), else per
+    process."""
+    capture = current_capture()
+    if capture is not None:
+        counts = _numbers.setdefault(capture, {})
+    else:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+        if test not in _test_numbers:
+            _test_numbers.clear()  # one test at a time: forget the previous one
+        counts = _test_numbers.setdefault(test, {})
+    counts[prefix] = counts.get(prefix, 0) + 1
+    return counts[prefix]
 
 
 def make_clock(spec: ClockSpec) -> Clock:
@@ -133,19 +171,30 @@ class Caller:
 
     ``agent`` arguments are an agent instance (one call) or a factory such as the agent's class
     (needed for several calls and for the ``retry`` policy). ``clock`` is ``"real"`` (default),
-    ``"virtual"`` or a :class:`~pytest_voicelatency.clock.Clock`.
+    ``"virtual"`` or a :class:`~pytest_voicelatency.clock.Clock`. ``unanswered`` is what an
+    ``answer()`` (left ``required=None``) nothing answers does: ``"missed"`` (a missed sample,
+    the script goes on) or ``"raise"``. ``grace_ms`` is the real time a cancelled agent task
+    gets to finish before it is abandoned with an error naming it.
     """
 
     def __init__(self, *, clock: ClockSpec = None, tracer: Tracer | None = None,
                  format: AudioFormat | None = None, playout: PlayoutConfig | None = None,
                  pacing_limit_ms: float = 5.0, unreliable: Policy = "warn", max_attempts: int = 3,
-                 agent_timeout_ms: float = 10_000.0, session_prefix: str = "call") -> None:
+                 agent_timeout_ms: float = 10_000.0, session_prefix: str = "call",
+                 unanswered: Unanswered = "missed", grace_ms: float = 2000.0) -> None:
         if unreliable not in ("warn", "fail", "retry"):
             raise VoiceLatencyUsageError(
                 f"unreliable must be 'warn', 'fail' or 'retry', got {unreliable!r}")
         if not isinstance(max_attempts, int) or not 1 <= max_attempts <= 10:
             raise VoiceLatencyUsageError(
                 f"max_attempts must be an int from 1 to 10, got {max_attempts!r}")
+        if unanswered not in ("missed", "raise"):
+            raise VoiceLatencyUsageError(
+                f"unanswered must be 'missed' or 'raise', got {unanswered!r}")
+        if isinstance(grace_ms, bool) or not isinstance(grace_ms, (int, float)) \
+                or not 0 < grace_ms <= 60_000:
+            raise VoiceLatencyUsageError(
+                f"grace_ms must be a number of ms in (0, 60000], got {grace_ms!r}")
         if not pacing_limit_ms > 0:
             raise VoiceLatencyUsageError(f"pacing_limit_ms must be > 0, got {pacing_limit_ms!r}")
         self.clock = make_clock(clock)
@@ -157,6 +206,8 @@ class Caller:
         self.max_attempts = max_attempts
         self.agent_timeout_ms = agent_timeout_ms
         self.session_prefix = session_prefix
+        self.unanswered: Unanswered = unanswered
+        self.grace_ms = float(grace_ms)
         self.results: list[CallResult] = []
         self._count = 0
 
@@ -182,7 +233,7 @@ class Caller:
 
         With ``stagger`` call ``k`` of ``n`` starts ``k/n`` of a frame later, as real callers are
         not aligned. If calls fail, every call still finishes and is recorded; then the first
-        error is raised.
+        error is raised, with a note naming every failed session and its error.
         """
         notes: list[VoiceLatencyWarning] = []
         try:
@@ -222,15 +273,37 @@ class Caller:
 
     def _sync(self, main: Coroutine[Any, Any, _T], notes: list[VoiceLatencyWarning]) -> _T:
         clock = self.clock
+        guarded = self._swept(main, notes)
         if not isinstance(clock, VirtualClock):
-            return asyncio.run(main)
-        result = clock.run(main)
-        if clock.leaked:
-            shown = "; ".join(clock.leaked[:3]) + (" ..." if len(clock.leaked) > 3 else "")
+            return asyncio.run(guarded)
+        return clock.run(guarded)
+
+    async def _swept(self, main: Coroutine[Any, Any, _T],
+                     notes: list[VoiceLatencyWarning]) -> _T:
+        """Run ``main``, then cancel the tasks agents left running, abandoning (and naming) any
+        that ignore it, so the loop's own teardown never waits on agent code."""
+        error: BaseException | None = None
+        try:
+            result = await main
+        except BaseException as exc:
+            error = exc
+        found, stubborn = await sweep(self.grace_ms / 1000)
+        if found and self.clock.is_virtual:
+            shown = "; ".join(found[:3]) + (" ..." if len(found) > 3 else "")
             notes.append(VoiceLatencyWarning(
-                f"{len(clock.leaked)} task(s) still ran after the calls ended and every agent's "
+                f"{len(found)} task(s) still ran after the calls ended and every agent's "
                 f"close() returned: an agent leaks tasks (cancel them in close(), e.g. with "
                 f"SessionTasks.cancel_all()): {shown}"))
+        if stubborn:
+            message = (f"{len(stubborn)} agent task(s) still ran after the calls ended and "
+                       f"ignored their cancellation for {self.grace_ms:g} ms: abandoned "
+                       f"{', '.join(stubborn)} (let CancelledError propagate; cancel your "
+                       f"tasks in close())")
+            if error is None:
+                raise AgentTimeoutError(message)
+            error.add_note(message)
+        if error is not None:
+            raise error
         return result
 
     async def _calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]],
@@ -240,21 +313,29 @@ class Caller:
                 "several calls need an agent factory (e.g. the agent class or a lambda), one agent "
                 "per call; got a single agent instance")
         frame = self.format.frame_ms
+        numbers = [self._number() for _ in scripts]
         outcomes = await asyncio.gather(*(
             self._call(agent, script, notes, None,
-                       (k * frame / len(scripts)) if stagger else 0)
-            for k, script in enumerate(scripts)), return_exceptions=True)
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            first = errors[0]
-            first.add_note(f"{len(errors)} of {len(scripts)} calls failed; the others' "
-                           f"measurements were recorded")
+                       (k * frame / len(scripts)) if stagger else 0, number)
+            for k, (script, number) in enumerate(zip(scripts, numbers))),
+            return_exceptions=True)
+        failed = [(f"{self.session_prefix}-{n}", o) for n, o in zip(numbers, outcomes)
+                  if isinstance(o, BaseException)]
+        if failed:
+            first = failed[0][1]
+            named = "; ".join(f"{sid}: {type(e).__name__}: {str(e)[:200]}" for sid, e in failed)
+            first.add_note(f"{len(failed)} of {len(scripts)} calls failed ({named}); every other "
+                           f"call finished and its measurements were recorded")
             raise first
         return [o for o in outcomes if isinstance(o, CallResult)]
 
+    def _number(self) -> int:
+        self._count += 1
+        return next_session_number(self.session_prefix)
+
     async def _call(self, agent: AgentLike, script: Sequence[Step],
                     notes: list[VoiceLatencyWarning], session_id: str | None,
-                    start_offset_ms: float) -> CallResult:
+                    start_offset_ms: float, number: int | None = None) -> CallResult:
         clock = self.clock
         if isinstance(clock, VirtualClock) and not clock.owns_running_loop():
             raise VoiceLatencyUsageError(
@@ -263,10 +344,10 @@ class Caller:
                 "coroutine on the clock's own loop with caller.clock.run(main())")
         steps = _resolve(check_script(script), self.format.sample_rate)
         factory = _factory(agent)
-        self._count += 1
-        number = self._count
+        if number is None:
+            number = self._number()
         session_id = session_id or f"{self.session_prefix}-{number}"
-        playout = replace(self.playout, seed=self.playout.seed + number - 1)
+        playout = replace(self.playout, seed=self.playout.seed + self._count - 1)
         discarded: list[CallMetrics] = []
         attempt = 0
         while True:
@@ -286,7 +367,8 @@ class Caller:
             sid = session_id if attempt == 1 else f"{session_id}.retry{attempt - 1}"
             run = CallRun(instance, steps, sid, playout,  # type: ignore[arg-type]
                           round(start_offset_ms * 1e6), clock=clock, format=self.format,
-                          tracer=self.tracer, agent_timeout_ms=self.agent_timeout_ms)
+                          tracer=self.tracer, agent_timeout_ms=self.agent_timeout_ms,
+                          unanswered=self.unanswered, grace_ms=self.grace_ms)
             error = await run.run()
             with _harness(clock):
                 metrics = measure(run.log, pacing_limit_ms=self.pacing_limit_ms,
@@ -305,7 +387,8 @@ class Caller:
                     f"the class) instead of an instance"))
             elif not metrics.reliable:
                 notes.append(VoiceLatencyWarning(
-                    f"session {sid}: {_late(metrics)}; its measurements are marked unreliable"))
+                    f"session {sid}: {_late(metrics)}; those measurements are marked "
+                    f"unreliable"))
             notes.extend(VoiceLatencyWarning(f"session {sid}: {note}") for note in metrics.notes)
             with _harness(clock):
                 _emit(self.tracer, clock, metrics)
@@ -347,9 +430,14 @@ def _factory(agent: object) -> Callable[[], VoiceAgent] | None:
 
 def _late(metrics: CallMetrics) -> str:
     p = metrics.pacing
-    return (f"the caller fell behind real time (p99 frame lateness {p.lateness_p99_ms:.1f} ms > "
-            f"{p.limit_ms:g} ms limit; max {p.lateness_max_ms:.1f} ms, event-loop wake-up p99 "
-            f"{p.wake_p99_ms:.1f} ms)")
+    spoiled = [f"turn {m.turn_id} {m.kind}" for m in metrics.responses + metrics.barge_ins
+               if not m.reliable] + [f"turn {d.turn_id} interruption"
+                                     for d in metrics.interruptions if not d.reliable]
+    total = len(metrics.responses) + len(metrics.barge_ins) + len(metrics.interruptions)
+    return (f"the caller fell behind real time inside {len(spoiled)} of {total} measurement "
+            f"windows ({', '.join(spoiled)}: a frame sent more than {p.limit_ms:g} ms late; "
+            f"call p99 frame lateness {p.lateness_p99_ms:.1f} ms, max "
+            f"{p.lateness_max_ms:.1f} ms, event-loop wake-up p99 {p.wake_p99_ms:.1f} ms)")
 
 
 def _no_running_loop(method: str, async_method: str) -> None:

@@ -14,6 +14,8 @@ What goes in, all in integer nanoseconds of the call's one clock:
   arrives, before it is even validated;
 * :class:`Expectation` — a script step that asked for a measurement (a response, a barge-in) and
   the bound after which it counts as missed;
+* :class:`Note` — something the script gave up waiting for (a reply that outran its bound, a
+  reply that never came to barge in on), said in words for the call's warnings;
 * :class:`CallEnded` — when listening stopped: anything still unknown then is censored.
 
 >>> from pytest_voicelatency.call.protocol import AgentState, AudioFormat
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
     from pytest_voicelatency.call.playout import PlayoutConfig
     from pytest_voicelatency.clock import Clock
 
-__all__ = ["CallLog", "FrameSent", "Utterance", "Received", "Expectation", "CallEnded", "LogEntry"]
+__all__ = ["CallLog", "FrameSent", "Utterance", "Received", "Expectation", "Note", "CallEnded",
+           "LogEntry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,9 @@ class Utterance:
     ``"noise"`` (no turn). ``onset``/``offset`` are the ground truth (``None`` when the clip has
     none); ``target_ns`` is the instant a barge-in was aimed at, for the record; ``kind`` is the
     clip's label (``"utterance"``, ``"backchannel"``, ``"cough"``...): whether a sound spoken
-    over the agent was meant to interrupt it.
+    over the agent was meant to interrupt it. ``speech`` is False when the clip holds no audible
+    sample between its labelled onset and offset (a silent clip labelled as speech): nothing
+    was said, so a barge-in made of it is ``no_onset``, never a latency.
     """
 
     turn_id: str
@@ -70,6 +75,7 @@ class Utterance:
     offset_sample: int | None
     target_ns: int | None = None
     kind: str = "unknown"
+    speech: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,16 @@ class Expectation:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """The script gave up waiting for something at ``at_ns``; ``text`` says what, for turn
+    ``turn_id``, in words fit for a warning."""
+
+    at_ns: int
+    turn_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     """The caller stopped listening at ``at_ns``; ``reason`` is ``"done"`` or the error's name."""
 
@@ -99,8 +115,8 @@ class CallEnded:
     reason: str = "done"
 
 
-LogEntry = FrameSent | Utterance | Received | Expectation | CallEnded
-_E = TypeVar("_E", FrameSent, Utterance, Received, Expectation, CallEnded)
+LogEntry = FrameSent | Utterance | Received | Expectation | Note | CallEnded
+_E = TypeVar("_E", FrameSent, Utterance, Received, Expectation, Note, CallEnded)
 
 
 class CallLog:

@@ -15,10 +15,22 @@ model replayed over the agent events the log received). Nothing is ever invented
   audible chunk): the window in which the agent is deaf to the user;
 * an event that never happened within the step's bound is **missed** (value: the bound); one still
   pending when the call ended is **censored** (value: the lower bound so far). Neither is 0;
+* **barge-in truth**: a barge-in is honoured (``ok``) only when the agent stopped *because of* it.
+  The protocol does not say how long a reply was meant to be, so the caller asks for a sign it
+  can see: the agent's audio playing at the onset went quiet within the bound, and between the
+  onset and that quiet the agent reacted — an ``AgentClear``, or an ``AgentState`` other than
+  ``"speaking"`` (``"interrupted"``, ``"listening"``...). Audio that simply ran out with no
+  such sign is ``not_interrupted`` (the reply's own end, not a stop): recorded with the bound,
+  its span says ``audio.outcome="missed"`` and ``audio.barge_in="not_interrupted"``, so it counts
+  as +inf. A barge-in clip with no audible sample between its labelled onset and offset is
+  ``no_onset``: nothing was said, so there is nothing to honour; it is no sample (a note says
+  so). A reply that outlasts ``stop_timeout_ms`` is ``missed``;
 * **pacing**: lateness of every inbound frame (actual send − deadline) and of every event-loop
-  wake-up, p50/p99/max; above the limit the whole call is **unreliable**. A call on a virtual
-  clock cannot fall behind its own time: it is never unreliable, and its spans say
-  ``audio.clock="virtual"``;
+  wake-up, p50/p99/max per call. Reliability is judged **per measurement window**: a
+  measurement whose window (its start to its end, plus the frame before) holds a frame sent
+  more than the limit late is **unreliable** (``Measurement.reliable``); the others of the same
+  call stay reliable. A call on a virtual clock cannot fall behind its own time: it is never
+  unreliable, and its spans say ``audio.clock="virtual"``;
 * **interruption decisions**: a barge-in step spoken with real words (the clip's kind:
   ``utterance``, ``interruption``, or a user's unlabelled clip) should stop the agent; a
   backchannel, cough, bark, babble or noise should not. Each such step that landed on audible
@@ -37,22 +49,35 @@ model replayed over the agent events the log received). Nothing is ever invented
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Received, Utterance
+from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Note, Received, Utterance
 from pytest_voicelatency.call.playout import Playout
-from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, check_event, sample_instant_ns
+from pytest_voicelatency.call.protocol import (
+    AgentAudio,
+    AgentClear,
+    AgentState,
+    check_event,
+    sample_instant_ns,
+)
 from pytest_voicelatency.stats.quantiles import nearest_rank
 
 __all__ = ["Measurement", "Pacing", "PlayoutSummary", "CallMetrics", "Interruption", "SpanData",
            "measure", "pacing", "replay", "speech_instant_ns", "response", "barge_in",
-           "interruption", "caller_spans", "timeline", "WORD_KINDS"]
+           "interruption", "caller_spans", "timeline", "WORD_KINDS", "Outcome", "SPAN_OUTCOME"]
 
-Outcome = Literal["ok", "missed", "censored"]
+#: ``ok``: a latency; ``missed``: not within the bound; ``censored``: the call ended first;
+#: ``not_interrupted``: the agent's audio ran out with no sign it stopped for the barge-in;
+#: ``no_onset``: the barge-in clip holds no speech, so nothing was interrupted.
+Outcome = Literal["ok", "missed", "censored", "not_interrupted", "no_onset"]
+#: What each outcome is recorded as in ``audio.outcome`` (the sample layer's three flags).
+SPAN_OUTCOME = {"ok": "ok", "missed": "missed", "censored": "censored",
+                "not_interrupted": "missed", "no_onset": "missed"}
 
 #: Clip kinds that are words meant to interrupt (``unknown``: a user's own file, assumed words).
 WORD_KINDS = frozenset({"utterance", "interruption", "unknown", "mixed"})
@@ -71,6 +96,9 @@ class Measurement:
     bound_ms: float
     arrival_ms: float | None = None
     tail_ms: float | None = None
+    #: False when a frame inside this measurement's window went out more than the pacing
+    #: limit late: the caller fell behind real time while timing it
+    reliable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +148,7 @@ class Interruption:
     stopped: bool
     onset_ns: int
     bound_ms: float
+    reliable: bool = True
 
     @property
     def missed(self) -> bool:
@@ -152,8 +181,18 @@ class CallMetrics:
     clock: Literal["real", "virtual"] = "real"
 
     @property
+    def unreliable(self) -> int:
+        """How many measurements (responses, barge-ins, interruption decisions) fell in a window
+        where the caller fell behind real time."""
+        if self.clock == "virtual":
+            return 0
+        return (sum(not m.reliable for m in self.responses + self.barge_ins)
+                + sum(not d.reliable for d in self.interruptions))
+
+    @property
     def reliable(self) -> bool:
-        return self.clock == "virtual" or self.pacing.reliable
+        """True unless a measured window was spoiled (then only those samples are flagged)."""
+        return self.unreliable == 0
 
 
 def _ms(ns: int | float) -> float:
@@ -173,6 +212,22 @@ def pacing(frames: Sequence[FrameSent], limit_ms: float) -> Pacing:
     woke = np.array([f.woke_ns - f.scheduled_ns for f in frames], dtype=np.float64)
     return Pacing(len(frames), *_quantiles(np.maximum(sent, 0)), *_quantiles(np.maximum(woke, 0)),
                   limit_ms)
+
+
+def window_reliable(log: CallLog, start_ns: int, end_ns: int, limit_ms: float) -> bool:
+    """True when no inbound frame due inside ``[start_ns - frame, end_ns]`` went out more than
+    ``limit_ms`` late (always on a virtual clock): a late wake-up spoils only the measurements
+    whose window it falls in."""
+    if log.clock.is_virtual:
+        return True
+    frames, limit = log.frames, limit_ms * 1e6
+    lo = bisect.bisect_left(frames, start_ns - log.format.frame_ns, key=lambda f: f.scheduled_ns)
+    for frame in frames[lo:]:
+        if frame.scheduled_ns > end_ns:
+            break
+        if frame.sent_ns - frame.scheduled_ns > limit:
+            return False
+    return True
 
 
 def speech_instant_ns(log: CallLog, sample: int, *, end: bool = False) -> int | None:
@@ -236,12 +291,30 @@ def _stop_decision(log: CallLog, playout: Playout, onset: int, silent: int,
     for entry in log.of(Received):
         if isinstance(entry.event, AgentClear) and onset <= entry.arrived_ns <= onset + bound:
             return entry.arrived_ns
+    reacted = _reaction(log, onset, silent)
+    if reacted is not None:
+        return reacted
     last = None
     for chunk in playout.chunks:
         first = chunk.runs[0][0] if chunk.runs else None
         if first is not None and chunk.start_ns + first * 1_000_000_000 // playout.rate < silent:
             last = chunk.sent_ns
     return last
+
+
+def _reaction(log: CallLog, onset: int, silent: int) -> int | None:
+    """The first sign, between the interruption's onset and the quiet it ended in, that the agent
+    stopped because of it: an ``AgentClear`` or an ``AgentState`` other than ``"speaking"``."""
+    for entry in log.of(Received):
+        if entry.arrived_ns < onset:
+            continue
+        if entry.arrived_ns > silent:
+            break
+        event = entry.event
+        if isinstance(event, AgentClear) or (isinstance(event, AgentState)
+                                             and event.state != "speaking"):
+            return entry.arrived_ns
+    return None
 
 
 def _landed(log: CallLog, playout: Playout, exp: Expectation) -> tuple[Utterance, int] | str:
@@ -263,14 +336,15 @@ def interruption(log: CallLog, playout: Playout, exp: Expectation,
                  end_ns: int) -> Interruption | None:
     """The stop decision of barge-in step ``exp``; None when it did not land or is unknown yet."""
     landed = _landed(log, playout, exp)
-    if isinstance(landed, str):
+    if isinstance(landed, str) or not landed[0].speech:
         return None
     utterance, onset = landed
     silent = playout.silent_from(onset)
     bound_ns = round(exp.bound_ms * 1e6)
-    stopped = silent - onset <= bound_ns and playout.settled(onset, end_ns) is not None
-    if not stopped and min(silent, end_ns) - onset <= bound_ns:
+    quiet = silent - onset <= bound_ns and playout.settled(onset, end_ns) is not None
+    if not quiet and min(silent, end_ns) - onset <= bound_ns:
         return None  # the call ended inside the window: still undecided
+    stopped = quiet and _reaction(log, onset, silent) is not None  # ran out by itself: no stop
     return Interruption(exp.turn_id, utterance.clip, utterance.kind,
                         utterance.kind in WORD_KINDS, stopped, onset, exp.bound_ms)
 
@@ -280,8 +354,11 @@ def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> M
     landed = _landed(log, playout, exp)
     if isinstance(landed, str):
         return landed
-    _, onset = landed
+    utterance, onset = landed
     bound_ns = round(exp.bound_ms * 1e6)
+    if not utterance.speech:
+        return Measurement("barge_in", exp.turn_id, onset, onset, exp.bound_ms, "no_onset",
+                           exp.bound_ms)
     silent = playout.silent_from(onset)
     if min(silent, end_ns) - onset > bound_ns:
         return Measurement("barge_in", exp.turn_id, onset, onset + bound_ns, exp.bound_ms,
@@ -289,6 +366,9 @@ def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> M
     if playout.settled(onset, end_ns) is None:
         last = min(silent, end_ns)
         return Measurement("barge_in", exp.turn_id, onset, last, _ms(last - onset), "censored",
+                           exp.bound_ms)
+    if _reaction(log, onset, silent) is None:
+        return Measurement("barge_in", exp.turn_id, onset, silent, exp.bound_ms, "not_interrupted",
                            exp.bound_ms)
     decision = _stop_decision(log, playout, onset, silent, bound_ns)
     tail = None if decision is None else _ms(max(silent - decision, 0))
@@ -322,8 +402,29 @@ def measure(log: CallLog, *, pacing_limit_ms: float = 5.0,
         result = (response if exp.kind == "response" else barge_in)(log, playout, exp, end_ns)
         if isinstance(result, str):
             notes.append(result)
-        else:
-            (responses if exp.kind == "response" else barge_ins).append(result)
+            continue
+        result = replace(result, reliable=window_reliable(log, result.start_ns, result.end_ns,
+                                                          pacing_limit_ms))
+        (responses if exp.kind == "response" else barge_ins).append(result)
+        if result.outcome == "not_interrupted":
+            notes.append(
+                f"turn {exp.turn_id}: the agent's audio ran out "
+                f"{_ms(result.end_ns - result.start_ns):g} ms after the interruption began, with "
+                f"no AgentClear and no AgentState from the agent in between: its reply ended by "
+                f"itself, it did not stop for the barge-in (outcome not_interrupted, counted as "
+                f"missed); emit AgentClear() when you stop for an interruption")
+        elif result.outcome == "no_onset":
+            utterance = log.utterance(exp.turn_id)
+            clip = utterance.clip if utterance is not None else "?"
+            notes.append(
+                f"turn {exp.turn_id}: the barge-in clip {clip!r} holds no audible sample between "
+                f"its labelled onset and offset (silence labelled as speech), so nothing "
+                f"interrupted the agent (outcome no_onset, no barge-in sample); fix the clip's "
+                f"onset_ms/offset_ms or use a clip with speech")
+    decisions = [replace(d, reliable=window_reliable(
+        log, d.onset_ns, d.onset_ns + round(d.bound_ms * 1e6), pacing_limit_ms))
+        for d in decisions]
+    notes.extend(f"turn {n.turn_id}: {n.text}" for n in log.of(Note))
     if log.late_events:
         notes.append(f"{log.late_events} agent events arrived after the call ended (ignored)")
     summary = PlayoutSummary(round(playout.jitter_ms, 4), round(playout.buffer_ms, 4),
@@ -357,38 +458,43 @@ def caller_spans(metrics: CallMetrics, *, virtual_clock: bool = False) -> list[S
     """
     virtual = virtual_clock or metrics.clock == "virtual"
     common = {"audio.source": "caller", "audio.session_id": metrics.session_id,
-              "audio.reliable": metrics.reliable,
               "audio.clock": "virtual" if virtual else "real"}
+    call_reliable = virtual or metrics.pacing.reliable
 
-    def span(stage: str, turn: str, start: int, end: int, values: dict[str, Any]) -> SpanData:
+    def span(stage: str, turn: str, start: int, end: int, values: dict[str, Any],
+             reliable: bool) -> SpanData:
         attributes = {"audio.stage": stage, "audio.turn_id": turn, **common,
+                      "audio.reliable": virtual or reliable,
                       **{f"audio.{k}": v for k, v in values.items() if v is not None}}
         return SpanData(stage, start, max(end, start), attributes)
 
     out = []
     for m in metrics.responses + metrics.barge_ins:
-        values: dict[str, Any] = {"latency_ms": m.value_ms, "outcome": m.outcome,
+        if m.outcome == "no_onset":
+            continue  # nothing was said: no sample (the call's notes say so)
+        values: dict[str, Any] = {"latency_ms": m.value_ms, "outcome": SPAN_OUTCOME[m.outcome],
                                   "bound_ms": m.bound_ms}
         if m.kind == "response":
             values["arrival_ms"] = m.arrival_ms
         else:
             values["tail_ms"] = m.tail_ms
-        out.append(span(f"caller.{m.kind}", m.turn_id, m.start_ns, m.end_ns, values))
+            values["barge_in"] = m.outcome
+        out.append(span(f"caller.{m.kind}", m.turn_id, m.start_ns, m.end_ns, values, m.reliable))
     for d in metrics.interruptions:
         name, value = ("missed", d.missed) if d.intended else ("false", d.false)
         out.append(span(f"barge_in.{name}", d.turn_id, d.onset_ns,
                         d.onset_ns + 1_000_000 * value,
                         {name: float(value), "bound_ms": d.bound_ms, "clip": d.clip,
-                         "kind": d.kind}))
+                         "kind": d.kind}, d.reliable))
     o, p = metrics.playout, metrics.pacing
     out.append(span("caller.playout", "call", metrics.start_ns, metrics.end_ns,
                     {"jitter_ms": o.jitter_ms, "buffer_ms": o.buffer_ms, "underruns": o.underruns,
-                     "flushed_ms": o.flushed_ms, "clears": o.clears}))
+                     "flushed_ms": o.flushed_ms, "clears": o.clears}, call_reliable))
     out.append(span("caller.pacing", "call", metrics.start_ns, metrics.end_ns,
                     {"lateness_p50_ms": p.lateness_p50_ms, "lateness_p99_ms": p.lateness_p99_ms,
                      "lateness_max_ms": p.lateness_max_ms, "wake_p50_ms": p.wake_p50_ms,
                      "wake_p99_ms": p.wake_p99_ms, "wake_max_ms": p.wake_max_ms,
-                     "frames": p.frames, "limit_ms": p.limit_ms}))
+                     "frames": p.frames, "limit_ms": p.limit_ms}, call_reliable))
     return out
 
 

@@ -16,19 +16,29 @@ right to the millisecond while a call is live. A :class:`CallRun` owns one attem
 
 It records; it does not measure: :func:`~pytest_voicelatency.call.metrics.measure` derives every
 number from the finished log.
+
+**No hang, ever.** Every await on agent code is bounded (``agent_timeout_ms``). A task that is
+cancelled on timeout, or left running when the calls end, gets ``grace_ms`` of real time (a
+thread's timer, so a task spinning on a virtual loop cannot hold it up) to finish; one that
+ignores its cancellation is *abandoned* (:func:`abandon`): it never runs again, nothing waits
+for it (``asyncio.run``'s final cancel-all and the loop's close included), and it is never
+garbage-collected either, because closing a coroutine that swallows ``BaseException`` can run
+its ``except`` clause forever. The error names the agent class and the coroutine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import math
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, TypeVar, cast
+import threading
+from collections.abc import Awaitable, Callable, Collection
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import numpy as np
 
 from pytest_voicelatency.audio.clips import gain, to_pcm16
-from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Utterance
+from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Note, Utterance
 from pytest_voicelatency.call.metrics import speech_instant_ns
 from pytest_voicelatency.call.playout import Playout, PlayoutConfig
 from pytest_voicelatency.call.protocol import (
@@ -60,9 +70,101 @@ if TYPE_CHECKING:
     from pytest_voicelatency.audio.clips import Clip
     from pytest_voicelatency.clock import Clock
 
-__all__ = ["CallRun"]
+__all__ = ["CallRun", "abandon", "outlast", "sweep", "task_name"]
 
 _T = TypeVar("_T")
+
+
+def task_name(task: asyncio.Future[Any]) -> str:
+    """``Agent.method() at file:line`` for a task: who to blame for it."""
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    if coro is None:
+        return repr(task)
+    name = getattr(coro, "__qualname__", None) or repr(coro)
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None:
+        return f"{name}()"
+    return f"{name}() at {frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _poke(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    def wake() -> None:
+        if not future.done():
+            future.set_result(None)
+    try:
+        loop.call_soon_threadsafe(wake)
+    except RuntimeError:  # the loop closed meanwhile: nobody waits any more
+        pass
+
+
+async def outlast(tasks: Collection[asyncio.Future[Any]], grace_s: float) -> None:
+    """Wait until every task is done or ``grace_s`` of real time passed, whichever is first.
+
+    The deadline is a thread's timer, not the loop's: on a virtual loop a task that spins
+    (catches its cancellation and awaits again at once) keeps virtual time from passing.
+    """
+    pending = [t for t in tasks if not t.done()]
+    if not pending:
+        return
+    loop = asyncio.get_running_loop()
+    expired: asyncio.Future[None] = loop.create_future()
+    timer = threading.Timer(grace_s, _poke, (loop, expired))
+    timer.daemon = True
+    timer.start()
+    try:
+        while pending and not expired.done():
+            await asyncio.wait([expired, *pending], return_when=asyncio.FIRST_COMPLETED)
+            pending = [t for t in pending if not t.done()]
+    finally:
+        timer.cancel()
+        if not expired.done():
+            expired.cancel()
+
+
+def abandon(task: asyncio.Future[Any]) -> None:
+    """Make a task that ignored its cancellation harmless without waiting for it.
+
+    Its pending step and wake-ups are removed, so it never runs again; it is marked done, so
+    ``asyncio.run``'s final cancel-all and ``gather`` do not wait for it; and one reference is
+    leaked on purpose, so its coroutine is never closed (a coroutine that catches
+    ``BaseException`` and awaits again would swallow the ``GeneratorExit`` and the
+    "Event loop is closed" errors that follow, and spin in the garbage collector or at
+    interpreter shutdown). The cost: the task's memory, once.
+    """
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(task))
+    loop = task.get_loop()
+    for handle in list(getattr(loop, "_ready", ())):
+        if getattr(getattr(handle, "_callback", None), "__self__", None) is task:
+            handle.cancel()
+    waiter = getattr(task, "_fut_waiter", None)
+    if isinstance(waiter, asyncio.Future):
+        for callback, _ in list(getattr(waiter, "_callbacks", None) or ()):
+            if getattr(callback, "__self__", None) is task:
+                waiter.remove_done_callback(callback)
+    if not task.done():
+        try:
+            asyncio.Future.set_result(task, None)  # the Future's own method: a Task refuses it
+        except (TypeError, RuntimeError, asyncio.InvalidStateError):
+            pass
+
+
+async def sweep(grace_s: float) -> tuple[list[str], list[str]]:
+    """Cancel every task of the running loop still running when the calls ended (an agent's
+    leftovers); abandon those that ignore it for ``grace_s``. Returns the reprs of the tasks
+    found running and the names (:func:`task_name`) of the abandoned ones."""
+    me = asyncio.current_task()
+    for _ in range(3):  # let tasks that are finishing finish before calling the rest leaks
+        await asyncio.sleep(0)
+    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    found = [repr(t) for t in left]
+    for task in left:
+        task.cancel()
+    await outlast(left, grace_s)
+    stubborn = [t for t in left if not t.done()]
+    names = [task_name(t) for t in stubborn]
+    for task in stubborn:
+        abandon(task)
+    return found, names
 
 
 class _Line:
@@ -157,8 +259,12 @@ class CallRun:
 
     def __init__(self, agent: VoiceAgent, steps: tuple[Step, ...], session_id: str,
                  playout: PlayoutConfig, offset_ns: int, *, clock: Clock, format: AudioFormat,
-                 tracer: Tracer | None, agent_timeout_ms: float) -> None:
+                 tracer: Tracer | None, agent_timeout_ms: float,
+                 unanswered: Literal["missed", "raise"] = "missed", grace_ms: float = 2000.0
+                 ) -> None:
         self.agent, self.steps = agent, steps
+        self.unanswered = unanswered
+        self.grace_ms = grace_ms
         self.clock = clock
         self.fmt = format
         self.agent_timeout_ms = agent_timeout_ms
@@ -258,6 +364,15 @@ class CallRun:
             cancel()
         if not task.done():
             task.cancel()
+            await outlast([task], self.grace_ms / 1000)
+            if not task.done():
+                name = task_name(task)
+                abandon(task)
+                raise AgentTimeoutError(
+                    f"session {self.log.session_id}: {what} did not return within {ms:g} ms "
+                    f"and ignored its cancellation for {self.grace_ms:g} ms more: abandoned "
+                    f"{name} (it catches CancelledError/BaseException and goes on; let "
+                    f"CancelledError propagate)")
             raise AgentTimeoutError(f"session {self.log.session_id}: {what} did not return within "
                                     f"{ms:g} ms; it must not block (do long work in a task)")
         return task.result()
@@ -313,10 +428,13 @@ class CallRun:
         self.turn += 1
         samples = clip.samples[skip:]  # skip: leading silence cut so a late barge-in lands on time
         self.mic.place(start, samples)
+        onset = round(clip.onset_ms * rate / 1000)
+        offset = max(round(clip.offset_ms * rate / 1000), onset + 1)
+        speech = bool(np.any(np.abs(clip.samples[onset:offset]) > self.log.playout.threshold))
         utterance = Utterance(str(self.turn), role, clip.name, start, start + samples.size,
-                              start - skip + round(clip.onset_ms * rate / 1000),
-                              start - skip + round(clip.offset_ms * rate / 1000), target_ns,
-                              clip.kind)
+                              start - skip + onset, start - skip + round(clip.offset_ms * rate
+                                                                          / 1000), target_ns,
+                              clip.kind, speech)
         self.log.append(utterance)
         return utterance
 
@@ -361,7 +479,8 @@ class CallRun:
             return onset  # it will be heard then, unless a clear comes first
 
         if not await self._until(audible, said + round(step.timeout_ms * 1e6)):
-            if step.required:
+            required = step.required if step.required is not None else self.unanswered == "raise"
+            if required:
                 raise self._timeout(
                     "the agent's earlier audio was still playing and no new reply began "
                     "(its audio never paused for the playout hold_ms)" if playout.audible_at(said)
@@ -369,7 +488,11 @@ class CallRun:
             return
         if step.until == "done":
             onset = heard[-1]
-            await self._until(self._settled(onset), onset + round(step.max_reply_ms * 1e6))
+            if not await self._until(self._settled(onset), onset + round(step.max_reply_ms * 1e6)):
+                self.log.append(Note(self._now(), str(self.turn), (
+                    f"the agent's reply was still playing {step.max_reply_ms:g} ms after it "
+                    f"became audible (answer max_reply_ms, {self.where}); the script went on "
+                    f"over it: raise max_reply_ms if a reply is meant to be that long")))
 
     async def _barge_in(self, step: BargeIn) -> None:
         clip = resolve_clip(step.clip, self.fmt.sample_rate, self.where)
@@ -389,7 +512,12 @@ class CallRun:
                                  said + round(step.timeout_ms * 1e6)):
             what = (f"the agent never reported state {step.at_state!r}" if step.at_state else
                     "the agent never became audible, so there was nothing to barge in on")
-            raise self._timeout(what, step.timeout_ms)
+            if self.unanswered == "raise":
+                raise self._timeout(what, step.timeout_ms)
+            self.log.append(Note(self._now(), str(self.turn + 1), (
+                f"{what} within {step.timeout_ms:g} ms after the user stopped speaking "
+                f"({self.where}); the barge-in was not spoken: no barge-in sample")))
+            return
         rate = self.fmt.sample_rate
         if clip.onset_ms is None:
             self._place(clip, 0, "barge_in")  # raises: no ground truth
@@ -410,6 +538,8 @@ class CallRun:
         self.log.append(Expectation("barge_in", str(self.turn), step.stop_timeout_ms, self._now(),
                                     self.where))
         await self._spoken(utterance)
+        if not utterance.speech:
+            return  # nothing was said: nothing to wait for (measured as no_onset)
         assert utterance.onset_sample is not None
         onset = speech_instant_ns(self.log, utterance.onset_sample)
         assert onset is not None

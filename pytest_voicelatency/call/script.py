@@ -48,15 +48,17 @@ class Say:
 @dataclass(frozen=True, slots=True)
 class Answer:
     """Wait for the agent to answer the latest turn: audible within ``timeout_ms`` of the end
-    of the user's speech, else :class:`~pytest_voicelatency.call.protocol.AgentTimeoutError`
-    naming the turn (or, with ``required=False``, a *missed* sample). ``until="done"`` also
-    waits for the reply to end (quiet for the hold, at most ``max_reply_ms``); ``"audible"``
-    returns at once."""
+    of the user's speech, else a *missed* sample and the script goes on (with ``required=True``,
+    or ``Caller(unanswered="raise")`` when ``required`` is left ``None``, the call stops with
+    :class:`~pytest_voicelatency.call.protocol.AgentTimeoutError` naming the turn, the missed
+    sample still recorded). ``until="done"`` also waits for the reply to end (quiet for the
+    hold, at most ``max_reply_ms``; a reply still playing then is noted and the script goes on
+    over it); ``"audible"`` returns at once."""
 
     timeout_ms: float = 5000.0
     until: Literal["audible", "done"] = "done"
     max_reply_ms: float = 30_000.0
-    required: bool = True
+    required: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ def say(clip: Clip | str) -> Say:
 
 
 def answer(timeout_ms: float = 5000.0, *, until: Literal["audible", "done"] = "done",
-           max_reply_ms: float = 30_000.0, required: bool = True) -> Answer:
+           max_reply_ms: float = 30_000.0, required: bool | None = None) -> Answer:
     """:class:`Answer`: wait for (and measure) the agent's reply to the latest turn."""
     return Answer(timeout_ms, until, max_reply_ms, required)
 
@@ -165,6 +167,10 @@ def check_script(steps: Sequence[Step]) -> tuple[Step, ...]:
             _number(where, "max_reply_ms", step.max_reply_ms, positive=True)
             if step.until not in ("audible", "done"):
                 raise VoiceLatencyUsageError(f"{where}: until must be 'audible' or 'done'")
+            if step.required not in (None, True, False):
+                raise VoiceLatencyUsageError(
+                    f"{where}: required must be True, False or None (the Caller's unanswered "
+                    f"setting), got {step.required!r}")
         elif isinstance(step, BargeIn):
             if not turns:
                 raise VoiceLatencyUsageError(
