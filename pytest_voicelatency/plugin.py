@@ -81,6 +81,7 @@ _PATH_OPTIONS = {JSON_OPTION: "voice_latency_json", SAVE_OPTION: "voice_latency_
                  HTML_OPTION: HTML_INI}
 REPORT_ATTRIBUTE = "voice_latency"
 SPANS_ATTRIBUTE = "voice_latency_spans"  # a test's spans as OTLP JSON, worker -> controller
+CHECKS_ATTRIBUTE = "voice_latency_checks"  # what a test's assertions decided, for the report
 EXPORT = pytest.StashKey["Export | None"]()
 CONVENTIONS = pytest.StashKey["Conventions"]()
 SKIP_REASON = ("voice latency test: run it with `pytest --voice-latency` "
@@ -334,6 +335,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         if export is not None and export.spans is not None:
             setattr(report, SPANS_ATTRIBUTE, export.spans.drain())
         capture = item.stash.get(CAPTURE, None)
+        if capture is not None and capture.checks:
+            setattr(report, CHECKS_ATTRIBUTE, [list(check) for check in capture.checks])
         if capture is not None and (len(capture) or capture.table.unread_count):
             # lazy: plugin start-up — numpy only for a test that captured spans
             from pytest_voicelatency.report.junit import junit_properties
@@ -367,6 +370,9 @@ class _RunReporter:
         spans = getattr(report, SPANS_ATTRIBUTE, None)
         if spans and self.export is not None and self.export.spans is not None:
             self.export.spans.receive(spans)
+        checks = getattr(report, CHECKS_ATTRIBUTE, None)
+        if isinstance(checks, list):
+            self.state.checks.extend((report.nodeid, *c) for c in checks if isinstance(c, list))
         self.state.record_report(report.nodeid, report.when, report.failed, report.longrepr)
         payload = getattr(report, REPORT_ATTRIBUTE, None)
         if payload is None:
@@ -406,7 +412,7 @@ class _RunReporter:
                             interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED)
         try:
             state.finish = finish(state.table, state.tests_with_spans, state.settings,
-                                  state.errors, facts)
+                                  state.errors, facts, checks=state.checks)
             code = state.finish.exit_code
         except Exception as exc:  # a bug here must not hide the tests' own outcome
             state.errors.append(f"pytest-voicelatency failed at the end of the run: {exc!r}; "

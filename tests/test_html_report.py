@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -365,3 +366,42 @@ def test_a_bad_html_turns_value_is_a_usage_error_naming_the_key(pytester):
     result = pytester.runpytest_subprocess("--voice-latency-html=r.html", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*voice_latency_html_turns = 'many'*whole number*"])
+
+
+ASSERTING_RUN = '''
+import pytest
+from pytest_voicelatency import assert_p95, stage_span
+
+
+def _turns():
+    for turn in range(20):
+        with stage_span("asr", "s", turn) as first:
+            first()
+
+
+def test_passes(voice_spans):
+    _turns()
+    assert_p95(stage="asr", lt=10_000)
+
+
+def test_fails(voice_spans):
+    _turns()
+    assert_p95(stage="asr", lt=0.000001)
+'''
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
+def test_in_test_assertions_reach_the_results_and_link_to_their_samples(pytester, workers):
+    """Every verdict links to what it rests on, the tests' own assertions included: each one is
+    in the results file and in the report, linked to its stage's histogram."""
+    pytester.makepyfile(test_asserting=ASSERTING_RUN)
+    result = pytester.runpytest_subprocess("--voice-latency-html=r.html",
+                                           "--voice-latency-json=r.json", "-p",
+                                           "no:cacheprovider", *workers)
+    result.assert_outcomes(passed=1, failed=1)
+    doc = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    outcomes = {a["test"].rsplit("::", 1)[1]: a["outcome"] for a in doc["assertions"]}
+    assert outcomes == {"test_passes": "pass", "test_fails": "fail"}
+    page = (pytester.path / "r.html").read_text(encoding="utf-8")
+    assert page.count("assertion in <code>") == 2
+    assert 'href="#dist-' in page.split("assertion in <code>", 2)[1]

@@ -103,3 +103,18 @@ def test_a_distribution_made_from_samples_is_rounded_to_the_microsecond():
     samples = derive(table_of(record("asr", 0, 1, metrics={"first_byte_ms": 0.1234567}, bar=False)))
     d = Distributions.of(samples).select("asr", "first_byte_ms")
     assert d.values.tolist() == [0.123] and np.all(np.diff(d.values) >= 0)
+
+
+def test_an_assertion_made_many_times_in_one_test_keeps_its_worst_outcome():
+    """A hypothesis test asserts once per example: the results keep one check per test and
+    rule, with the worst outcome, the largest estimate and every sample counted."""
+    from pytest_voicelatency.results.model import assertion_checks
+
+    raw = [("t::a", "asr", "first_byte_ms", "p95 < 200", "pass", 120.0, 20),
+           ("t::a", "asr", "first_byte_ms", "p95 < 200", "fail", 250.0, 20),
+           ("t::a", "asr", "first_byte_ms", "p95 < 200", "pass", float("nan"), 0),
+           ("t::b", "asr", "first_byte_ms", "p95 < 200", "pass", 90.0, 20),
+           ("t::c", "asr", "bad", "row")]                                  # malformed: skipped
+    a, b = assertion_checks(raw)
+    assert (a.test, a.outcome, a.value_ms, a.n, a.times) == ("t::a", "fail", 250.0, 40, 3)
+    assert (b.test, b.outcome, b.failed) == ("t::b", "pass", False)

@@ -25,7 +25,7 @@ from pytest_voicelatency.errors import (
 )
 from pytest_voicelatency.spans.capture import Capture, current_capture
 from pytest_voicelatency.spans.samples import Selection
-from pytest_voicelatency.stats.levels import check_q
+from pytest_voicelatency.stats.levels import check_q, quantile_label
 from pytest_voicelatency.stats.limit import limit_from
 from pytest_voicelatency.stats.verdict import (
     Verdict,
@@ -92,6 +92,9 @@ def assert_quantile(q: float, *, stage: str, lt: float | None = None, le: float 
             "capture=cap")
     selection = capture.select(stage, metric)
     verdict = judge(selection.values, q, limit, confidence)
+    outcome = "invalid" if selection.invalid else verdict.outcome
+    capture.checks.append((stage, selection.metric, f"{quantile_label(q)} {limit}", outcome,
+                           float(verdict.estimate.value), int(verdict.estimate.n)))
     if selection.invalid:  # never a verdict on numbers that are not latencies
         shown = format_verdict(selection, verdict, selection.worst(3)) \
             if verdict.outcome != "missing" else f"{stage} {selection.metric}: no valid samples"

@@ -96,7 +96,8 @@ def waterfall_keys(results: Results) -> list[Key]:
     compared key that changed or may have (regression, improvement, inconclusive), with samples;
     without any of these, the agent's stages, handoffs and the caller's response and barge-in.
     Per-call caller stages (playout, pacing) have no turns. In pipeline order."""
-    keys: list[Key] = []
+    keys: list[Key] = [(a.stage, a.metric) for a in results.assertions
+                       if a.outcome not in ("missing", "invalid")]
     if results.gates is not None:
         keys += [(r.stage, r.metric) for r in results.gates.results if r.outcome != "missing"]
     if results.comparison is not None:
@@ -339,7 +340,16 @@ class _Page:
                 out.append(f'<div class="verdict {_tone(c.outcome, c.failed)}">'
                            f'<div>vs baseline: {esc(c.headline(q))}</div>'
                            f'<div class="links">{self.links(key)}</div></div>')
-        if not gates and r.comparison is None:
+        for a in sorted(r.assertions, key=lambda a: (not a.failed, a.test)):
+            key = (a.stage, a.metric)
+            times = f" ({a.times} times, worst shown)" if a.times > 1 else ""
+            tone = "v-pass" if not a.failed else "v-fail"
+            out.append(f'<div class="verdict {tone}"><div>assertion in <code>{esc(a.test)}</code>: '
+                       f"{esc(a.stage)} {esc(a.metric)} {esc(a.rule)} → {esc(a.outcome)}, "
+                       f"{esc(ms(a.value_ms))} ms over n={a.n}{esc(times)}</div>"
+                       + (f'<div class="links">{self.links(key)}</div>'
+                          if key in r.distributions else "") + "</div>")
+        if not gates and r.comparison is None and not r.assertions:
             out.pop()
             out.append("<p>No run-wide gates or baseline comparison in this run (set "
                        "<code>voice_latency_thresholds</code> or "

@@ -123,7 +123,10 @@ def to_document(results: Results, *, with_samples: bool = True) -> dict[str, Any
         "problems": {"count": results.problem_count, "first": list(results.problems)},
         "partial": {"reasons": list(results.partial), "lost_samples": results.lost_samples}
         if results.partial else None,
-        "clock": results.clock or None}
+        "clock": results.clock or None,
+        "assertions": [{"test": a.test, "stage": a.stage, "metric": a.metric, "rule": a.rule,
+                        "outcome": a.outcome, "value_ms": _ms(a.value_ms), "n": a.n,
+                        "times": a.times} for a in results.assertions]}
     if with_samples and results.samples is not None:
         doc["samples"] = [{"stage": x.stage, "metric": x.metric, "value": x.value,
                            "flags": SampleFlag.names(x.flags), "test": x.test_id,

@@ -17,7 +17,8 @@ without its samples, the run with the errors of writing its files) is a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,56 @@ from pytest_voicelatency.gate.evaluate import GateReport
 from pytest_voicelatency.spans.samples import Sample
 from pytest_voicelatency.stats.distribution import Distributions
 
-__all__ = ["Results"]
+__all__ = ["Results", "AssertionCheck", "assertion_checks"]
+
+#: Worst first: an assertion's outcome over all the times a test made it (hypothesis examples).
+_SEVERITY = ("invalid", "missing", "fail", "inconclusive", "pass")
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionCheck:
+    """What one in-test assertion (``assert_p95(stage=..., lt=...)``) decided in one test, over
+    every time the test made it (a hypothesis test makes it once per example): the worst
+    outcome, the largest estimate, the samples judged in all, how many times it ran."""
+
+    test: str
+    stage: str
+    metric: str
+    rule: str  # e.g. "p95 < 200"
+    outcome: str  # pass, fail, inconclusive, missing, invalid
+    value_ms: float
+    n: int
+    times: int = 1
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome != "pass"
+
+
+def assertion_checks(raw: Sequence[Sequence[object]]) -> tuple[AssertionCheck, ...]:
+    """Typed, merged checks from the plugin's plain ``(test, stage, metric, rule, outcome,
+    value_ms, n)`` tuples (which travel from xdist workers); malformed entries are skipped."""
+    merged: dict[tuple[str, str, str, str], AssertionCheck] = {}
+    for item in raw:
+        if len(item) != 7 or item[4] not in _SEVERITY:
+            continue
+        test, stage, metric, rule, outcome = (str(x) for x in item[:5])
+        value = float(item[5]) if isinstance(item[5], (int, float)) else math.nan
+        n = int(item[6]) if isinstance(item[6], int) else 0
+        key = (test, stage, metric, rule)
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = AssertionCheck(test, stage, metric, rule, outcome, value, n)
+            continue
+        worst = min(seen.outcome, outcome, key=_SEVERITY.index)
+        merged[key] = AssertionCheck(test, stage, metric, rule, worst,
+                                     max(seen.value_ms, value, key=_nan_low),
+                                     seen.n + n, seen.times + 1)
+    return tuple(merged.values())
+
+
+def _nan_low(x: float) -> float:
+    return -math.inf if math.isnan(x) else x
 
 
 @dataclass(frozen=True)
@@ -71,6 +121,7 @@ class Results:
     partial: tuple[str, ...] = ()
     output_errors: tuple[str, ...] = ()
     clock: str = ""  # the caller's time base: "virtual", "real", "mixed", or "" (no caller)
+    assertions: tuple[AssertionCheck, ...] = ()  # what the tests' own assertions decided
 
     @property
     def name(self) -> str:

@@ -36,7 +36,7 @@ from pytest_voicelatency.report.markdown import render
 from pytest_voicelatency.results.codec import dumps
 from pytest_voicelatency.results.environment import fingerprint
 from pytest_voicelatency.results.files import append_text, write_atomic
-from pytest_voicelatency.results.model import Results
+from pytest_voicelatency.results.model import Results, assertion_checks
 from pytest_voicelatency.results.validate import load
 from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
 from pytest_voicelatency.run.facts import RunFacts, incomplete, save_decision
@@ -91,10 +91,12 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
 
 
 def finish(table: SpanTable | None, tests: int, settings: Settings,
-           errors: Sequence[str] = (), facts: RunFacts | None = None) -> Finish:
+           errors: Sequence[str] = (), facts: RunFacts | None = None, *,
+           checks: Sequence[Sequence[object]] = ()) -> Finish:
     """Judge, compare, build the results once, write them (see the module docstring).
 
-    ``facts`` are what the hooks saw of the run (None: a complete run).
+    ``facts`` are what the hooks saw of the run (None: a complete run); ``checks`` what the
+    tests' own assertions decided, as ``(test, stage, metric, rule, outcome, value_ms, n)``.
     """
     table = table if table is not None else SpanTable()
     internal: list[str] = []
@@ -129,7 +131,8 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
         settings=settings.record(), gates=gates, comparison=comparison,
         problems=tuple(table.problems), problem_count=table.problem_count,
         warnings=tuple(warnings), errors=(*errors, *baseline_errors), partial=partial,
-        output_errors=tuple(internal), clock=_clock(*table.caller_clocks()))
+        output_errors=tuple(internal), clock=_clock(*table.caller_clocks()),
+        assertions=assertion_checks(checks))
     results = _write(results, settings, table, samples)
     return Finish(results, exit_code(results))
 

@@ -36,6 +36,8 @@ class RunState:
     failed: set[str] = field(default_factory=set)
     crashed: list[str] = field(default_factory=list)
     tests_run: int = 0
+    #: what each test's assertions decided: (test, stage, metric, rule, outcome, value_ms, n)
+    checks: list[tuple[object, ...]] = field(default_factory=list)
 
     def record_report(self, nodeid: str, when: str, failed: bool, longrepr: object) -> None:
         """Count one test report: a call that ran, a failure, a test lost with its worker

@@ -76,6 +76,9 @@ class Capture:
         self.spans_seen = 0
         self._cache: tuple[int, SampleSet] | None = None
         self.closed = False
+        #: what the assertions on this capture decided, in order, as plain tuples
+        #: ``(stage, metric, rule, outcome, value_ms, n)`` (the run's report lists and links them)
+        self.checks: list[tuple[str, str, str, str, float, int]] = []
 
     def _receive(self, record: Any) -> None:
         self.table.add(record, self.test_id)
@@ -238,3 +241,6 @@ def capture_spans(test_id: str = "", *, unreliable: str = "warn",
         yield capture
     finally:
         stop(capture)
+        outer = current_capture()
+        if outer is not None:  # the test's own capture reports what was asserted in here too
+            outer.checks.extend(capture.checks)
