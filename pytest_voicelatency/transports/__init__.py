@@ -4,9 +4,12 @@ deployed agent is driven by the simulated caller with no adapter.
 May import: ``call``, ``stats``, ``spans``, ``audio``, ``clock``, ``errors``.
 
 Public names (``docs/transports.md``): ``WebSocketAgent`` (raw PCM16 over a WebSocket),
-``TwilioAgent`` (Twilio Media Streams, μ-law 8 kHz), and their errors ``TransportError``,
-``AgentConnectError``, ``AgentDisconnectedError``. They need the optional ``websockets`` package
-(``pip install 'pytest-voicelatency[websocket]'``); importing this package alone does not.
+``TwilioAgent`` (Twilio Media Streams, μ-law 8 kHz), ``PipecatWebSocketAgent`` (a Pipecat bot
+behind its WebSocket server transport with the ``ProtobufFrameSerializer``), and their errors
+``TransportError``, ``AgentConnectError``, ``AgentDisconnectedError``. They need the optional
+``websockets`` package (``pip install 'pytest-voicelatency[websocket]'``), and
+``PipecatWebSocketAgent`` also ``pipecat-ai`` (``[pipecat]``); importing this package alone needs
+neither.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from pytest_voicelatency._lazy import exports
 _EXPORTS = {
     "WebSocketAgent": ".websocket",
     "TwilioAgent": ".twilio",
+    "PipecatWebSocketAgent": ".pipecat_ws",
     "TransportError": ".link",
     "AgentConnectError": ".link",
     "AgentDisconnectedError": ".link",
 }
-__all__ = ["WebSocketAgent", "TwilioAgent", "TransportError", "AgentConnectError",
-           "AgentDisconnectedError"]
+__all__ = ["WebSocketAgent", "TwilioAgent", "PipecatWebSocketAgent", "TransportError",
+           "AgentConnectError", "AgentDisconnectedError"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from pytest_voicelatency.transports.link import (
@@ -31,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         AgentDisconnectedError,
         TransportError,
     )
+    from pytest_voicelatency.transports.pipecat_ws import PipecatWebSocketAgent
     from pytest_voicelatency.transports.twilio import TwilioAgent
     from pytest_voicelatency.transports.websocket import WebSocketAgent
 else:
