@@ -45,8 +45,12 @@ from pipecat_services import (  # noqa: E402
 
 from pytest_voicelatency.agents.oracle import tone_clip  # noqa: E402
 from pytest_voicelatency.call.caller import Caller  # noqa: E402
-from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AudioFormat  # noqa: E402
-from pytest_voicelatency.call.protocol import AgentProtocolError  # noqa: E402
+from pytest_voicelatency.call.protocol import (  # noqa: E402
+    AgentAudio,
+    AgentClear,
+    AgentProtocolError,
+    AudioFormat,
+)
 from pytest_voicelatency.call.script import answer, barge_in, say  # noqa: E402
 from pytest_voicelatency.errors import VoiceLatencyUsageError  # noqa: E402
 from pytest_voicelatency.transports import (  # noqa: E402
@@ -263,7 +267,7 @@ def test_a_pipecat_bot_that_goes_away_mid_call_fails_the_call_at_once():
 def test_the_documented_pipecat_example_runs_as_written(tmp_path):
     doc = (ROOT / "docs" / "transports.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S)
-                if "PipecatWebSocketAgent(url" in b and "asyncio.run(" in b]
+                if "PipecatWebSocketAgent(" in b and "asyncio.run(" in b]
     script = tmp_path / "pipecat_ws_example.py"
     script.write_text(block, encoding="utf-8")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
