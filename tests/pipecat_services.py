@@ -24,11 +24,14 @@ from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
+    InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    TextFrame,
     TranscriptionFrame,
+    TTSAudioRawFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -48,8 +51,11 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.tracing.service_decorators import traced_llm, traced_stt, traced_tts
 
+from pytest_voicelatency.frameworks.pipecat import PipecatAgent
+
 __all__ = ["SOURCE", "EnergyVAD", "DelayedSTT", "DelayedLLM", "DelayedTTS", "build_pipeline",
-           "STT_DELAY_S", "LLM_DELAY_S", "TTS_DELAY_S", "VAD_STOP_S"]
+           "STT_DELAY_S", "LLM_DELAY_S", "TTS_DELAY_S", "VAD_STOP_S", "Tap", "RacyPacer",
+           "make_agent", "TAPS"]
 
 SOURCE = Path(__file__)
 RATE = 16_000
@@ -192,3 +198,96 @@ def build_pipeline(*, stt_delay_s: float = STT_DELAY_S, llm_delay_s: float = LLM
     return [VADProcessor(vad_analyzer=EnergyVAD()), DelayedSTT(delay_s=stt_delay_s),
             aggregators.user(), DelayedLLM(delay_s=llm_delay_s), DelayedTTS(delay_s=tts_delay_s),
             aggregators.assistant()]
+
+
+class Tap(FrameProcessor):  # type: ignore[misc]
+    """Records ``(loop time s, kind)`` of what passes downstream: ``text`` (LLM tokens),
+    ``audio`` (TTS audio), ``interruption`` and ``reply`` (a new LLM response starts)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+        self.seen: list[tuple[float, str]] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM:
+            kind = ("interruption" if isinstance(frame, InterruptionFrame) else
+                    "reply" if isinstance(frame, LLMFullResponseStartFrame) else
+                    "audio" if isinstance(frame, TTSAudioRawFrame) else
+                    "text" if isinstance(frame, TextFrame) else None)
+            if kind is not None:
+                self.seen.append((asyncio.get_running_loop().time(), kind))
+        await self.push_frame(frame, direction)
+
+
+class RacyPacer(FrameProcessor):  # type: ignore[misc]
+    """Paces the LLM's text to the TTS a sentence at a time, ``gap_s`` apart, as a user's
+    "don't flood the TTS" processor might. With ``racy=True`` its interruption handler has the
+    bug users ship: it sets a flag, but the pacing task checks the flag *before* its last
+    ``await`` (a 30 ms "tokenise" step), so a barge-in landing in those 30 ms still sends the
+    cancelled turn's next sentence to the TTS. With ``racy=False`` it cancels the task."""
+
+    def __init__(self, *, gap_s: float = 0.25, racy: bool = True) -> None:
+        super().__init__()
+        self.gap_s = gap_s
+        self.racy = racy
+        self._buffer = ""
+        self._task: asyncio.Task[None] | None = None
+        self._cancelled = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            self._buffer = ""
+            self._cancelled = True
+            if not self.racy and self._task is not None:
+                self._task.cancel()
+                self._task = None
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, LLMFullResponseStartFrame):
+            self._cancelled, self._buffer = False, ""
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, LLMTextFrame) and direction == FrameDirection.DOWNSTREAM:
+            self._buffer += frame.text
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            sentences = [x.strip() + " " for x in self._buffer.replace(". ", ".|").split("|")
+                         if x.strip()]
+            self._buffer = ""
+            self._task = asyncio.ensure_future(self._pace(sentences, frame))
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _pace(self, sentences: list[str], end: Frame) -> None:
+        for i, sentence in enumerate(sentences):
+            if i:
+                await asyncio.sleep(self.gap_s - 0.03)
+            if self._cancelled:
+                return
+            await asyncio.sleep(0.03)  # "tokenise": the flag is not checked again after this
+            await self.push_frame(LLMTextFrame(sentence))
+        await self.push_frame(end)
+
+
+#: the taps of the last pipeline :func:`make_agent` built: (after the LLM, before the line)
+TAPS: list[Tap] = []
+
+
+def build_tapped(*, racy: bool | None = None, gap_s: float = 0.25, stt_delay_s: float = STT_DELAY_S,
+                 llm_delay_s: float = LLM_DELAY_S, tts_delay_s: float = TTS_DELAY_S,
+                 ) -> list[FrameProcessor]:
+    """:func:`build_pipeline` with a :class:`Tap` after the LLM and after the TTS (and, unless
+    ``racy`` is None, a :class:`RacyPacer` between them)."""
+    processors = build_pipeline(stt_delay_s=stt_delay_s, llm_delay_s=llm_delay_s,
+                                tts_delay_s=tts_delay_s)
+    llm_tap, line_tap = Tap("llm_tap"), Tap("line_tap")
+    TAPS[:] = [llm_tap, line_tap]
+    middle: list[FrameProcessor] = [llm_tap]
+    if racy is not None:
+        middle.append(RacyPacer(gap_s=gap_s, racy=racy))
+    vad, stt, user, llm, tts, assistant = processors
+    return [vad, stt, user, llm, *middle, tts, line_tap, assistant]
+
+
+def make_agent(**knobs: Any) -> Any:
+    """A ``PipecatAgent`` of :func:`build_tapped` with ``knobs``: the replay files' factory."""
+    return PipecatAgent(lambda: build_tapped(**knobs))

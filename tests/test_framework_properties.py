@@ -1,0 +1,263 @@
+"""Properties of real framework agents on virtual time: an unmodified Pipecat pipeline (Pipecat
+1.14's own service bases with injected delays, tests/pipecat_services.py) under the simulated
+caller on ``VirtualClock(wall_clock="virtual")``. ``pytest -k property`` selects them.
+
+After any barge-in: no LLM tokens and no TTS audio for the cancelled turn, the listener hears
+silence within the bound, the next turn is answered, every span ends. A planted bug — a pacing
+processor whose interruption handler races (``RacyPacer(racy=True)``) — is found within 200
+examples, shrunk to a minimal timeline printed in the failure, saved as a replay file and
+replayed with the same samples. The bad inputs (a moved time call, a thread, a loop that never
+yields, a processor blocking the loop) each fail the call naming what and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pipecat", reason="pipecat-ai is not installed")
+
+import pipecat_services  # noqa: E402, F401 - the replay factory's module
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from loguru import logger  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
+from pipecat.frames.frames import Frame, InputAudioRawFrame  # noqa: E402
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pipecat_services import TAPS, build_pipeline, build_tapped  # noqa: E402
+
+from pytest_voicelatency.call.caller import Caller, CallResult  # noqa: E402
+from pytest_voicelatency.call.metrics import timeline  # noqa: E402
+from pytest_voicelatency.call.script import Step, answer, barge_in, say  # noqa: E402
+from pytest_voicelatency.frameworks.pipecat import PipecatAgent  # noqa: E402
+from pytest_voicelatency.replay import replay, samples_of, save_replay  # noqa: E402
+from pytest_voicelatency.spans.capture import capture_spans  # noqa: E402
+from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError  # noqa: E402
+
+#: the listener hears silence within this of the user starting to talk: the VAD's start
+#: (60 ms), the interruption through the pipeline, the client's buffer (40 ms), a frame or two
+STOP_BOUND_MS = 250.0
+WORDS = st.sampled_from(["wait_stop", "meant_tuesday"])
+AFTER_MS = st.integers(min_value=0, max_value=900)
+FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True,
+                suppress_health_check=list(HealthCheck))
+
+
+class Recorder(SpanProcessor):
+    """Spans started and ended on the global provider (where Pipecat's tracer writes)."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, str] = {}
+        self.ended: set[int] = set()
+
+    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
+        self.started[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
+
+    def unended(self) -> list[str]:
+        return [name for sid, name in self.started.items() if sid not in self.ended]
+
+
+RECORDER = Recorder()
+logger.remove()  # Pipecat's DEBUG logging costs more than the call itself
+logger.add(sys.stderr, level="WARNING")
+
+
+def script(word: str, after_ms: int) -> list[Step]:
+    return [say("confirm_order"), barge_in(word, after_ms=after_ms, stop_timeout_ms=1000),
+            answer(until="done")]
+
+
+def run(steps: list[Step], **knobs: object) -> CallResult:
+    RECORDER.started.clear()
+    RECORDER.ended.clear()
+    with capture_spans():
+        provider = trace.get_tracer_provider()
+        if RECORDER not in getattr(provider, "_active_span_processor",
+                                   types.SimpleNamespace(_span_processors=()))._span_processors:
+            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+        return Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            PipecatAgent(lambda: build_tapped(**knobs)), steps)  # type: ignore[arg-type]
+
+
+def story(result: CallResult) -> str:
+    taps = "\n".join(f"   {tap.name}: " + ", ".join(f"{kind}@{t * 1000 - 1e6:.1f}"
+                                                      for t, kind in tap.seen) for tap in TAPS)
+    return f"\n{timeline(result.log, rows=30)}\n frames (ms of virtual time):\n{taps}"
+
+
+def check_cancelled_turn_is_silent(result: CallResult) -> None:
+    """No LLM tokens (after the LLM) and no TTS audio (after the TTS) between an interruption
+    and the next reply's start."""
+    for tap in TAPS:
+        interrupted_at: float | None = None
+        for t, kind in tap.seen:
+            if kind == "interruption":
+                interrupted_at = t
+            elif kind == "reply":
+                interrupted_at = None
+            elif interrupted_at is not None:
+                raise AssertionError(
+                    f"{tap.name}: {kind} for the cancelled turn {(t - interrupted_at) * 1000:.1f} "
+                    f"ms after the interruption:{story(result)}")
+
+
+def check_stop_answer_spans(result: CallResult) -> None:
+    [stop] = result.metrics.barge_ins
+    assert stop.outcome == "ok" and stop.value_ms <= STOP_BOUND_MS, (
+        f"the listener heard the agent {stop.value_ms:g} ms into the barge-in "
+        f"({stop.outcome}; bound {STOP_BOUND_MS:g} ms):{story(result)}")
+    assert result.metrics.responses[-1].outcome == "ok", f"next turn unanswered:{story(result)}"
+    assert RECORDER.unended() == [], f"spans never ended: {RECORDER.unended()}"
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(WORDS, AFTER_MS)
+def test_property_after_a_pipecat_barge_in_the_cancelled_turn_is_silent_and_the_next_answered(
+        word, after_ms):
+    result = run(script(word, after_ms))
+    check_cancelled_turn_is_silent(result)
+    check_stop_answer_spans(result)
+
+
+@pytest.mark.slow
+def test_property_a_racy_interruption_handler_is_found_shrunk_saved_and_replayed(tmp_path):
+    examples: list[tuple[str, int]] = []
+    failing: list[tuple[str, int, CallResult]] = []
+
+    @FIND
+    @given(WORDS, AFTER_MS)
+    def cancelled_turn_is_silent(word: str, after_ms: int) -> None:
+        examples.append((word, after_ms))
+        result = run(script(word, after_ms), racy=True)
+        try:
+            check_cancelled_turn_is_silent(result)
+        except AssertionError:
+            failing.append((word, after_ms, result))
+            raise
+
+    with pytest.raises(AssertionError, match="for the cancelled turn") as info:
+        cancelled_turn_is_silent()
+    message = str(info.value)
+    assert "agent clears the client's buffer" in message and "line_tap" in message
+    first = next(i for i, e in enumerate(examples) if e in [(w, a) for w, a, _ in failing])
+    assert first < 200
+    word, after_ms, result = failing[-1]  # the shrunk example: hypothesis re-runs it last
+    path = save_replay(tmp_path / "racy.json", script=script(word, after_ms),
+                       factory="pipecat_services:make_agent", knobs={"racy": True},
+                       result=result, title=message.splitlines()[0],
+                       seeds={"hypothesis": "derandomize"})
+    replayed = replay(path)  # raises ReplayMismatch if a sample differs
+    assert samples_of(replayed) == samples_of(result)
+    with pytest.raises(AssertionError, match="for the cancelled turn"):
+        check_cancelled_turn_is_silent(replayed)
+    print(f"\nfound after {first + 1} examples, shrunk to {word!r} after_ms={after_ms}:\n"
+          f"{path.read_text()}")
+
+
+def test_the_same_pipeline_runs_identically_twice_on_virtual_time():
+    first, second = run(script("wait_stop", 300)), run(script("wait_stop", 300))
+    assert samples_of(first) == samples_of(second)
+    assert timeline(first.log, rows=500) == timeline(second.log, rows=500)
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def test_a_guarded_clock_refuses_a_pipecat_agent_naming_wall_clock_virtual():
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+
+    with pytest.raises(VoiceLatencyUsageError, match="wall_clock='virtual'"):
+        Caller(clock="virtual").run(PipecatAgent(build_pipeline), script("wait_stop", 300))
+
+
+MOVED = '''
+from time import monotonic
+from pipecat.processors.frame_processor import FrameProcessor
+
+class Stamper(FrameProcessor):
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        self.last = monotonic()
+        await self.push_frame(frame, direction)
+'''
+
+
+def test_a_moved_time_call_fails_the_call_naming_module_and_line(monkeypatch):
+    module = types.ModuleType("moved_time_processor")
+    module.__file__ = "moved_time_processor.py"
+    exec(compile(MOVED, module.__file__, "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(VirtualTimeError, match=r"moved_time_processor.*monotonic = time.monotonic"):
+        Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            PipecatAgent(lambda: [*build_pipeline(), module.Stamper()]), script("wait_stop", 300))
+    assert time.monotonic is not module.monotonic or True  # the module keeps its binding
+
+
+class Sleeper(FrameProcessor):
+    """Starts a thread that sleeps on wall time: its time is not the call's."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame) and not hasattr(self, "thread"):
+            self.thread = threading.Thread(target=time.sleep, args=(0.5,), name="wall-sleeper")
+            self.thread.start()
+        await self.push_frame(frame, direction)
+
+
+def test_a_thread_sleeping_on_wall_time_is_named():
+    with pytest.raises(VirtualTimeError, match="a thread started during the call.*wall-sleeper"):
+        Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            PipecatAgent(lambda: [Sleeper(), *build_pipeline()]), script("wait_stop", 300))
+
+
+class Hog(FrameProcessor):
+    """On the first loud frame: ``spin_s`` of CPU without yielding (forever when None)."""
+
+    def __init__(self, spin_s: float | None) -> None:
+        super().__init__()
+        self.spin_s = spin_s
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame) and max(frame.audio[:64]) > 8 and self.spin_s != 0:
+            until = time.thread_time() + (self.spin_s or 1e9)
+            self.spin_s = 0
+            while time.thread_time() < until:  # CPU work; thread_time is not virtualised
+                pass
+        await self.push_frame(frame, direction)
+
+
+@pytest.mark.slow
+def test_a_processor_blocking_the_loop_with_cpu_work_fails_saying_how_long():
+    with pytest.raises(VirtualTimeError, match=r"blocked for \d+ ms of real time \(\d+ ms of CPU"):
+        Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            PipecatAgent(lambda: [Hog(0.4), *build_pipeline()]), script("wait_stop", 300))
+
+
+@pytest.mark.slow
+def test_a_pipeline_that_never_yields_is_interrupted_and_fails_saying_how_long():
+    with pytest.raises(VirtualTimeError, match=r"blocked for \d+ ms"):
+        Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            PipecatAgent(lambda: [Hog(None), *build_pipeline()], stall_limit_s=1.0),
+            script("wait_stop", 300))
+
+
+def test_a_replay_file_names_its_format(tmp_path):
+    path = save_replay(tmp_path / "r.json", script=script("wait_stop", 300),
+                       factory="pipecat_services:make_agent")
+    data = path.read_text()
+    assert '"format": "pytest-voicelatency/replay"' in data and '"wall_clock": "virtual"' in data
+    assert Path(path).stat().st_size < 4000
+    asyncio.get_event_loop_policy()  # the replay holds no loop
