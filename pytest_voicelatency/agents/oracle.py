@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -150,6 +151,28 @@ def tone_clip(ms: float = 600.0, *, lead_ms: float = 200.0, trail_ms: float = 20
                 onset_ms=lead * 1000 / sample_rate, offset_ms=(lead + body) * 1000 / sample_rate)
 
 
+_NONE = np.zeros(0, np.intp)
+_Encoded = tuple[tuple[int, ...], tuple[AgentAudio, ...], int]
+
+
+def _encode(samples: np.ndarray, cfg: OracleConfig, rate: int) -> _Encoded:
+    """A reply cut into the pieces it is sent in: (their sizes, their events, total samples)."""
+    chunk = max(1, round(cfg.frame_ms * rate / 1000))
+    pieces = [samples] if cfg.mode == "burst" else \
+        [samples[i:i + chunk] for i in range(0, samples.size, chunk)]
+    return (tuple(piece.size for piece in pieces),
+            tuple(AgentAudio(to_pcm16(piece), rate) for piece in pieces), int(samples.size))
+
+
+@lru_cache(maxsize=32)
+def _encoded_reply(cfg: OracleConfig, rate: int) -> _Encoded:
+    """The reply without comfort noise depends on the config alone: built and encoded once
+    (the events are immutable), not on every turn of every call."""
+    lead = np.zeros(round(cfg.leading_silence_ms * rate / 1000), np.float32)
+    body = _square(round(cfg.reply_ms * rate / 1000), rate, 300.0, cfg.level)
+    return _encode(np.concatenate([lead, body]), cfg, rate)
+
+
 class OracleAgent:
     """A :class:`~pytest_voicelatency.call.protocol.VoiceAgent` with exactly known delays."""
 
@@ -173,15 +196,19 @@ class OracleAgent:
         self._tasks.session = session
         self._rate = session.format.sample_rate
         self._threshold = round(10 ** (self.config.threshold_dbfs / 20) * 32768)
+        self._quiet = bytes(2 * session.format.frame_samples)  # digital silence: nothing loud
         session.emit(AgentState("listening"))
 
     async def receive(self, pcm: bytes) -> None:
         session = self._session
         assert session is not None, "start() first"
         now = session.clock.now_ns()
-        x = np.frombuffer(pcm, dtype="<i2")
-        n = x.size
-        loud = np.flatnonzero(np.abs(x.astype(np.int32)) > self._threshold)
+        n = len(pcm) // 2
+        if pcm == self._quiet:  # a memcmp: the caller's silent frames cost no numpy work
+            loud = _NONE
+        else:
+            x = np.frombuffer(pcm, dtype="<i2")
+            loud = np.flatnonzero(np.abs(x.astype(np.int32)) > self._threshold)
         if loud.size:
             if not self._in_speech:
                 self._in_speech = True
@@ -204,32 +231,28 @@ class OracleAgent:
         body = _square(round(cfg.reply_ms * rate / 1000), rate, 300.0, cfg.level)
         return np.concatenate([quiet, body])
 
-    def _pcm(self, samples: np.ndarray) -> AgentAudio:
-        return AgentAudio(to_pcm16(samples), self._rate)
-
     async def _answer(self, user_end: int) -> None:
         session, cfg = self._session, self.config
         assert session is not None
         clock = session.clock
-        samples = self._reply_samples()
-        total_ms = samples.size * 1000 / self._rate
+        if cfg.comfort_noise_dbfs is None:  # the same reply every time: encoded once per config
+            sizes, events, total = _encoded_reply(cfg, self._rate)
+        else:
+            sizes, events, total = _encode(self._reply_samples(), cfg, self._rate)
+        total_ms = total * 1000 / self._rate
         start = user_end + round(cfg.response_delay_ms * 1e6)
-        chunk = max(1, round(cfg.frame_ms * self._rate / 1000))
-        pieces = [samples] if cfg.mode == "burst" else \
-            [samples[i:i + chunk] for i in range(0, samples.size, chunk)]
-        events = [self._pcm(piece) for piece in pieces]  # encoded before the clock matters
         await clock.sleep_until(start)
         self._sent = 0
         first = clock.now_ns()
         self.turns.append(OracleTurn(user_end, first, cfg.leading_silence_ms, cfg.reply_ms))
         self._speaking_until = first + round(total_ms * 1e6) + 300_000_000
-        for k, (piece, event) in enumerate(zip(pieces, events)):
+        for k, (size, event) in enumerate(zip(sizes, events)):
             if k:
                 jitter = float(self._rng.uniform(0, cfg.send_jitter_ms)) \
                     if cfg.send_jitter_ms else 0.0
                 await clock.sleep_until(first + round((k * cfg.frame_ms + jitter) * 1e6))
             session.emit(event)
-            self._sent += piece.size
+            self._sent += size
             if not k:
                 session.emit(AgentState("speaking"))
 

@@ -212,6 +212,15 @@ class EnergyVAD(_FrameFormat):
         self._lags = np.arange(round(sample_rate / 400), round(sample_rate / 50) + 1)
         self._history = np.zeros(max(2 * int(self._lags[-1]), self._size) + 1)
         self._nfft = 1 << (len(self._history) + int(self._lags[-1])).bit_length()
+        # per-frame work reuses these buffers and constants (the arithmetic is unchanged, so
+        # every decision is bit for bit what the plain numpy expressions give)
+        self._x = np.empty(self._size)
+        self._squares = np.empty(self._size)
+        self._y = np.empty(len(self._history) - 1)
+        self._y2 = np.empty(len(self._history) - 1)
+        self._head_index = len(self._y) - 1 - self._lags
+        self._tail_index = self._lags - 1
+        self._threshold_cache = (math.nan, 0.0, 0.0)
         self.reset()
 
     def reset(self) -> None:
@@ -224,10 +233,13 @@ class EnergyVAD(_FrameFormat):
 
     def process(self, frame: np.ndarray) -> VadDecision:
         """Judge the next frame of the stream (see the class docstring for how)."""
-        x = _check_frame(frame, self._size).astype(np.float64)
+        x = self._x
+        np.copyto(x, _check_frame(frame, self._size))  # float32 -> float64, into the buffer
         start, self._position = self._position, self._position + self._size
-        self._history = np.concatenate([self._history[self._size :], x])
-        power_db = 10 * math.log10(float(np.dot(x, x)) / self._size + 1e-20)
+        history, size = self._history, self._size
+        history[:-size] = history[size:]  # the last 40 ms, shifted in place
+        history[-size:] = x
+        power_db = 10 * math.log10(float(np.dot(x, x)) / size + 1e-20)
         threshold_db = self._floor_db + self.margin_db
         if power_db <= threshold_db:
             self._run_start = None
@@ -250,11 +262,15 @@ class EnergyVAD(_FrameFormat):
         them, the first (last) sample whose magnitude exceeds the threshold's amplitude pins it to
         the sample. Such a sample exists in any block whose mean power is over the threshold.
         """
-        power = np.add.reduceat(x * x, self._block_starts) / self._block_lengths
-        loud = np.flatnonzero(power > 10 ** (threshold_db / 10))
+        squares = np.multiply(x, x, out=self._squares)
+        power = np.add.reduceat(squares, self._block_starts) / self._block_lengths
+        cached, power_threshold, level = self._threshold_cache
+        if cached != threshold_db:  # the floor moves only on non-speech frames
+            power_threshold, level = 10 ** (threshold_db / 10), 10 ** (threshold_db / 20)
+            self._threshold_cache = (threshold_db, power_threshold, level)
+        loud = np.flatnonzero(power > power_threshold)
         if loud.size == 0:  # energy spread thinly over the whole frame
             return 0, len(x)
-        level = 10 ** (threshold_db / 20)
         head_start, tail_start = (int(self._block_starts[i]) for i in (loud[0], loud[-1]))
         head = np.abs(x[head_start : head_start + self._block_lengths[loud[0]]]) > level
         tail = np.abs(x[tail_start : tail_start + self._block_lengths[loud[-1]]]) > level
@@ -271,12 +287,13 @@ class EnergyVAD(_FrameFormat):
 
     def _voicing(self) -> float:
         """Peak normalised autocorrelation of the pre-emphasised last 40 ms over pitch lags."""
-        y = np.diff(self._history)
+        history = self._history
+        y = np.subtract(history[1:], history[:-1], out=self._y)  # np.diff, into the buffer
         spectrum = np.fft.rfft(y, self._nfft)
         corr = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, self._nfft)[self._lags]
-        energy = np.cumsum(y * y)
-        head = energy[len(y) - 1 - self._lags]  # sum of y[0 : n - lag] ** 2
-        tail = energy[-1] - energy[self._lags - 1]  # sum of y[lag : n] ** 2
+        energy = np.cumsum(np.multiply(y, y, out=self._y2), out=self._y2)
+        head = energy[self._head_index]  # sum of y[0 : n - lag] ** 2
+        tail = energy[-1] - energy[self._tail_index]  # sum of y[lag : n] ** 2
         # lags whose overlap holds little of the energy (speech just began after silence) would
         # correlate a few samples by chance: leave them out
         usable = np.minimum(head, tail) >= 0.25 * energy[-1]
