@@ -14,7 +14,7 @@ __all__ = ["OPTION", "INI", "JSON_OPTION", "SAVE_OPTION", "COMPARE_OPTION", "MAR
            "MARKER", "CALLER_MARKER", "SPANS_MARKER", "SAVE_PARTIAL_OPTION", "SAVE_PARTIAL_INI",
            "ALLOW_PARTIAL_OPTION", "ALLOW_PARTIAL_INI", "PATH_OPTIONS", "OTLP_OPTION", "OTLP_INI",
            "SPANS_JSON_OPTION", "SPANS_JSON_INI", "HTML_OPTION", "HTML_INI", "HTML_TURNS_INI",
-           "CONVENTIONS_INI", "CLOCK_INI", "CLOCK_CHOICES"]
+           "CONVENTIONS_INI", "CLOCK_INI", "CLOCK_CHOICES", "REPLAY_OPTION"]
 
 # command line (each also has an ini twin or implies --voice-latency)
 OPTION = "--voice-latency"
@@ -27,6 +27,7 @@ ALLOW_PARTIAL_OPTION = "--voice-latency-allow-partial"
 OTLP_OPTION = "--voice-latency-otlp"
 SPANS_JSON_OPTION = "--voice-latency-spans-json"
 HTML_OPTION = "--voice-latency-html"
+REPLAY_OPTION = "--voice-latency-replay"
 PATH_OPTIONS = (JSON_OPTION, SAVE_OPTION, COMPARE_OPTION, MARKDOWN_OPTION, SPANS_JSON_OPTION,
                 HTML_OPTION)
 

@@ -51,6 +51,7 @@ from pytest_voicelatency.options import (
     OTLP_INI,
     OTLP_OPTION,
     PATH_OPTIONS,
+    REPLAY_OPTION,
     SAVE_OPTION,
     SAVE_PARTIAL_INI,
     SAVE_PARTIAL_OPTION,
@@ -156,6 +157,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(HTML_INI, default="", help=f"same as {HTML_OPTION} (default: none)")
     parser.addini(HTML_TURNS_INI, default="10",
                   help="worst turns drawn as waterfalls per stage in the HTML report (default: 10)")
+    group.addoption(REPLAY_OPTION, metavar="FILE", dest="voice_latency_replay",
+                    action="append", default=[],
+                    help="instead of the suite, re-run each saved call FILE (a replay file a "
+                         "failing property test saved) on virtual time and fail if its samples "
+                         "differ; repeatable (implies --voice-latency; default: none)")
     group.addoption(OTLP_OPTION, metavar="ENDPOINT", dest=OTLP_INI, default=None,
                     help="send the run's spans (the caller's included) and per-stage histograms "
                          "over OTLP/HTTP to ENDPOINT, a collector's base URL such as "
@@ -198,7 +204,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONVENTIONS] = _conventions(config)
     export = config.stash[EXPORT] = _start_export(config)
     enabled = bool(config.getoption("voice_latency") or _ini_bool(config, INI)
-                   or any(paths.values()) or export is not None)
+                   or any(paths.values()) or export is not None
+                   or config.getoption("voice_latency_replay"))
     state = config.stash[STATE] = RunState(enabled=enabled,
                                            is_worker=hasattr(config, "workerinput"))
     if enabled:
@@ -291,7 +298,15 @@ def _settings(config: pytest.Config, paths: dict[str, str | None]) -> Settings:
         raise pytest.UsageError(str(exc)) from None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                   items: list[pytest.Item]) -> None:
+    replays = config.getoption("voice_latency_replay")
+    if replays:
+        from pytest_voicelatency.run.replaying import replay_items  # lazy: only when asked
+
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = replay_items(session, replays)
+        return
     if config.stash[STATE].enabled:
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pytest_voicelatency.plugin import MARKER, OPTION, SKIP_REASON
@@ -446,3 +448,49 @@ def test_a_bad_clock_ini_is_a_usage_error_naming_the_key(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*voice_latency_clock = 'fast': use real or virtual*"])
+
+
+def _saved_call(path):
+    """A replay file of one reference-agent call, as a failing property would save it."""
+    from pytest_voicelatency.agents import ReferenceServer
+    from pytest_voicelatency.call import answer, say
+    from pytest_voicelatency.call.caller import Caller
+    from pytest_voicelatency.replay import save_replay
+    from pytest_voicelatency.vclock import VirtualClock
+
+    script = [say("hello"), answer()]
+    result = Caller(clock=VirtualClock(wall_clock="virtual")).run(ReferenceServer(), script)
+    return save_replay(path, script=script, result=result,
+                       factory="pytest_voicelatency.agents.reference:ReferenceServer")
+
+
+def test_the_replay_option_reruns_a_saved_call_instead_of_the_suite(pytester):
+    """--voice-latency-replay FILE: the suite is set aside, the saved call runs as the only test
+    and gives the same samples; its spans fill the table like any test's."""
+    replay = _saved_call(pytester.path / "call.json")
+    pytester.makepyfile(test_suite="def test_not_run():\n    raise AssertionError\n")
+    result = pytester.runpytest_subprocess(f"--voice-latency-replay={replay}",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*caller.response*", "clock: virtual*"])
+
+
+def test_a_replay_that_measures_other_samples_fails_showing_both(pytester):
+    replay = _saved_call(pytester.path / "call.json")
+    data = json.loads(replay.read_text())
+    data["samples"] = {key: [value + 1.0 for value in values]
+                       for key, values in data["samples"].items()}
+    replay.write_text(json.dumps(data))
+    result = pytester.runpytest_subprocess(f"--voice-latency-replay={replay}",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*replay*call.json measured other samples*"])
+
+
+def test_an_unreadable_replay_file_is_a_usage_error_naming_it(pytester):
+    (pytester.path / "bad.json").write_text("{}")
+    result = pytester.runpytest_subprocess("--voice-latency-replay=bad.json",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--voice-latency-replay bad.json*not a pytest-voicelatency "
+                                 "replay file*"])
