@@ -55,9 +55,13 @@ from pytest_voicelatency.frameworks.pipecat import PipecatAgent
 
 __all__ = ["SOURCE", "EnergyVAD", "DelayedSTT", "DelayedLLM", "DelayedTTS", "build_pipeline",
            "STT_DELAY_S", "LLM_DELAY_S", "TTS_DELAY_S", "VAD_STOP_S", "Tap", "RacyPacer",
-           "make_agent", "TAPS"]
+           "make_agent", "TAPS", "REPLY", "THREE_SENTENCES"]
 
 SOURCE = Path(__file__)
+#: the default reply of :class:`DelayedLLM`
+REPLY = "Sure. I have cancelled your order and emailed you a receipt."
+#: a reply a :class:`RacyPacer` paces in three sentences
+THREE_SENTENCES = "Sure. I have cancelled your order. I emailed you a receipt."
 RATE = 16_000
 STT_DELAY_S = 0.15
 LLM_DELAY_S = 0.25
@@ -117,7 +121,7 @@ class DelayedLLM(LLMService):  # type: ignore[misc]
     """Answers any context with ``reply`` in two chunks; the first after ``delay_s``."""
 
     def __init__(self, *, delay_s: float = LLM_DELAY_S,
-                 reply: str = "Sure. I have cancelled your order and emailed you a receipt.",
+                 reply: str = REPLY,
                  **kwargs: Any) -> None:
         super().__init__(settings=LLMSettings(model="delayed-llm", **dict.fromkeys(_LLM_UNUSED)),
                          **kwargs)
@@ -189,15 +193,15 @@ class DelayedTTS(TTSService):  # type: ignore[misc]
 
 
 def build_pipeline(*, stt_delay_s: float = STT_DELAY_S, llm_delay_s: float = LLM_DELAY_S,
-                   tts_delay_s: float = TTS_DELAY_S) -> list[FrameProcessor]:
+                   tts_delay_s: float = TTS_DELAY_S, reply: str = REPLY) -> list[FrameProcessor]:
     """A fresh VAD → STT → user aggregator → LLM → TTS → assistant aggregator, per call."""
     context = LLMContext([{"role": "system", "content": "You take orders."}])
     aggregators = LLMContextAggregatorPair(context, user_params=LLMUserAggregatorParams(
         user_turn_strategies=UserTurnStrategies(
             stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.2)])))
     return [VADProcessor(vad_analyzer=EnergyVAD()), DelayedSTT(delay_s=stt_delay_s),
-            aggregators.user(), DelayedLLM(delay_s=llm_delay_s), DelayedTTS(delay_s=tts_delay_s),
-            aggregators.assistant()]
+            aggregators.user(), DelayedLLM(delay_s=llm_delay_s, reply=reply),
+            DelayedTTS(delay_s=tts_delay_s), aggregators.assistant()]
 
 
 class Tap(FrameProcessor):  # type: ignore[misc]
@@ -223,11 +227,13 @@ class Tap(FrameProcessor):  # type: ignore[misc]
 class RacyPacer(FrameProcessor):  # type: ignore[misc]
     """Paces the LLM's text to the TTS a sentence at a time, ``gap_s`` apart, as a user's
     "don't flood the TTS" processor might. With ``racy=True`` its interruption handler has the
-    bug users ship: it sets a flag, but the pacing task checks the flag *before* its last
-    ``await`` (a 30 ms "tokenise" step), so a barge-in landing in those 30 ms still sends the
-    cancelled turn's next sentence to the TTS. With ``racy=False`` it cancels the task."""
+    bug users ship: it sets a flag, and the pacing task checks the flag *before* it waits out
+    the gap rather than after (decide, yield, send), so a barge-in landing in any of those gaps
+    still sends the cancelled turn's next sentence to the TTS. With ``racy=False`` it cancels
+    the task. A reply of three sentences (:data:`THREE_SENTENCES`) puts the last gap inside the
+    audible reply, where a barge-in after the audio starts can land in it."""
 
-    def __init__(self, *, gap_s: float = 0.25, racy: bool = True) -> None:
+    def __init__(self, *, gap_s: float = 0.4, racy: bool = True) -> None:
         super().__init__()
         self.gap_s = gap_s
         self.racy = racy
@@ -259,11 +265,13 @@ class RacyPacer(FrameProcessor):  # type: ignore[misc]
 
     async def _pace(self, sentences: list[str], end: Frame) -> None:
         for i, sentence in enumerate(sentences):
-            if i:
-                await asyncio.sleep(self.gap_s - 0.03)
-            if self._cancelled:
-                return
-            await asyncio.sleep(0.03)  # "tokenise": the flag is not checked again after this
+            if self.racy:
+                if self._cancelled:
+                    return
+                if i:
+                    await asyncio.sleep(self.gap_s)  # the flag is not checked again after this
+            elif i:
+                await asyncio.sleep(self.gap_s)
             await self.push_frame(LLMTextFrame(sentence))
         await self.push_frame(end)
 
@@ -272,13 +280,13 @@ class RacyPacer(FrameProcessor):  # type: ignore[misc]
 TAPS: list[Tap] = []
 
 
-def build_tapped(*, racy: bool | None = None, gap_s: float = 0.25, stt_delay_s: float = STT_DELAY_S,
+def build_tapped(*, racy: bool | None = None, gap_s: float = 0.4, stt_delay_s: float = STT_DELAY_S,
                  llm_delay_s: float = LLM_DELAY_S, tts_delay_s: float = TTS_DELAY_S,
-                 ) -> list[FrameProcessor]:
+                 reply: str = REPLY) -> list[FrameProcessor]:
     """:func:`build_pipeline` with a :class:`Tap` after the LLM and after the TTS (and, unless
     ``racy`` is None, a :class:`RacyPacer` between them)."""
     processors = build_pipeline(stt_delay_s=stt_delay_s, llm_delay_s=llm_delay_s,
-                                tts_delay_s=tts_delay_s)
+                                tts_delay_s=tts_delay_s, reply=reply)
     llm_tap, line_tap = Tap("llm_tap"), Tap("line_tap")
     TAPS[:] = [llm_tap, line_tap]
     middle: list[FrameProcessor] = [llm_tap]
