@@ -4,6 +4,9 @@
    barge-ins, over a line with delay and jitter) against the bundled reference agent, once in
    real time and once on a virtual clock, in one run. Prints wall time, CPU time, the speed-up
    and the wall time per user turn, and checks the two runs measured the same kind of call.
+   Next to them, the same conversation on virtual time against
+   :class:`~pytest_voicelatency.agents.oracle.OracleAgent` (a 2.4 s reply, no VAD, no ASR/LLM/TTS
+   work): what the harness costs per turn, so the reference agent's own share is the difference.
 2. **What a frame costs**: a call that only sends silence to an agent that does nothing: the
    harness's own CPU per 3 s of conversation (150 frames), on virtual time.
 3. **Soak**: ``--soak-turns`` user turns (default 10 000) on virtual time, call after call, with
@@ -24,6 +27,7 @@ import time
 import tracemalloc
 import warnings
 
+from pytest_voicelatency.agents.oracle import OracleAgent, OracleConfig
 from pytest_voicelatency.agents.reference import ReferenceServer
 from pytest_voicelatency.call.caller import Caller, CallResult
 from pytest_voicelatency.call.playout import PlayoutConfig
@@ -35,6 +39,9 @@ UTTERANCES = ["confirm_order", "cancel_order", "late_pizza", "book_table", "chan
 INTERRUPTIONS = ["wait_stop", "meant_tuesday"]
 LINE = PlayoutConfig(buffer_ms=60, delay_ms=20, jitter_ms=10)
 TURNS_PER_CALL = 5
+#: the oracle answering the reference conversation: it must hold through the pauses inside
+#: "wait ... stop" (end_hold_ms=300), and replies as long as the reference agent does
+ORACLE = OracleConfig(end_hold_ms=300, response_delay_ms=400, reply_ms=2400)
 
 
 def conversation(k: int) -> list[Step]:
@@ -48,12 +55,13 @@ def conversation(k: int) -> list[Step]:
     ]
 
 
-def timed(clock: str, calls: int) -> tuple[float, float, list[CallResult]]:
+def timed(clock: str, calls: int, oracle: bool = False) -> tuple[float, float, list[CallResult]]:
     """(wall s, CPU s, results) of ``calls`` concurrent conversations on ``clock``."""
     caller = Caller(clock=clock, playout=LINE)  # type: ignore[arg-type]
     gc.collect()
+    agent = (lambda: OracleAgent(ORACLE)) if oracle else ReferenceServer()
     wall, cpu = time.perf_counter(), time.process_time()
-    results = caller.run_calls(ReferenceServer(), [conversation(k) for k in range(calls)])
+    results = caller.run_calls(agent, [conversation(k) for k in range(calls)])
     return time.perf_counter() - wall, time.process_time() - cpu, results
 
 
@@ -152,6 +160,11 @@ def main() -> None:
               f"{heard(r_results)} |")
     print(f"| virtual | {v_wall:.3f} | {v_cpu:.3f} | {v_wall * 1000 / turns:.1f} | "
           f"{heard(v_results)} |")
+    timed("virtual", 1, oracle=True)
+    o_wall, o_cpu, o_results = min((timed("virtual", args.calls, oracle=True) for _ in range(3)),
+                                   key=lambda run: run[1])
+    print(f"| virtual, oracle agent (harness) | {o_wall:.3f} | {o_cpu:.3f} | "
+          f"{o_wall * 1000 / turns:.1f} | {heard(o_results)} |")
     if not args.skip_real:
         print(f"\nvirtual time is {r_wall / v_wall:.0f}x faster in wall time; it needs "
               f"{v_cpu / r_cpu:.2f}x the CPU of the real-time run (the same work, no waiting)")
