@@ -32,7 +32,8 @@ LAZY_NAMESPACES = sorted(f"pytest_voicelatency.{p.parent.name}"
                          for p in PACKAGE.glob("*/__init__.py"))
 #: public top-level modules: plain modules, imported whole when used (the strategies need
 #: hypothesis and numpy; nothing on the plugin's start-up path imports either)
-MODULE_NAMESPACES = ["pytest_voicelatency.vclock", "pytest_voicelatency.strategies"]
+MODULE_NAMESPACES = ["pytest_voicelatency.vclock", "pytest_voicelatency.strategies",
+                     "pytest_voicelatency.replay"]
 SUB_PACKAGES = sorted(LAZY_NAMESPACES + MODULE_NAMESPACES)
 
 #: Every name ``from pytest_voicelatency import ...`` offered in 0.1.0.
