@@ -200,9 +200,9 @@ def _gates(results: Results, missing: str | None = None) -> GateReport | None:
 
 
 def _compare(args: argparse.Namespace) -> _Outcome:
+    from pytest_voicelatency.files import same_file  # lazy: CLI start-up
     from pytest_voicelatency.gate.compare import compare  # lazy: CLI start-up
     from pytest_voicelatency.report.markdown import render  # lazy: CLI start-up
-    from pytest_voicelatency.results.files import same_file  # lazy: CLI start-up
     from pytest_voicelatency.results.validate import load  # lazy: CLI start-up
 
     if same_file(args.base, args.head):

@@ -43,6 +43,7 @@ from pytest_voicelatency.call.caller import Caller, CallResult
 from pytest_voicelatency.call.metrics import timeline
 from pytest_voicelatency.call.playout import PlayoutConfig
 from pytest_voicelatency.call.script import Answer, BargeIn, Pause, Say, Step
+from pytest_voicelatency.files import write_atomic
 from pytest_voicelatency.spans.capture import Capture, capture_spans
 from pytest_voicelatency.vclock import VirtualClock
 
@@ -114,9 +115,7 @@ def save_replay(path: str | Path, *, script: Sequence[Step], factory: str,
     if result is not None:
         data["samples"] = samples_of(result)
         data["timeline"] = timeline(result.log, rows=40).splitlines()
-    target = Path(path)
-    target.write_text(json.dumps(data, indent=1) + "\n")
-    return target
+    return write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def load_replay(path: str | Path) -> dict[str, Any]:

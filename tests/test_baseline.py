@@ -12,10 +12,10 @@ import pytest
 from helpers import record, table_of
 
 from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.files import append_text, write_atomic
 from pytest_voicelatency.gate.compare import environment_differences
 from pytest_voicelatency.results.codec import FORMAT, FORMAT_VERSION, dumps, save
 from pytest_voicelatency.results.environment import fingerprint, git_commit
-from pytest_voicelatency.results.files import append_text, write_atomic
 from pytest_voicelatency.results.merge import merge
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.results.validate import load, loads

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pytest_voicelatency.errors import VoiceLatencyError
-from pytest_voicelatency.results.files import write_atomic
+from pytest_voicelatency.files import write_atomic
 
 
 def test_writes_the_whole_text_and_creates_the_directory(tmp_path):

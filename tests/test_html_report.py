@@ -19,11 +19,11 @@ from helpers import EXAMPLES, record, table_of
 from pytest_voicelatency import voice_spans
 from pytest_voicelatency.agents import NO_FLUSH, ReferenceServer
 from pytest_voicelatency.call.caller import Caller
+from pytest_voicelatency.files import write_atomic
 from pytest_voicelatency.gate.compare import compare
 from pytest_voicelatency.gate.evaluate import GatePolicy, evaluate
 from pytest_voicelatency.gate.thresholds import parse_thresholds
 from pytest_voicelatency.report.html import render, report, waterfall_keys
-from pytest_voicelatency.results.files import write_atomic
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.run.finish import finish
 from pytest_voicelatency.run.settings import Settings

@@ -32,7 +32,6 @@ import base64
 import json
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +40,9 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
+
+from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.files import write_atomic
 
 __all__ = ["SpanBuffer", "encode_spans", "span_count", "DEFAULT_MAX_SPANS"]
 
@@ -268,17 +270,8 @@ class SpanBuffer(SpanProcessor):
         warnings: list[str] = []
         self.closed = True  # the run is over: a processor cannot be removed, so it goes inert
         try:
-            text = self.to_json()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except (OSError, ValueError) as exc:
+            write_atomic(target, self.to_json())
+        except (OSError, ValueError, VoiceLatencyError) as exc:
             return [f"voice latency: could not write the spans JSON {target}: {exc}"]
         if self.dropped:
             warnings.append(

@@ -22,7 +22,7 @@ distributions, environment and settings), so the command line judges a file like
 >>> import json
 >>> from pytest_voicelatency.results.model import Results
 >>> sorted(json.loads(dumps(Results())))[:4]
-['clock', 'comparison', 'created', 'distributions']
+['assertions', 'clock', 'comparison', 'created']
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pytest_voicelatency.files import write_atomic
 from pytest_voicelatency.gate.compare import Comparison
 from pytest_voicelatency.gate.evaluate import GateReport
-from pytest_voicelatency.results.files import write_atomic
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.spans.record import SampleFlag
 from pytest_voicelatency.stats.summary import StageRow, order_key

@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from pytest_voicelatency._version import __version__
 from pytest_voicelatency.errors import VoiceLatencyError
+from pytest_voicelatency.files import append_text, write_atomic
 from pytest_voicelatency.gate.compare import Comparison, compare
 from pytest_voicelatency.gate.crosscheck import spans_lie
 from pytest_voicelatency.gate.evaluate import GateReport, evaluate
@@ -35,7 +36,6 @@ from pytest_voicelatency.report.html import report as html_report
 from pytest_voicelatency.report.markdown import render
 from pytest_voicelatency.results.codec import dumps
 from pytest_voicelatency.results.environment import fingerprint
-from pytest_voicelatency.results.files import append_text, write_atomic
 from pytest_voicelatency.results.model import Results, assertion_checks
 from pytest_voicelatency.results.validate import load
 from pytest_voicelatency.run.exitcodes import ExitCode, exit_code

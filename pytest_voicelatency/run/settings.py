@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
+from pytest_voicelatency.files import same_file
 from pytest_voicelatency.gate.policy import (
     ComparePolicy,
     GatePolicy,
@@ -25,7 +26,6 @@ from pytest_voicelatency.gate.policy import (
     policy_from_strings,
 )
 from pytest_voicelatency.gate.thresholds import Threshold, parse_thresholds
-from pytest_voicelatency.results.files import same_file
 from pytest_voicelatency.stats.levels import parse_fraction
 
 __all__ = ["Settings", "build"]
