@@ -342,7 +342,8 @@ def interruption(log: CallLog, playout: Playout, exp: Expectation,
     silent = playout.silent_from(onset)
     bound_ns = round(exp.bound_ms * 1e6)
     quiet = silent - onset <= bound_ns and playout.settled(onset, end_ns) is not None
-    if not quiet and min(silent, end_ns) - onset <= bound_ns:
+    outran = silent - onset > bound_ns and end_ns - onset >= bound_ns
+    if not quiet and not outran:
         return None  # the call ended inside the window: still undecided
     stopped = quiet and _reaction(log, onset, silent) is not None  # ran out by itself: no stop
     return Interruption(exp.turn_id, utterance.clip, utterance.kind,
@@ -360,7 +361,7 @@ def barge_in(log: CallLog, playout: Playout, exp: Expectation, end_ns: int) -> M
         return Measurement("barge_in", exp.turn_id, onset, onset, exp.bound_ms, "no_onset",
                            exp.bound_ms)
     silent = playout.silent_from(onset)
-    if min(silent, end_ns) - onset > bound_ns:
+    if silent - onset > bound_ns and end_ns - onset >= bound_ns:  # still audible at the bound
         return Measurement("barge_in", exp.turn_id, onset, onset + bound_ns, exp.bound_ms,
                            "missed", exp.bound_ms)
     if playout.settled(onset, end_ns) is None:

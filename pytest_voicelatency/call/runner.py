@@ -355,6 +355,13 @@ class CallRun:
 
         task.add_done_callback(settle)
         cancel = self._timer(self._now() + round(ms * 1e6), settle)
+        # on a virtual clock, agent code that spins (awaits again at once, forever) keeps
+        # virtual time from passing: the same bound in real time, from a thread, ends the wait
+        watchdog = threading.Timer(ms / 1000, _poke, (asyncio.get_running_loop(), settled)) \
+            if self.clock.is_virtual else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             await settled
         except asyncio.CancelledError:
@@ -362,6 +369,8 @@ class CallRun:
             raise
         finally:
             cancel()
+            if watchdog is not None:
+                watchdog.cancel()
         if not task.done():
             task.cancel()
             await outlast([task], self.grace_ms / 1000)
