@@ -58,8 +58,10 @@ def ignored_barge_in() -> str:
     with capture_spans() as cap:
         result = Caller(clock="virtual").run(agent, [say(USER), barge_in(USER, after_ms=400)])
     [m] = result.metrics.barge_ins
-    [s] = cap.samples(stage="caller.barge_in", metric="latency_ms")
-    return f"{m.outcome} values={result.values('barge_in')} sample_missed={s.missed}"
+    spans = len(cap.samples(stage="caller.barge_in", metric="latency_ms"))
+    [decision] = cap.samples(stage="barge_in.missed", metric="missed")
+    return (f"{m.outcome} values={result.values('barge_in')} spans={spans} "
+            f"missed={decision.value:g}")
 
 
 def burst_reply_no_clear() -> str:
@@ -268,7 +270,7 @@ def stubborn_close_virtual() -> str:
 CASES: dict[str, tuple[str, Callable[..., str], str]] = {
     "call-barge-in-ignored": (
         "the agent ignores a barge-in; its reply ends 100 ms after the onset",
-        ignored_barge_in, r"^not_interrupted values=\[\] sample_missed=True$"),
+        ignored_barge_in, r"^not_interrupted values=\[\] spans=0 missed=1$"),
     "call-barge-in-burst-no-clear": (
         "the whole reply was queued at the client; no clear, no state",
         burst_reply_no_clear, r"^not_interrupted$"),

@@ -13,8 +13,9 @@ an explicit client model (:mod:`pytest_voicelatency.call.playout`), logs everyth
   (``lateness_p50_ms``/``p99``/``max`` and the event loop's ``wake_*``) — one per call.
 
 All carry ``audio.source="caller"``, the session id and turn id. A missed or censored sample says
-so (``audio.outcome``); a barge-in the agent did not stop for is ``missed`` with
-``audio.barge_in="not_interrupted"`` (see :mod:`~pytest_voicelatency.call.metrics`). When the
+so (``audio.outcome``); a barge-in the agent did not stop for (``not_interrupted``) or made of
+no speech (``no_onset``) gives no latency at all, only a warning (see
+:mod:`~pytest_voicelatency.call.metrics`). When the
 caller fell behind real time (a frame sent more than ``pacing_limit_ms`` late) inside a
 measurement's window, that sample carries ``audio.reliable=False``; the call's other samples
 stay reliable. With the ``unreliable="retry"`` policy a call with such a spoiled measurement is

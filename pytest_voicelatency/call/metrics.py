@@ -20,11 +20,12 @@ model replayed over the agent events the log received). Nothing is ever invented
   can see: the agent's audio playing at the onset went quiet within the bound, and between the
   onset and that quiet the agent reacted — an ``AgentClear``, or an ``AgentState`` other than
   ``"speaking"`` (``"interrupted"``, ``"listening"``...). Audio that simply ran out with no
-  such sign is ``not_interrupted`` (the reply's own end, not a stop): recorded with the bound,
-  its span says ``audio.outcome="missed"`` and ``audio.barge_in="not_interrupted"``, so it counts
-  as +inf. A barge-in clip with no audible sample between its labelled onset and offset is
-  ``no_onset``: nothing was said, so there is nothing to honour; it is no sample (a note says
-  so). A reply that outlasts ``stop_timeout_ms`` is ``missed``;
+  such sign is ``not_interrupted`` (the reply's own end, not a stop): no latency and no
+  ``caller.barge_in`` sample (a note says so), while the interruption decision records the
+  words as talked over (``barge_in.missed = 1``). A barge-in clip with no audible sample
+  between its labelled onset and offset is ``no_onset``: nothing was said, so there is nothing
+  to honour; it is no sample (a note says so). A reply that outlasts ``stop_timeout_ms`` is
+  ``missed``;
 * **pacing**: lateness of every inbound frame (actual send − deadline) and of every event-loop
   wake-up, p50/p99/max per call. Reliability is judged **per measurement window**: a
   measurement whose window (its start to its end, plus the frame before) holds a frame sent
@@ -412,8 +413,10 @@ def measure(log: CallLog, *, pacing_limit_ms: float = 5.0,
                 f"turn {exp.turn_id}: the agent's audio ran out "
                 f"{_ms(result.end_ns - result.start_ns):g} ms after the interruption began, with "
                 f"no AgentClear and no AgentState from the agent in between: its reply ended by "
-                f"itself, it did not stop for the barge-in (outcome not_interrupted, counted as "
-                f"missed); emit AgentClear() when you stop for an interruption")
+                f"itself, it did not stop for the barge-in, so as far as the listener can tell "
+                f"there was nothing to barge in on (outcome not_interrupted: no barge-in "
+                f"latency; the interruption counts as missed); emit AgentClear() when you stop "
+                f"for an interruption")
         elif result.outcome == "no_onset":
             utterance = log.utterance(exp.turn_id)
             clip = utterance.clip if utterance is not None else "?"
@@ -471,8 +474,8 @@ def caller_spans(metrics: CallMetrics, *, virtual_clock: bool = False) -> list[S
 
     out = []
     for m in metrics.responses + metrics.barge_ins:
-        if m.outcome == "no_onset":
-            continue  # nothing was said: no sample (the call's notes say so)
+        if m.outcome in ("no_onset", "not_interrupted"):
+            continue  # no stop to time: no latency sample (the call's notes say so)
         values: dict[str, Any] = {"latency_ms": m.value_ms, "outcome": SPAN_OUTCOME[m.outcome],
                                   "bound_ms": m.bound_ms}
         if m.kind == "response":
