@@ -222,7 +222,8 @@ class Sleeper(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame) and not hasattr(self, "thread"):
-            self.thread = threading.Thread(target=time.sleep, args=(0.5,), name="wall-sleeper")
+            self.thread = threading.Thread(target=time.sleep, args=(5.0,), name="wall-sleeper",
+                                           daemon=True)
             self.thread.start()
         await self.push_frame(frame, direction)
 

@@ -41,6 +41,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from pytest_voicelatency.call.runner import HARNESS_THREAD
 from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError, current_clock
 
 __all__ = ["OnVirtualTime", "LoopStalled", "InlineExecutor", "bound_wall_clocks",
@@ -300,17 +301,17 @@ class OnVirtualTime:
             return
         self._beat += 1
         self._frames += 1
-        if threading.active_count() != self._count:
-            self._count = threading.active_count()
-            new = [t for t in threading.enumerate()
-                   if t.ident not in self._threads and t.is_alive()]
-            if new:
-                self._threads.update(t.ident for t in new if t.ident is not None)
-                raise VirtualTimeError(
-                    f"{self.label}: a thread started during the call on virtual time: "
-                    f"{', '.join(_describe(t) for t in new)}. Its time is real while the call's "
-                    f"jumps ahead, so what it waits for or stamps is not on the clock: run this "
-                    f"agent on clock='real', or keep its work on the event loop")
+        # by identity, not by count: a thread of the harness ending (a timer) while the agent's
+        # starts leaves the count unchanged
+        new = [t for t in threading.enumerate() if t.ident not in self._threads and t.is_alive()
+               and not t.name.startswith(HARNESS_THREAD)]
+        if new:
+            self._threads.update(t.ident for t in new if t.ident is not None)
+            raise VirtualTimeError(
+                f"{self.label}: a thread started during the call on virtual time: "
+                f"{', '.join(_describe(t) for t in new)}. Its time is real while the call's "
+                f"jumps ahead, so what it waits for or stamps is not on the clock: run this "
+                f"agent on clock='real', or keep its work on the event loop")
         if self._frames % self.NATIVE_EVERY == 0:
             native = _native_threads()
             new_native = {tid: name for tid, name in native.items() if tid not in self._native}
