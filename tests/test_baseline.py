@@ -39,7 +39,8 @@ def from_samples(samples, *, tests: int = 0, spans: int = 0, with_samples: bool 
 
 
 def test_results_hold_every_sample_with_its_identity_and_flags():
-    """--voice-latency-json lists stage, metric, value, flags, test, session, turn, trace id."""
+    """--voice-latency-json lists stage, metric, value, flags, test, session, turn, trace id and the
+    span's instants (the gap: the bar that ends it)."""
     table = table_of(record("asr", 0, 100, session="s1", turn="7"),
                      record("llm", 130, 400, session="s1", turn="7")._replace(flags=UNRELIABLE),
                      test="test_a.py::test_x")
@@ -48,7 +49,8 @@ def test_results_hold_every_sample_with_its_identity_and_flags():
     gap = [s for s in doc["samples"] if s["stage"] == "gap.asr_to_llm"]
     assert gap == [{"stage": "gap.asr_to_llm", "metric": "duration_ms", "value": 30.0,
                     "flags": ["unreliable"], "test": "test_a.py::test_x", "session": "s1",
-                    "turn": "7", "trace": "ab" * 16}]
+                    "turn": "7", "trace": "ab" * 16,
+                    "start_ns": 130_000_000, "end_ns": 400_000_000}]
     assert {(s["stage"], s["metric"]) for s in doc["samples"]} >= {("asr", "duration_ms"),
                                                                    ("llm", "duration_ms")}
     summary = {(d["stage"], d["metric"]): d for d in doc["distributions"]}

@@ -158,3 +158,17 @@ def test_a_discarded_session_gives_no_samples_agent_spans_included():
         ("test_a", "call-1.retry1"), ("test_b", "call-1")]      # same ids in another test stay
     assert [x.session_id for x in s.select("gap.asr_to_llm").worst(10)] == ["call-1.retry1"]
     assert DISCARDED not in s.metrics_by_stage()
+
+
+def test_each_sample_carries_the_instants_of_its_span_to_join_with_the_agents_logs():
+    """A sample knows when its span ran (epoch ns, as in the trace), and keeps it through the
+    results file, so it can be joined with the agent's own logs."""
+    from pytest_voicelatency.results.codec import dumps
+    from pytest_voicelatency.results.model import Results
+    from pytest_voicelatency.results.validate import loads
+
+    table = table_of(record("asr", 10.0, 35.0, metrics={"first_byte_ms": 12.0}))
+    (sample,) = [s for s in derive(table) if s.metric == "first_byte_ms"]
+    assert (sample.start_ns, sample.end_ns) == (10_000_000, 35_000_000)
+    back = loads(dumps(Results(samples=(sample,)), with_samples=True))
+    assert back.samples is not None and back.samples[0] == sample

@@ -130,7 +130,8 @@ def to_document(results: Results, *, with_samples: bool = True) -> dict[str, Any
     if with_samples and results.samples is not None:
         doc["samples"] = [{"stage": x.stage, "metric": x.metric, "value": x.value,
                            "flags": SampleFlag.names(x.flags), "test": x.test_id,
-                           "session": x.session_id, "turn": x.turn_id, "trace": x.trace_id}
+                           "session": x.session_id, "turn": x.turn_id, "trace": x.trace_id,
+                           "start_ns": x.start_ns, "end_ns": x.end_ns}
                           for x in results.samples]
     return doc
 

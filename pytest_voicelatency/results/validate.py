@@ -105,8 +105,9 @@ def _sample(c: _Checker, raw: Any, where: str) -> Sample:
         if name not in _FLAGS:
             raise c.fail(f"{where}.flags[{i}]", f"{name!r} is not one of {', '.join(_FLAGS)}")
         flags |= _FLAGS[name]
+    instants = [c.count(raw.get(key, 0), f"{where}.{key}") for key in ("start_ns", "end_ns")]
     return Sample(text["stage"], text["metric"], float(value), text["session"], text["turn"],
-                  trace, text["test"], flags)
+                  trace, text["test"], flags, *instants)
 
 
 def _version(c: _Checker, doc: dict[str, Any], source: str) -> str:

@@ -106,6 +106,11 @@ class Sample:
     trace_id: str
     test_id: str
     flags: int = 0
+    #: the instants (OpenTelemetry epoch nanoseconds, as in the trace) of the span the sample
+    #: comes from — for a gap, the bar that ends it; for the caller's samples, the measured
+    #: window on the call's clock — to join it with the agent's own logs (0 when unknown)
+    start_ns: int = 0
+    end_ns: int = 0
 
     @property
     def missed(self) -> bool:
@@ -225,7 +230,8 @@ class SampleSet:
     def sample(self, stage: str, metric: str, value: float, row: int) -> Sample:
         c, s = self.table.columns, self.table.strings
         return Sample(stage, metric, value, s[c["session"][row]], s[c["turn"][row]],
-                      self.table.trace_id(row), s[c["test"][row]], c["flags"][row])
+                      self.table.trace_id(row), s[c["test"][row]], c["flags"][row],
+                      c["start_ns"][row], c["end_ns"][row])
 
     def __iter__(self) -> Iterator[Sample]:
         """Every sample with a value (invalid ones are only counted, see ``select``)."""
