@@ -26,7 +26,7 @@ import numpy as np
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 
-__all__ = ["encode", "decode", "downsample", "upsample", "ratio"]
+__all__ = ["encode", "decode", "downsample", "upsample", "ratio", "to_wire"]
 
 _BIAS = 0x84
 _CLIP = 32635
@@ -77,3 +77,17 @@ def downsample(pcm: np.ndarray, factor: int) -> np.ndarray:
 def upsample(pcm: np.ndarray, factor: int) -> np.ndarray:
     """``int16`` PCM → ``int16`` at ``factor`` × the rate (each sample repeated)."""
     return np.repeat(pcm.astype(np.int16), factor)
+
+
+def to_wire(pcm: bytes, pending: np.ndarray, *, line_rate: int, wire_rate: int, factor: int,
+            frame: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The caller's PCM16 at ``line_rate`` as whole wire frames of ``frame`` samples at
+    ``wire_rate``, plus what is left over for the next call (``pending`` is last call's)."""
+    x = np.frombuffer(pcm, dtype="<i2")
+    if wire_rate < line_rate:
+        x = downsample(x, factor)
+    elif wire_rate > line_rate:
+        x = upsample(x, factor)
+    joined = np.concatenate([pending, x]) if pending.size else x
+    whole = joined.size - joined.size % frame
+    return [joined[i:i + frame].astype("<i2") for i in range(0, whole, frame)], joined[whole:]

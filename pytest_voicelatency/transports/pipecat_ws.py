@@ -49,7 +49,7 @@ from google.protobuf.message import DecodeError  # protobuf is a dependency of p
 from pytest_voicelatency.call.protocol import AgentAudio, AgentClear, AgentEvent, AgentSession
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.transports.link import Message, SocketAgent
-from pytest_voicelatency.transports.mulaw import downsample, ratio, upsample
+from pytest_voicelatency.transports.mulaw import downsample, ratio, to_wire, upsample
 
 __all__ = ["PipecatWebSocketAgent"]
 
@@ -121,17 +121,10 @@ class PipecatWebSocketAgent(SocketAgent):
         return []
 
     def encode(self, pcm: bytes) -> list[Message]:
-        x = np.frombuffer(pcm, dtype="<i2")
-        if self._wire_rate < self._line_rate:
-            x = downsample(x, self._factor)
-        elif self._wire_rate > self._line_rate:
-            x = upsample(x, self._factor)
-        pending = np.concatenate([self._pending, x]) if self._pending.size else x
-        n = self._wire_frame
-        whole = pending.size - pending.size % n
-        self._pending = pending[whole:]
-        return [self.audio_message(pending[i:i + n].astype("<i2").tobytes(), self._wire_rate)
-                for i in range(0, whole, n)]
+        frames, self._pending = to_wire(pcm, self._pending, line_rate=self._line_rate,
+                                        wire_rate=self._wire_rate, factor=self._factor,
+                                        frame=self._wire_frame)
+        return [self.audio_message(frame.tobytes(), self._wire_rate) for frame in frames]
 
     def decode(self, message: Message) -> list[AgentEvent]:
         if isinstance(message, str):

@@ -42,7 +42,7 @@ from pytest_voicelatency.call.protocol import (
 )
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.transports.link import Message, SocketAgent
-from pytest_voicelatency.transports.mulaw import downsample, ratio, upsample
+from pytest_voicelatency.transports.mulaw import downsample, ratio, to_wire, upsample
 
 __all__ = ["WebSocketAgent"]
 
@@ -95,16 +95,10 @@ class WebSocketAgent(SocketAgent):
         return [json.dumps(dict(message))]
 
     def encode(self, pcm: bytes) -> list[Message]:
-        x = np.frombuffer(pcm, dtype="<i2")
-        if self._wire_rate < self._line_rate:
-            x = downsample(x, self._factor)
-        elif self._wire_rate > self._line_rate:
-            x = upsample(x, self._factor)
-        pending = np.concatenate([self._pending, x]) if self._pending.size else x
-        n = self._wire_frame
-        whole = pending.size - pending.size % n
-        self._pending = pending[whole:]
-        return [pending[i:i + n].astype("<i2").tobytes() for i in range(0, whole, n)]
+        frames, self._pending = to_wire(pcm, self._pending, line_rate=self._line_rate,
+                                        wire_rate=self._wire_rate, factor=self._factor,
+                                        frame=self._wire_frame)
+        return [frame.tobytes() for frame in frames]
 
     def decode(self, message: Message) -> list[AgentEvent]:
         if isinstance(message, bytes):
