@@ -308,7 +308,8 @@ def test_the_json_file_holds_every_sample_of_every_worker(suite):
     assert tests == {"test_calls.py::test_first_call", "test_calls.py::test_second_call"}
     first = next(s for s in doc["samples"]
                  if s["stage"] == "barge_in" and s["metric"] == "silence_ms")
-    assert set(first) == {"stage", "metric", "value", "flags", "test", "session", "turn", "trace"}
+    assert set(first) == {"stage", "metric", "value", "flags", "test", "session", "turn", "trace",
+                          "start_ns", "end_ns"}
     assert len(first["trace"]) == 32
     assert ({"python", "platform", "cpu_count", "plugin_version", "git_commit"}
             <= set(doc["environment"]))

@@ -241,7 +241,9 @@ class OnVirtualTime:
         self.stall_limit_s = stall_limit_s
         self.clock: VirtualClock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._threads: set[int] = set()
+        #: the threads alive when the call began, as objects: a thread's ident can be reused by
+        #: a new thread once it ended, an object never is
+        self._threads: set[threading.Thread] = set()
         self._native: set[str] = set()
         self._frames = 0
         self._beat = 0
@@ -282,7 +284,7 @@ class OnVirtualTime:
             return asyncio.wrap_future(inline.submit(func, *args), loop=loop)
 
         loop.run_in_executor = run_in_executor  # type: ignore[method-assign,assignment]
-        self._threads = {t.ident for t in threading.enumerate() if t.ident is not None}
+        self._threads = set(threading.enumerate())
         self._native = set(_native_threads())
         self._stop.clear()
         self._beat = 0
@@ -291,7 +293,7 @@ class OnVirtualTime:
                                     name=f"pytest-voicelatency watchdog ({self.label})")
         watchdog.start()
         if watchdog.ident is not None:
-            self._threads.add(watchdog.ident)
+            self._threads.add(watchdog)
         self._watchdog = watchdog
         self._count = threading.active_count()
 
@@ -303,10 +305,10 @@ class OnVirtualTime:
         self._frames += 1
         # by identity, not by count: a thread of the harness ending (a timer) while the agent's
         # starts leaves the count unchanged
-        new = [t for t in threading.enumerate() if t.ident not in self._threads and t.is_alive()
+        new = [t for t in threading.enumerate() if t not in self._threads and t.is_alive()
                and not t.name.startswith(HARNESS_THREAD)]
         if new:
-            self._threads.update(t.ident for t in new if t.ident is not None)
+            self._threads.update(new)
             raise VirtualTimeError(
                 f"{self.label}: a thread started during the call on virtual time: "
                 f"{', '.join(_describe(t) for t in new)}. Its time is real while the call's "
