@@ -77,8 +77,20 @@ class Mark:
     at_ms: float
 
 
+class _Window:
+    """What a row, a gap and a tail share: a start and an end on the turn's axis, in ms."""
+
+    __slots__ = ()
+    start_ms: float
+    end_ms: float
+
+    @property
+    def duration_ms(self) -> float:
+        return self.end_ms - self.start_ms
+
+
 @dataclass(frozen=True, slots=True)
-class Row:
+class Row(_Window):
     """One span of the turn: a waterfall row."""
 
     stage: str
@@ -91,22 +103,14 @@ class Row:
     marks: tuple[Mark, ...] = ()
     metrics: tuple[tuple[str, float], ...] = ()
 
-    @property
-    def duration_ms(self) -> float:
-        return self.end_ms - self.start_ms
-
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(_Window):
     """Time between two bars that no earlier bar covered (``gap.<a>_to_<b>``); may be 0."""
 
     stage: str
     start_ms: float
     end_ms: float
-
-    @property
-    def duration_ms(self) -> float:
-        return self.end_ms - self.start_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +142,11 @@ class Heard:
 
 
 @dataclass(frozen=True, slots=True)
-class Tail:
+class Tail(_Window):
     """Audio heard after the agent stopped: from its cancel to the caller hearing silence."""
 
     start_ms: float
     end_ms: float
-
-    @property
-    def duration_ms(self) -> float:
-        return self.end_ms - self.start_ms
 
 
 @dataclass(frozen=True, slots=True)
