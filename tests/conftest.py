@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy  # noqa: F401  (imported once here: in-process pytester runs cannot re-import numpy)
 import pytest
+from otlp_receiver import serve
 
 import pytest_voicelatency.gate.assertions  # noqa: F401
 import pytest_voicelatency.gate.compare  # noqa: F401
@@ -42,3 +43,10 @@ def raw_spans(_raw_exporter):
     _raw_exporter.clear()
     yield _raw_exporter
     _raw_exporter.clear()
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """A real OTLP/HTTP receiver (otelsink) on 127.0.0.1, a free port (tests/otlp_receiver.py)."""
+    with serve(monkeypatch) as received:
+        yield received

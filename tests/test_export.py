@@ -11,8 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +20,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from otlp_receiver import EXTRA, Received
 
 from pytest_voicelatency import stage_span
 from pytest_voicelatency.export.metrics import BOUNDARIES, INSTRUMENT, collect_metrics, outcome
 from pytest_voicelatency.export.otlp_json import SpanBuffer, encode_spans, span_count
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRA = "the [otlp] extra and oteltest (pip install -e '.[test]'; CI installs them)"
 HEX32, HEX16 = re.compile(r"^[0-9a-f]{32}$"), re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -37,57 +35,6 @@ def _otlp() -> Any:
     from pytest_voicelatency.export import otlp
 
     return otlp
-
-
-class _Received:
-    """What the receiver got: the decoded OTLP requests, as protobuf messages."""
-
-    def __init__(self) -> None:
-        self.traces: list[Any] = []
-        self.metrics: list[Any] = []
-        self.url = ""
-
-    def handle_trace(self, request: Any, headers: Any) -> None:
-        self.traces.append(request)
-
-    def handle_metrics(self, request: Any, headers: Any) -> None:
-        self.metrics.append(request)
-
-    def handle_logs(self, request: Any, headers: Any) -> None:
-        return None
-
-    def spans(self) -> list[Any]:
-        return [s for r in self.traces for rs in r.resource_spans for ss in rs.scope_spans
-                for s in ss.spans]
-
-    def points(self) -> list[tuple[Any, Any]]:
-        return [(m, p) for r in self.metrics for rm in r.resource_metrics
-                for sm in rm.scope_metrics for m in sm.metrics for p in m.histogram.data_points]
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Received]:
-    """otelsink's HTTP receiver (its own request parsing), on 127.0.0.1 and a free port."""
-    sink_module = pytest.importorskip("oteltest.sink", reason=f"needs {EXTRA}")
-    _otlp()
-
-    class LocalServer(HTTPServer):
-        def __init__(self, address: Any, handler: Any) -> None:  # otelsink binds "" : not here
-            super().__init__(("127.0.0.1", 0), handler)
-
-    monkeypatch.setattr(sink_module, "HTTPServer", LocalServer)
-    received = _Received()
-    sink = sink_module.HttpSink(received, sink_module.logging.getLogger("otelsink"), port=0)
-    sink.start()
-    deadline = time.monotonic() + 10
-    while sink.httpd is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert sink.httpd is not None, "otelsink did not start within 10 s"
-    received.url = f"http://127.0.0.1:{sink.httpd.server_address[1]}"
-    try:
-        yield received
-    finally:
-        sink.stop()
 
 
 def _provider() -> TracerProvider:
@@ -106,7 +53,7 @@ def _emit_turn(provider: TracerProvider, session: str = "sess_export") -> None:
 
 # -- OTLP/HTTP into a real receiver ---------------------------------------------------------
 
-def test_spans_land_in_a_real_otlp_receiver(receiver: _Received) -> None:
+def test_spans_land_in_a_real_otlp_receiver(receiver: Received) -> None:
     otlp = _otlp()
     provider = _provider()
     exporting = otlp.start(receiver.url, provider, timeout_s=5)
@@ -127,7 +74,7 @@ def test_spans_land_in_a_real_otlp_receiver(receiver: _Received) -> None:
     assert resource["service.name"] == "voice-agent-under-test"
 
 
-def test_the_default_provider_is_the_one_the_plugin_captures_from(receiver: _Received) -> None:
+def test_the_default_provider_is_the_one_the_plugin_captures_from(receiver: Received) -> None:
     otlp = _otlp()
     exporting = otlp.start(receiver.url, timeout_s=5)  # the global SDK provider, via attach()
     with stage_span("tts", "sess_global", 3) as first_chunk:
@@ -137,7 +84,7 @@ def test_the_default_provider_is_the_one_the_plugin_captures_from(receiver: _Rec
             if any(kv.value.string_value == "sess_global" for kv in s.attributes)] == ["audio.tts"]
 
 
-def test_metrics_land_with_the_bucket_boundaries_and_no_session_id(receiver: _Received) -> None:
+def test_metrics_land_with_the_bucket_boundaries_and_no_session_id(receiver: Received) -> None:
     otlp = _otlp()
     exporting = otlp.start(receiver.url, _provider(), timeout_s=5)
     samples = [("asr", "first_byte_ms", v, "ok") for v in (12.0, 90.0, 140.0, 160.0)]
@@ -184,7 +131,7 @@ def test_an_endpoint_that_is_down_costs_a_warning_within_the_timeout(down: str) 
     assert warnings and all(url in w and "\n" not in w for w in warnings), warnings
 
 
-def test_a_second_finish_does_nothing_and_a_finished_export_goes_inert(receiver: _Received) -> None:
+def test_a_second_finish_does_nothing_and_a_finished_export_goes_inert(receiver: Received) -> None:
     otlp = _otlp()
     provider = _provider()
     exporting = otlp.start(receiver.url, provider, timeout_s=5)
@@ -340,7 +287,7 @@ def _doc_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_docs_python_snippets_run(receiver: _Received, tmp_path: Path,
+def test_the_docs_python_snippets_run(receiver: Received, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Each ``python`` block of docs/export.md runs against a live receiver at ENDPOINT."""
     blocks = _doc_blocks()
