@@ -56,7 +56,8 @@ _READS = frozenset({"time", "time_ns", "monotonic", "monotonic_ns", "perf_counte
 #: other bound time function — a framework version that moved its time calls — fails the call,
 #: naming module and line. Default factories of dataclass and pydantic fields
 #: (``field(default_factory=time.time)``: Pipecat's VAD frame timestamps, LiveKit's event and
-#: chat-message ``created_at``) are always rebound the same way: they stamp at construction.
+#: chat-message ``created_at``) and parameter defaults (``time_source=time.time``: Pipecat's
+#: user-to-bot latency observer) are always rebound the same way: they stamp at construction.
 KNOWN_BOUND: dict[str, frozenset[str]] = {
     "livekit.agents.inference.interruption": frozenset({"perf_counter_ns"}),
 }
@@ -149,11 +150,38 @@ def _factories(cls: type) -> Iterator[tuple[str, Any]]:
             yield name, field
 
 
+def _functions(owner: object) -> Iterator[tuple[str, types.FunctionType]]:
+    """The plain functions of a module or class namespace (methods unwrapped)."""
+    for attr, value in list(vars(owner).items()):
+        value = getattr(value, "__func__", value)  # staticmethod / classmethod
+        if isinstance(value, types.FunctionType):
+            yield attr, value
+
+
+def _rebind_defaults(function: types.FunctionType) -> bool:
+    """Repoint a parameter default bound to a real ``time`` function
+    (``def __init__(self, time_source=time.time)``: Pipecat 1.14's ``UserBotLatencyObserver``)
+    at a late lookup, as default factories are. True when one was found."""
+    found = False
+    defaults = function.__defaults__
+    if defaults and any(_is_wall_clock(d) for d in defaults):
+        function.__defaults__ = tuple(_late(d.__name__) if _is_wall_clock(d) else d
+                                      for d in defaults)
+        found = True
+    kwdefaults = function.__kwdefaults__
+    if kwdefaults and any(_is_wall_clock(d) for d in kwdefaults.values()):
+        function.__kwdefaults__ = {k: _late(d.__name__) if _is_wall_clock(d) else d
+                                   for k, d in kwdefaults.items()}
+        found = True
+    return found
+
+
 def bound_wall_clocks(modules: Iterable[str]) -> list[str]:
     """``file:line (module: name)`` of every real ``time`` function the modules bind as a global
     (``from time import monotonic``): reads through it escape the virtual clock. Those listed in
     :data:`KNOWN_BOUND`, and every dataclass/pydantic field's ``default_factory=time.x``, are
-    rebound to follow the clock instead; clean modules are remembered."""
+    and every parameter default ``=time.x`` of a function or method defined there, are rebound
+    to follow the clock instead; clean modules are remembered."""
     found: list[str] = []
     for name in modules:
         module = sys.modules.get(name)
@@ -171,6 +199,12 @@ def bound_wall_clocks(modules: Iterable[str]) -> list[str]:
                 for field_name, field in list(_factories(value)):
                     _rebind_factory(value, field, _late(field.default_factory.__name__))
                     REBOUND.append(f"{name}.{attr}.{field_name}")
+                for method, function in _functions(value):
+                    if _rebind_defaults(function):
+                        REBOUND.append(f"{name}.{attr}.{method}")
+            elif isinstance(value, types.FunctionType) and value.__module__ == name:
+                if _rebind_defaults(value):
+                    REBOUND.append(f"{name}.{attr}")
         if not hits:
             _clean.add(name)
             continue
@@ -277,11 +311,18 @@ class OnVirtualTime:
         _virtual_span_stamps(True)
         loop = asyncio.get_running_loop()
         self._loop = loop
-        inline = InlineExecutor()
 
         def run_in_executor(executor: Any, func: Callable[..., Any],
                             *args: Any) -> asyncio.Future[Any]:
-            return asyncio.wrap_future(inline.submit(func, *args), loop=loop)
+            # the loop's own future, done at once: wrapping a concurrent future would hand its
+            # result over with call_soon_threadsafe, three loop callbacks and a self-pipe write
+            # per call (Pipecat's VAD runs here for every inbound frame)
+            future = loop.create_future()
+            try:
+                future.set_result(func(*args))
+            except BaseException as error:  # noqa: BLE001 - the future carries it, as a pool's does
+                future.set_exception(error)
+            return future
 
         loop.run_in_executor = run_in_executor  # type: ignore[method-assign,assignment]
         self._threads = set(threading.enumerate())
