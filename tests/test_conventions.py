@@ -65,7 +65,8 @@ def test_pipecat_spans_become_stages_with_ttfb_in_ms_and_gaps():
     assert cap.select("gap.asr_to_llm").values.tolist() == pytest.approx([10.0])
     assert cap.select("gap.llm_to_tts").values.tolist() == pytest.approx([10.0])
     sample = cap.select("llm").worst(1)[0]
-    assert len(sample.session_id) == 32 and len(sample.turn_id) == 16  # trace id, turn span id
+    assert len(sample.turn_id) == 16  # the turn span's id
+    assert sample.session_id == "c1"  # the conversation root renamed its trace's session
     assert not cap.problems
 
 
@@ -78,6 +79,8 @@ def test_missing_ttfb_keeps_duration_and_never_invents_zero():
     assert cap.select("llm").metric == "duration_ms"
     assert cap.select("llm").values.tolist() == pytest.approx([200.0])
     assert cap.select("tts").values.tolist() == [0.0]  # a real 0 s TTFB stays 0
+    sample = cap.select("tts").worst(1)[0]
+    assert sample.session_id == sample.trace_id  # no conversation root: the trace id
 
 
 def test_odd_attribute_values_are_dropped_with_a_problem_not_a_crash():

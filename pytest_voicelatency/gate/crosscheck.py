@@ -10,9 +10,19 @@ other direction — the listener heard silence sooner, say because the agent hap
 hurts no one and is not reported.)
 
 Pairs are matched within one test and session by time, not by turn id, because an agent counts
-turns its own way (a VAD may split "wait, ... stop" in two): an agent span pairs with the caller
-span whose measured window it starts in (from ``slack_ms`` before its start to its end). Pure: it
-reads a :class:`~pytest_voicelatency.spans.rows.SpanTable` and returns plain data.
+turns its own way (a VAD may split "wait, ... stop" in two). How depends on what the agent's span
+covers (:attr:`Check.pairing`):
+
+* ``"starts_in"`` (a barge-in span starts once the user cut in): an agent span pairs with the
+  caller span whose measured window it starts in (from ``slack_ms`` before its start to its end);
+* ``"covers"`` (a whole-turn span such as Pipecat's ``turn`` or LiveKit's ``agent_turn`` starts
+  when the user starts speaking, long before the caller's response window, which runs from the
+  end of the user's speech to the first audio heard): an agent span pairs with the caller span
+  whose *end* — the instant the caller heard the reply — it covers (within ``slack_ms``), the
+  largest overlap winning when two do.
+
+Each agent span pairs at most once. Pure: it reads a
+:class:`~pytest_voicelatency.spans.rows.SpanTable` and returns plain data.
 
 >>> from pytest_voicelatency.spans.record import SpanRecord
 >>> from pytest_voicelatency.spans.rows import SpanTable
@@ -31,24 +41,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pytest_voicelatency.spans.record import CENSORED, MISSED
 from pytest_voicelatency.spans.rows import SpanTable
 
-__all__ = ["Check", "Disagreement", "DEFAULT_CHECKS", "disagreements", "spans_lie"]
+__all__ = ["Check", "Disagreement", "DEFAULT_CHECKS", "RESPONSE_CHECK", "disagreements",
+           "spans_lie"]
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """An agent stage/metric and the caller stage/metric that measure the same thing."""
+    """An agent stage/metric and the caller stage/metric that measure the same thing, and how
+    their spans are paired in time (see the module docstring)."""
 
     agent_stage: str = "barge_in"
     agent_metric: str = "silence_ms"
     caller_stage: str = "caller.barge_in"
     caller_metric: str = "latency_ms"
+    pairing: Literal["starts_in", "covers"] = "starts_in"
 
 
 DEFAULT_CHECKS: tuple[Check, ...] = (Check(),)
+#: A whole-turn span's own response latency (Pipecat ``turn.user_bot_latency_seconds``, LiveKit
+#: ``lk.e2e_latency``, both read as ``turn`` ``latency_ms``) against what the caller heard.
+RESPONSE_CHECK = Check("turn", "latency_ms", "caller.response", "latency_ms", "covers")
+
+_Row = tuple[int, int, float, int, int]  # start_ns, end_ns, value, flags, row
+
+
+def _partner(check: Check, start: int, end: int, claims: list[_Row], slack: int) -> _Row | None:
+    """The agent span (of ``claims``) that measured the caller window ``start..end``."""
+    if check.pairing == "starts_in":
+        return next((a for a in claims if start - slack <= a[0] <= end), None)
+    covering = [a for a in claims if a[0] - slack <= end <= a[1] + slack]
+    return max(covering, key=lambda a: (min(end, a[1]) - max(start, a[0]), -a[0]), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +103,7 @@ class Disagreement:
 
 
 def _rows(table: SpanTable, stage: str,
-          metric: str) -> dict[tuple[int, int], list[tuple[int, int, float, int, int]]]:
+          metric: str) -> dict[tuple[int, int], list[_Row]]:
     """(test, session) -> [(start, end, value, flags, row)] for one stage's metric."""
     c, s = table.columns, table.strings
     ids = {text: i for i, text in enumerate(s)}
@@ -85,7 +112,7 @@ def _rows(table: SpanTable, stage: str,
         return {}
     values = {row: value for row, name, value in zip(c["m_row"], c["m_name"], c["m_value"])
               if name == metric_id and c["stage"][row] == stage_id}
-    out: dict[tuple[int, int], list[tuple[int, int, float, int, int]]] = {}
+    out: dict[tuple[int, int], list[_Row]] = {}
     for row, value in values.items():
         key = (c["test"][row], c["session"][row])
         out.setdefault(key, []).append((c["start_ns"][row], c["end_ns"][row], value,
@@ -110,7 +137,7 @@ def disagreements(table: SpanTable, *, margin_ms: float = 50.0,
             for key, heard in callers.items():
                 claims = list(agents.get(key, ()))
                 for start, end, caller_ms, flags, row in heard:
-                    match = next((a for a in claims if start - slack <= a[0] <= end), None)
+                    match = _partner(check, start, end, claims, slack)
                     if match is None:
                         continue
                     claims.remove(match)

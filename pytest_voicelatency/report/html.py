@@ -37,7 +37,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_voicelatency.gate.compare import Change
-from pytest_voicelatency.gate.crosscheck import Check, Disagreement, disagreements
+from pytest_voicelatency.gate.crosscheck import (
+    RESPONSE_CHECK,
+    Check,
+    Disagreement,
+    disagreements,
+)
 from pytest_voicelatency.gate.evaluate import GateResult
 from pytest_voicelatency.report.cells import ms, table_rows
 from pytest_voicelatency.report.svg import Line, barge_in_window, esc, histogram, waterfall
@@ -57,8 +62,7 @@ NO_SPANS = ("no voice spans were captured: instrument the agent with stage_span(
 #: The agent's own account and the caller's, paired per turn: barge-in (agent ``barge_in``
 #: ``silence_ms`` vs ``caller.barge_in``) and response (a ``turn`` span's ``latency_ms``, as
 #: Pipecat and LiveKit Agents record it, vs ``caller.response``).
-HEARD_CHECKS: tuple[Check, ...] = (Check(), Check("turn", "latency_ms", "caller.response",
-                                                  "latency_ms"))
+HEARD_CHECKS: tuple[Check, ...] = (Check(), RESPONSE_CHECK)
 #: Stages never drawn as worst turns when no verdict names them: per-call caller spans,
 #: decisions, turn parents and speech windows (gaps show inside every waterfall anyway).
 _PER_CALL = re.compile(r"^caller\.(playout|pacing|discarded)$")

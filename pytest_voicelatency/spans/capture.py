@@ -38,7 +38,7 @@ from pytest_voicelatency.spans.conventions import (
     unread_sentence,
     unread_summary,
 )
-from pytest_voicelatency.spans.otel import record_from_span, scope_of
+from pytest_voicelatency.spans.otel import record_from_span, scope_of, trace_session
 from pytest_voicelatency.spans.rows import SpanTable
 
 if TYPE_CHECKING:
@@ -156,6 +156,9 @@ class _Dispatcher:
                 record = record_from_span(span, conventions)
             if record is None:
                 capture.table.note_unread(span.name, scope_of(span)[0])
+                root = trace_session(span, conventions)
+                if root is not None:
+                    capture.table.rename_session(*root)
             else:
                 capture._receive(record)
 

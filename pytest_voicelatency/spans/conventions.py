@@ -11,9 +11,10 @@ span name together with a framework attribute when the scope is unknown):
 * ``pipecat`` (Pipecat 1.x, scopes ``pipecat`` / ``pipecat.turn``): ``stt`` → ``asr``, ``llm``,
   ``tts`` with ``metrics.ttfb`` (seconds) → ``first_byte_ms``; ``tts.interrupted`` → metric
   ``cancelled`` (1.0, only when true); ``turn`` → ``turn`` with ``turn.user_bot_latency_seconds``
-  → ``latency_ms`` and ``turn.was_interrupted`` → ``interrupted``. Session: the trace id (the
-  ``conversation`` span is the trace root); turn: the ``turn`` span's id, which its children
-  reach through their parent span id.
+  → ``latency_ms`` and ``turn.was_interrupted`` → ``interrupted``. Session: the trace id, renamed
+  to the ``conversation`` root's ``conversation.id`` when that root ends (the Pipecat adapter sets
+  it to the caller's session id); turn: the ``turn`` span's id, which its children reach through
+  their parent span id.
 * ``livekit`` (LiveKit Agents 1.x, scope ``livekit-agents``): ``llm_node`` ``lk.response.ttft`` and
   ``tts_node`` ``lk.response.ttfb`` → ``first_byte_ms``; ``user_turn`` → ``asr`` with
   ``transcription_delay_ms`` and ``end_of_turn_delay_ms``; ``agent_turn`` → ``turn`` with
@@ -97,6 +98,11 @@ class Convention:
     attribute_rules: tuple[tuple[str, SpanRule], ...] = ()
     #: span names the convention knows but deliberately reads as no stage (e.g. ``conversation``)
     known_names: tuple[str, ...] = ()
+    #: ``(span name, attribute)`` of a trace's root span whose attribute names the session of the
+    #: whole trace (Pipecat: ``conversation`` / ``conversation.id``, which the adapter sets to the
+    #: caller's session id). Its children carry no session attribute, so they are read under the
+    #: trace id first and renamed when the root ends (it ends last).
+    session_roots: tuple[tuple[str, str], ...] = ()
 
     def owns_scope(self, scope: str) -> bool:
         return any(scope == s or scope.startswith(s + ".") for s in self.scopes)
@@ -119,6 +125,7 @@ PIPECAT = Convention(
                  bar=False, turn="self", signature=("turn.number",)),
     ),
     tested_major="1", known_names=("conversation",),
+    session_roots=(("conversation", "conversation.id"),),
 )
 
 LIVEKIT = Convention(
@@ -207,6 +214,19 @@ class Conventions:
             if attribute in attributes:
                 return _apply(convention, rule, name, scope_version, attributes, trace_id,
                               span_id, parent_id)
+        return None
+
+    def trace_session(self, name: str, scope: str, attributes: Mapping[str, Any]) -> str | None:
+        """The session a trace root names for its whole trace (see ``Convention.session_roots``),
+        or ``None`` when this span is no such root."""
+        for convention_name in self.names:
+            convention = BUILTIN.get(convention_name)
+            if convention is None or not convention.owns_scope(scope):
+                continue
+            for root, attribute in convention.session_roots:
+                value = attributes.get(attribute) if name == root else None
+                if isinstance(value, str) and value:
+                    return value
         return None
 
 

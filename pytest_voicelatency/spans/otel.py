@@ -132,6 +132,19 @@ def _from_convention(span: ReadableSpan, attributes: Any,
                       start, end, tuple(metrics), reading.bar, tuple(problems), 0)
 
 
+def trace_session(span: ReadableSpan,
+                  conventions: Conventions = DEFAULT_CONVENTIONS) -> tuple[int, str, str] | None:
+    """``(trace id, trace id as the session text its spans were read under, session)`` when
+    ``span`` is a trace root that names the session of its whole trace, else ``None``."""
+    context = span.context
+    if context is None or not context.trace_id:
+        return None
+    session = conventions.trace_session(span.name, scope_of(span)[0], _attribute_dict(span))
+    if session is None:
+        return None
+    return context.trace_id, format(context.trace_id, "032x"), session
+
+
 def record_from_span(span: ReadableSpan,
                      conventions: Conventions = DEFAULT_CONVENTIONS) -> SpanRecord | None:
     """Turn a finished span into a :class:`SpanRecord`, or ``None`` if it is not a voice span.

@@ -92,6 +92,24 @@ class SpanTable:
             for problem in record.problems:
                 self._note_problem(problem)
 
+    def rename_session(self, trace_id: int, old: str, new: str) -> int:
+        """Give the rows of one trace read under session ``old`` the session ``new`` (a
+        framework's trace root names the session after its children ended); returns how many."""
+        with self._lock:
+            old_id = self._ids.get(old)
+            if old_id is None or old == new:
+                return 0
+            new_id = self._intern(new)
+            c = self.columns
+            hi, lo = trace_id >> 64, trace_id & 0xFFFF_FFFF_FFFF_FFFF
+            session, trace_hi, trace_lo = c["session"], c["trace_hi"], c["trace_lo"]
+            renamed = 0
+            for row in range(len(session)):
+                if session[row] == old_id and trace_lo[row] == lo and trace_hi[row] == hi:
+                    session[row] = new_id
+                    renamed += 1
+            return renamed
+
     def note_unread(self, name: str, scope: str, count: int = 1) -> None:
         """Count a span that no convention read (its name and scope are kept, up to a cap)."""
         with self._lock:
