@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import numpy as np
 
-from pytest_voicelatency.audio.clips import gain, to_pcm16
+from pytest_voicelatency.audio.clips import gain
 from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Note, Utterance
 from pytest_voicelatency.call.metrics import speech_instant_ns
 from pytest_voicelatency.call.playout import Playout, PlayoutConfig
@@ -215,33 +215,57 @@ class _Line:
 class _Mic:
     """The inbound stream: placed clips and a looping background, summed frame by frame.
 
-    A frame with one clip and no background is a slice of that clip's PCM, encoded once when it
-    was placed (the same bytes the mix would give); a frame with nothing is shared silence.
+    Every source is PCM-encoded once, when it is placed (clipping and encoding act sample by
+    sample, so a slice of the encoded source is the encoded slice). A frame where no two
+    sources overlap is those slices and silence, joined as bytes; only samples where sources
+    overlap are summed in float32 (in the same order: background, then clips as placed) and
+    encoded, into preallocated buffers. A frame with nothing is shared silence.
     """
 
     def __init__(self, fmt: AudioFormat) -> None:
         self.n = fmt.frame_samples
         self.placed: list[tuple[int, np.ndarray, bytes]] = []
-        self.background: tuple[int, np.ndarray] | None = None
+        self.background: tuple[int, np.ndarray, bytes] | None = None
         self._silence = bytes(2 * self.n)
+        self._out = np.empty(self.n, np.float32)
 
     def place(self, start: int, samples: np.ndarray) -> None:
-        self.placed.append((start, samples, to_pcm16(np.clip(samples, -1.0, 1.0))))
+        self.placed.append((start, samples, _encode(samples)))
+
+    def loop(self, start: int, samples: np.ndarray | None) -> None:
+        """Loop ``samples`` from stream sample ``start`` on (None: no background)."""
+        self.background = None if samples is None or samples.size == 0 else \
+            (start, samples, _encode(samples))
 
     def frame(self, index: int) -> bytes:
-        lo, hi = index * self.n, (index + 1) * self.n
-        self.placed = [p for p in self.placed if p[0] + p[1].size > lo]
-        live = [p for p in self.placed if p[0] < hi]
-        background = self.background is not None and hi > self.background[0]
-        if not live and not background:
-            return self._silence
-        if len(live) == 1 and not background and live[0][0] <= lo \
-                and live[0][0] + live[0][1].size >= hi:
-            start, _, pcm = live[0]
-            return pcm[2 * (lo - start):2 * (hi - start)]
-        out = np.zeros(self.n, np.float32)
-        if self.background is not None and background:
-            start, bed = self.background
+        n = self.n
+        lo, hi = index * n, (index + 1) * n
+        placed = self.placed
+        if placed and any(p[0] + p[1].size <= lo for p in placed):
+            placed = self.placed = [p for p in placed if p[0] + p[1].size > lo]
+        live = [p for p in placed if p[0] < hi]
+        bg = self.background
+        if bg is not None and hi <= bg[0]:
+            bg = None
+        if not live:
+            if bg is None:
+                return self._silence
+            start, bed, pcm = bg
+            first = max(lo, start)
+            offset, count = (first - start) % bed.size, hi - first
+            if offset + count <= bed.size:  # one slice of the encoded bed, no wrap
+                return self._silence[:2 * (first - lo)] + pcm[2 * offset:2 * (offset + count)]
+        elif bg is None and len(live) == 1:
+            start, samples, pcm = live[0]
+            a, b = max(start, lo), min(start + samples.size, hi)
+            if a == lo and b == hi:
+                return pcm[2 * (lo - start):2 * (hi - start)]
+            return self._silence[:2 * (a - lo)] + pcm[2 * (a - start):2 * (b - start)] + \
+                self._silence[:2 * (hi - b)]
+        out = self._out
+        out.fill(0.0)
+        if bg is not None:
+            start, bed, _ = bg
             first = max(lo, start)
             offset, count = (first - start) % bed.size, hi - first
             if offset + count <= bed.size:  # one slice of the looping bed, no wrap
@@ -252,7 +276,24 @@ class _Mic:
         for start, samples, _ in live:
             a, b = max(start, lo), min(start + samples.size, hi)
             out[a - lo:b - lo] += samples[a - start:b - start]
-        return to_pcm16(np.clip(out, -1.0, 1.0))
+        return _encode_in_place(out)
+
+
+def _encode(samples: np.ndarray) -> bytes:
+    """``to_pcm16(np.clip(samples, -1, 1))``: what the microphone sends for these samples."""
+    return _encode_in_place(np.array(samples, np.float32))
+
+
+def _encode_in_place(x: np.ndarray) -> bytes:
+    """:func:`~pytest_voicelatency.audio.clips.to_pcm16` of ``x`` clipped to [-1, 1], using
+    ``x`` (float32) as the buffer: the same arithmetic, in place (clip is max-then-min; after
+    it, rounding ``x * 32768`` can only overflow upwards)."""
+    np.maximum(x, -1.0, out=x)
+    np.minimum(x, 1.0, out=x)
+    np.multiply(x, 32768.0, out=x)
+    np.rint(x, out=x)
+    np.minimum(x, 32767.0, out=x)
+    return x.astype("<i2").tobytes()
 
 
 class CallRun:
@@ -566,10 +607,10 @@ class CallRun:
 
     def _background(self, step: Background) -> None:
         if step.clip is None:
-            self.mic.background = None
+            self.mic.loop(0, None)
             return
         clip = gain(resolve_clip(step.clip, self.fmt.sample_rate, self.where), step.gain_db)
-        self.mic.background = (self._next_sample(), clip.samples)
+        self.mic.loop(self._next_sample(), clip.samples)
 
     async def _script(self) -> None:
         for index, step in enumerate(self.steps, 1):
