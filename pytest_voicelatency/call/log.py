@@ -136,6 +136,7 @@ class CallLog:
         self._entries: list[LogEntry] = []
         self.frames: list[FrameSent] = []
         self.late_events = 0
+        self._openers: dict[str, Utterance] = {}  # turn id -> the utterance that opened it
 
     def receive(self, event: AgentEvent) -> Received | None:
         """Stamp ``event`` with the arrival instant and append it; None once the call ended."""
@@ -151,6 +152,8 @@ class CallLog:
         """Append an entry made elsewhere (frames, utterances, expectations, the end)."""
         if isinstance(entry, FrameSent):
             self.frames.append(entry)
+        elif isinstance(entry, Utterance) and entry.role != "noise":
+            self._openers.setdefault(entry.turn_id, entry)
         self._entries.append(entry)
 
     def end(self, reason: str = "done") -> CallEnded:
@@ -175,11 +178,8 @@ class CallLog:
         return (e for e in self._entries if isinstance(e, kind))
 
     def utterance(self, turn_id: str) -> Utterance | None:
-        """The user utterance that opened turn ``turn_id``."""
-        for u in self.of(Utterance):
-            if u.turn_id == turn_id and u.role != "noise":
-                return u
-        return None
+        """The user utterance that opened turn ``turn_id`` (indexed as it is appended)."""
+        return self._openers.get(turn_id)
 
     def __len__(self) -> int:
         return len(self._entries)
