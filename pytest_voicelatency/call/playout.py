@@ -106,7 +106,17 @@ def audible_runs(samples: np.ndarray, threshold: float, merge: int) -> list[tupl
     >>> audible_runs(np.array([0, .5, .5, 0, 0, .5, 0], np.float32), 0.1, merge=3)
     [(1, 6)]
     """
-    loud = np.flatnonzero(np.abs(samples) > threshold)
+    return _runs(np.flatnonzero(np.abs(samples) > threshold), merge)
+
+
+def _pcm_level(threshold: float) -> int:
+    """The largest 16-bit magnitude that is not audible: ``|i| > level`` exactly when the
+    decoded sample (``i / 32768`` in float32) exceeds ``threshold`` (compared in float32)."""
+    return math.floor(float(np.float32(threshold)) * 32768)
+
+
+def _runs(loud: np.ndarray, merge: int) -> list[tuple[int, int]]:
+    """:func:`audible_runs` from the indices of the audible samples."""
     if loud.size == 0:
         return []
     if loud[-1] - loud[0] <= merge:  # no gap can exceed the merge: one run (the common case)
@@ -128,6 +138,10 @@ class Playout:
         self.rate = sample_rate
         self._rng = np.random.default_rng(config.seed)
         self._threshold = config.threshold
+        level = _pcm_level(self._threshold)
+        # 16-bit sample i is audible when |i| > level, i.e. when (i + level) mod 2**16 > 2 level
+        self._pcm_shift, self._pcm_span = np.uint16(level), np.uint16(2 * level)
+        self._draws: list[float] = []  # jitter drawn ahead, in the generator's order
         self._hold_ns = round(config.hold_ms * 1e6)
         self._hold_samples = round(config.hold_ms * sample_rate / 1000)
         self.chunks: list[Chunk] = []
@@ -150,7 +164,9 @@ class Playout:
     def _arrive(self, sent_ns: int) -> int:
         extra = 0.0
         if self.config.jitter_ms > 0:
-            extra = float(self._rng.uniform(0.0, self.config.jitter_ms))
+            if not self._draws:  # 64 at a time: the same numbers, in the same order
+                self._draws = self._rng.uniform(0.0, self.config.jitter_ms, 64).tolist()[::-1]
+            extra = self._draws.pop()
         arrival = sent_ns + round((self.config.delay_ms + extra) * 1e6)
         self._last_arrival = max(self._last_arrival, arrival)
         return self._last_arrival
@@ -160,8 +176,18 @@ class Playout:
 
     def audio(self, sent_ns: int, samples: np.ndarray) -> int:
         """Queue agent audio sent at ``sent_ns``; return the instant it reached the client."""
+        return self._queue(sent_ns, self._arrive(sent_ns), int(samples.size),
+                           audible_runs(samples, self._threshold, self._hold_samples))
+
+    def audio_pcm(self, sent_ns: int, pcm: bytes) -> int:
+        """:meth:`audio` of 16-bit little-endian PCM, judged without decoding it (the same
+        result as ``audio(sent_ns, from_pcm16(pcm))``)."""
         arrival = self._arrive(sent_ns)
-        n = int(samples.size)
+        x = np.frombuffer(pcm, "<u2")
+        loud = (np.add(x, self._pcm_shift) > self._pcm_span).nonzero()[0]
+        return self._queue(sent_ns, arrival, int(x.size), _runs(loud, self._hold_samples))
+
+    def _queue(self, sent_ns: int, arrival: int, n: int, runs: list[tuple[int, int]]) -> int:
         playing = self._play_end is not None and self._play_end >= arrival and not self._after_clear
         if not playing:
             if self._play_end is not None and not self._after_clear \
@@ -181,8 +207,7 @@ class Playout:
         self._play_end = self._spurt_start + self._ns(self._spurt_samples)
         self.max_buffer_ns = max(self.max_buffer_ns,
                                  self._play_end - max(arrival, self._spurt_start))
-        chunk = Chunk(sent_ns, arrival, start, n, audible_runs(samples, self._threshold,
-                                                             self._hold_samples), n)
+        chunk = Chunk(sent_ns, arrival, start, n, runs, n)
         self.chunks.append(chunk)
         self._add_runs(chunk)
         return arrival

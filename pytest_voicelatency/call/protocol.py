@@ -236,8 +236,9 @@ def check_agent(agent: object) -> None:
                 f"(see docs/agents.md)")
 
 
-def check_event(event: object, fmt: AudioFormat) -> np.ndarray | None:
-    """Validate an emitted event; return the decoded float32 samples of an :class:`AgentAudio`."""
+def check_event(event: object, fmt: AudioFormat, *, decode: bool = True) -> np.ndarray | None:
+    """Validate an emitted event; return the decoded float32 samples of an :class:`AgentAudio`
+    (None with ``decode=False``: validated only)."""
     if isinstance(event, (AgentClear, AgentState)):
         if isinstance(event, AgentState) and not (isinstance(event.state, str) and event.state):
             raise AgentProtocolError(
@@ -268,6 +269,8 @@ def check_event(event: object, fmt: AudioFormat) -> np.ndarray | None:
         raise AgentProtocolError(
             f"AgentAudio.pcm has {size} bytes; 16-bit PCM needs a positive, even number of bytes "
             f"(2 per sample)")
+    if not decode:
+        return None
     return (np.frombuffer(bytes(pcm), dtype="<i2") / np.float32(32768.0)).astype(np.float32)
 
 

@@ -193,13 +193,12 @@ class _Line:
         if entry is None:
             return
         try:
-            samples = check_event(event, self.format)
+            check_event(event, self.format, decode=False)
         except VoiceLatencyError as exc:
             self.fail(exc)
             raise
         if isinstance(event, AgentAudio):
-            assert samples is not None
-            self.playout.audio(entry.arrived_ns, samples)
+            self.playout.audio_pcm(entry.arrived_ns, event.pcm)
         elif isinstance(event, AgentClear):
             self.playout.clear(entry.arrived_ns)
         elif isinstance(event, AgentState):
