@@ -74,6 +74,7 @@ _REAL: dict[str, Callable[..., Any]] = {
     name: getattr(time, name) for name in ("time", "time_ns", "monotonic", "monotonic_ns",
                                            "perf_counter", "perf_counter_ns", "sleep")}
 _running_loop = asyncio.events._get_running_loop
+_MAX_WAIT_S = 24 * 3600  # asyncio's MAXIMUM_SELECT_TIMEOUT
 
 # readers that are allowed to see the real clock: the standard library (logging stamps records,
 # asyncio and threading time their own waits) and test infrastructure
@@ -129,6 +130,7 @@ class VirtualClock:
         self._gc_started = 0
         self._reads = 0
         self._reported: set[str] = set()
+        self._polled = 0  # real ns of the last poll for I/O and wake-ups from other threads
 
     # ------------------------------------------------------------------ the Clock protocol
 
@@ -264,10 +266,42 @@ class VirtualClock:
                 sockets: bool) -> list[Any]:
         """The loop's wait: check the iteration that just ran, then jump instead of blocking.
 
-        Real I/O is polled (never waited for) before each jump, and on every iteration while
-        sockets are open; callbacks from other threads reach the ready queue without a poll.
+        Real I/O is polled (never waited for) before a jump (by the loop's shortcut at least
+        once per millisecond of real time, see :meth:`VirtualEventLoop._run_once`), and on every
+        iteration while sockets are open; callbacks from other threads reach the ready queue
+        without a poll.
         """
         now = _real_ns()
+        self._check_blocked(now)
+        if timeout != 0 or sockets:
+            self._polled = now
+        events = select(0) if timeout != 0 or sockets else []
+        if not events and timeout is None:
+            events = select(self.idle_limit_s)
+            if not events:
+                self._iteration_start = None
+                self._report("deadlock", VirtualTimeError(
+                    f"deadlock on virtual time{self._running()}: every task is waiting, no timer "
+                    f"is scheduled and no thread or socket woke the loop within "
+                    f"{self.idle_limit_s:g} s of real time; a task awaits an event nobody sets"))
+        elif not events and timeout:
+            self._jump(timeout, now)
+            return events
+        self._start_iteration(now)
+        return events
+
+    def _jump(self, timeout: float, now: int) -> None:
+        """Advance to the next timer (``timeout`` s away) and run the timers due then."""
+        self._now += max(1, math.ceil(timeout * 1e9 - 1e-3))
+        if self._now > _MAX_NS:
+            self._report("overflow", VirtualTimeError(
+                "this VirtualClock ran past 100 hours of virtual time, where asyncio's float "
+                "timer deadlines stop being exact to the nanosecond; use a new VirtualClock"))
+        self._start_iteration(now)
+        self._fire_due()
+
+    def _check_blocked(self, now: int) -> None:
+        """Report the iteration that just ended if it held the loop too long (see class doc)."""
         if self._iteration_start is not None:
             busy = now - self._iteration_start - self._exempt_ns
             if busy > self._limit_ns:
@@ -282,26 +316,6 @@ class VirtualClock:
                         f"meanwhile: await instead (clock.sleep_until, asyncio.sleep, "
                         f"asyncio.to_thread), or raise VirtualClock(block_limit_ms=...)"))
         self._exempt_ns = 0
-        events = select(0) if timeout != 0 or sockets else []
-        if not events and timeout is None:
-            events = select(self.idle_limit_s)
-            if not events:
-                self._iteration_start = None
-                self._report("deadlock", VirtualTimeError(
-                    f"deadlock on virtual time{self._running()}: every task is waiting, no timer "
-                    f"is scheduled and no thread or socket woke the loop within "
-                    f"{self.idle_limit_s:g} s of real time; a task awaits an event nobody sets"))
-        elif not events and timeout:
-            self._now += max(1, math.ceil(timeout * 1e9 - 1e-3))
-            if self._now > _MAX_NS:
-                self._report("overflow", VirtualTimeError(
-                    "this VirtualClock ran past 100 hours of virtual time, where asyncio's float "
-                    "timer deadlines stop being exact to the nanosecond; use a new VirtualClock"))
-            self._start_iteration(now)
-            self._fire_due()
-            return events
-        self._start_iteration(now)
-        return events
 
     def _start_iteration(self, now: int) -> None:
         self._reads = 0
@@ -392,6 +406,49 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.clock._now / 1e9
+
+    def _run_once(self) -> None:
+        """asyncio's iteration, without the selector round trip in the two common cases.
+
+        * callbacks are ready: the timers due now join them, and they run (asyncio's own
+          order; nothing is polled, as :meth:`VirtualClock._select` would not poll either);
+        * nothing is ready and the next timer lies ahead: a jump. The clock advances to that
+          timer, runs what fell due (in asyncio's order, see :meth:`VirtualClock._fire_due`)
+          and then what they woke.
+
+        Every other case (sockets open, cancelled timers to clean up, nothing scheduled,
+        stopping, debug mode) is asyncio's own code. Real I/O and other threads' wake-ups
+        (which are in the ready queue before they poke the self-pipe) are still polled before
+        a jump at least once per millisecond of real time.
+        """
+        loop: Any = self  # asyncio's private state, typed loosely
+        scheduled, clock, ready = loop._scheduled, self.clock, loop._ready
+        count = len(scheduled)
+        if loop._stopping or loop._selector._sockets or loop._debug \
+                or (count and scheduled[0]._cancelled) \
+                or (count > 100 and loop._timer_cancelled_count / count > 0.5):
+            return super()._run_once()  # type: ignore[misc, no-any-return]
+        now = _real_ns()
+        if ready:
+            clock._check_blocked(now)
+            clock._start_iteration(now)
+            if count:
+                end_time = clock._now / 1e9 + self._clock_resolution
+                while scheduled and scheduled[0]._when < end_time:
+                    handle = heapq.heappop(scheduled)
+                    handle._scheduled = False
+                    ready.append(handle)
+        else:
+            timeout = min(max(0, scheduled[0]._when - clock._now / 1e9), _MAX_WAIT_S) \
+                if count else 0
+            if not timeout or now - clock._polled >= 1_000_000:
+                return super()._run_once()  # type: ignore[misc, no-any-return]
+            clock._check_blocked(now)
+            clock._jump(timeout, now)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle._cancelled:
+                handle._run()
 
 
 def current_clock() -> VirtualClock | None:
