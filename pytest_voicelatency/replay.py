@@ -96,11 +96,14 @@ def samples_of(result: CallResult) -> dict[str, list[float]]:
 def save_replay(path: str | Path, *, script: Sequence[Step], factory: str,
                 knobs: Mapping[str, Any] | None = None, clock: VirtualClock | None = None,
                 playout: PlayoutConfig | None = None, result: CallResult | None = None,
-                title: str = "", seeds: Mapping[str, Any] | None = None) -> Path:
+                title: str = "", seeds: Mapping[str, Any] | None = None,
+                timeline_rows: Sequence[str] | None = None) -> Path:
     """Write one call as a replay file (see the module doc); returns the path.
 
     ``factory`` is ``"module:function"``; ``result`` (the call as it ran) adds its samples and
-    timeline. ``clock`` defaults to ``VirtualClock(wall_clock="virtual")``."""
+    timeline. ``clock`` defaults to ``VirtualClock(wall_clock="virtual")``. ``timeline_rows``
+    replaces the saved timeline, e.g. the call's rows merged with a scripted backend's (it is
+    for reading; a replay compares the samples)."""
     clock = clock or VirtualClock(wall_clock="virtual")
     line = playout or PlayoutConfig()
     data: dict[str, Any] = {
@@ -115,6 +118,8 @@ def save_replay(path: str | Path, *, script: Sequence[Step], factory: str,
     if result is not None:
         data["samples"] = samples_of(result)
         data["timeline"] = timeline(result.log, rows=40).splitlines()
+    if timeline_rows is not None:
+        data["timeline"] = list(timeline_rows)
     return write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 

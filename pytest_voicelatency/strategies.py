@@ -16,7 +16,11 @@ The pieces, each a strategy, compose into whole call scripts with :func:`call_sc
 * :func:`perturbations` — a :class:`Perturbation` of a clip: a noise bed at an SNR, gain,
   clipping, leading silence (the ground truth stays exact);
 * :func:`playout_configs` — the listener's network and jitter buffer (:data:`NETWORKS`);
-* :func:`reference_configs` — stage latencies of the reference agent.
+* :func:`reference_configs` — stage latencies of the reference agent;
+* :func:`backend_faults`, :func:`backend_calls`, :func:`backend_profiles` — what a scripted
+  backend (:class:`~pytest_voicelatency.agents.ScriptedBackend`) does with an agent's tool
+  requests: latencies (clustered around the tool's client timeout when given, where a slow
+  commit lands after the caller gave up) and faults (errors, lost replies, hangs).
 
 Moments a strategy cannot produce are rejected with :func:`hypothesis.assume` (a chunk boundary
 in a reply shorter than a chunk), as are calls where a drawn moment did not land on the agent's
@@ -40,6 +44,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from pytest_voicelatency.agents.backend import FAULTS, BackendCall, BackendFault, BackendProfile
 from pytest_voicelatency.agents.reference import Latency, ReferenceConfig
 from pytest_voicelatency.audio.clips import Clip, add_noise, list_clips, load_clip, pad
 from pytest_voicelatency.call.metrics import CallMetrics
@@ -49,7 +54,8 @@ from pytest_voicelatency.errors import VoiceLatencyUsageError
 
 __all__ = ["Moment", "Interjection", "Perturbation", "NETWORKS", "INTERJECTION_KINDS",
            "barge_in_moments", "interjections", "perturbations", "playout_configs",
-           "reference_configs", "call_scripts", "assume_landed", "interjection_clips"]
+           "reference_configs", "call_scripts", "assume_landed", "interjection_clips",
+           "backend_faults", "backend_calls", "backend_profiles"]
 
 Anchor = Literal["free", "chunk_boundary", "before_audio", "last_frame"]
 InterjectionKind = Literal["words", "backchannel", "cough", "babble", "bark"]
@@ -256,6 +262,51 @@ def reference_configs(**fixed: Any) -> st.SearchStrategy[ReferenceConfig]:
         st.integers(0, 2**16), _latencies((40, 150)), _latencies((40, 150)),
         _latencies((100, 400)), _latencies((5, 40)), _latencies((60, 250)),
         _latencies((20, 120)), _latencies((5, 60)))
+
+
+# ---------------------------------------------------------------------- an agent's backend
+
+
+def backend_faults(faults: Sequence[BackendFault] = FAULTS) -> st.SearchStrategy[BackendFault]:
+    """Faults of one backend request (:data:`~pytest_voicelatency.agents.FAULTS`); shrinks
+    towards the first of ``faults``."""
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown or not faults:
+        raise VoiceLatencyUsageError(f"backend faults must be among {FAULTS}, got {faults}")
+    return st.sampled_from(list(faults))
+
+
+def backend_calls(*, latency_ms: tuple[int, int] = (0, 1500),
+                  faults: Sequence[BackendFault] = FAULTS,
+                  timeout_ms: float | None = None) -> st.SearchStrategy[BackendCall]:
+    """One request's :class:`~pytest_voicelatency.agents.BackendCall`: a whole-ms latency in
+    ``latency_ms`` and a fault. With the tool's client ``timeout_ms``, half the latencies fall
+    within 50 ms of it, where a commit lands just before or just after the caller gives up."""
+    low, high = latency_ms
+    if not 0 <= low <= high:
+        raise VoiceLatencyUsageError(f"backend_calls latency_ms must be 0 <= low <= high, "
+                                     f"got {latency_ms}")
+    latency = st.integers(low, high)
+    if timeout_ms is not None:
+        near = st.integers(max(low, math.floor(timeout_ms) - 50),
+                           min(high, math.ceil(timeout_ms) + 50))
+        latency = latency | near if timeout_ms - 50 <= high and timeout_ms + 50 >= low else latency
+    return st.builds(lambda ms, fault: BackendCall(float(ms), fault), latency,
+                     backend_faults(faults))
+
+
+def backend_profiles(*, requests: tuple[int, int] = (1, 3), latency_ms: tuple[int, int] = (0, 1500),
+                     faults: Sequence[BackendFault] = FAULTS, timeout_ms: float | None = None,
+                     then: BackendCall | None = None) -> st.SearchStrategy[BackendProfile]:
+    """Backend scripts: the first ``requests`` (low, high) requests drawn by
+    :func:`backend_calls`, then ``then`` (default: 50 ms, no fault) for every later one."""
+    low, high = requests
+    if not 0 <= low <= high:
+        raise VoiceLatencyUsageError(f"backend_profiles requests must be 0 <= low <= high, "
+                                     f"got {requests}")
+    calls = backend_calls(latency_ms=latency_ms, faults=faults, timeout_ms=timeout_ms)
+    return st.builds(lambda drawn: BackendProfile(tuple(drawn), then or BackendCall()),
+                     st.lists(calls, min_size=low, max_size=high))
 
 
 # ---------------------------------------------------------------------- whole calls

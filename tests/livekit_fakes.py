@@ -6,6 +6,13 @@ STT and TTS are non-streaming, so the session wraps them in LiveKit's own ``Stre
 (the STT one segments on our VAD). The VAD is an energy detector on 20 ms windows (Silero needs
 onnxruntime and a model file). Written for this project after reading how LiveKit's own tests
 drive a session (``tests/fake_*.py`` in livekit/agents); no code is taken from them.
+
+A booking agent (tests/test_livekit_properties.py): :class:`BookingLLM` answers a user turn with
+a sentence and a ``book_table`` tool call, and the tool's output with a confirmation;
+:class:`BookingAgent`'s ``book_table`` commits to a :class:`ScriptedBackend` with a client-side
+timeout and retries — without an idempotency key (the duplicate booking) or with one.
+:func:`make_booking_agent` is the replay factory; the backend of each call it builds is kept in
+:data:`BACKENDS`.
 """
 
 from __future__ import annotations
@@ -16,11 +23,26 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, llm, stt, tts, utils, vad
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    ToolError,
+    function_tool,
+    llm,
+    stt,
+    tts,
+    utils,
+    vad,
+)
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
+from pytest_voicelatency.agents import BackendError, BackendProfile, ScriptedBackend
+from pytest_voicelatency.frameworks.livekit import LiveKitAgent
+
 __all__ = ["EnergyVAD", "DelayedSTT", "DelayedLLM", "DelayedTTS", "build_session",
-           "STT_DELAY_S", "LLM_DELAY_S", "TTS_DELAY_S", "VAD_STOP_S"]
+           "STT_DELAY_S", "LLM_DELAY_S", "TTS_DELAY_S", "VAD_STOP_S", "BookingLLM",
+           "BookingAgent", "build_booking_session", "make_booking_agent", "BACKENDS",
+           "TOOL_TIMEOUT_S", "TOOL_ATTEMPTS"]
 
 STT_DELAY_S = 0.15
 LLM_DELAY_S = 0.25
@@ -172,15 +194,130 @@ class DelayedChunkedStream(tts.ChunkedStream):
         output_emitter.flush()
 
 
+def _turn_handling() -> dict[str, Any]:
+    return {"turn_detection": "vad", "endpointing": {"min_delay": 0.2, "max_delay": 2.0},
+            "interruption": {"mode": "vad", "min_duration": 0.2,
+                             "resume_false_interruption": False,
+                             "false_interruption_timeout": None}}
+
+
 def build_session(*, stt_delay_s: float = STT_DELAY_S, llm_delay_s: float = LLM_DELAY_S,
                   tts_delay_s: float = TTS_DELAY_S) -> tuple[AgentSession[None], Agent]:
     """A fresh session (VAD turn detection, short endpointing delay) and agent, per call."""
     session = AgentSession[None](
         vad=EnergyVAD(), stt=DelayedSTT(delay_s=stt_delay_s), llm=DelayedLLM(delay_s=llm_delay_s),
-        tts=DelayedTTS(delay_s=tts_delay_s),
-        turn_handling={"turn_detection": "vad",
-                       "endpointing": {"min_delay": 0.2, "max_delay": 2.0},
-                       "interruption": {"mode": "vad", "min_duration": 0.2,
-                                        "resume_false_interruption": False,
-                                        "false_interruption_timeout": None}})
+        tts=DelayedTTS(delay_s=tts_delay_s), turn_handling=_turn_handling())
     return session, Agent(instructions="You take orders.")
+
+
+# ---------------------------------------------------------------------- a tool that books
+
+#: the tool's client-side timeout per backend request, and how many requests it makes at most
+TOOL_TIMEOUT_S = 0.4
+TOOL_ATTEMPTS = 2
+
+
+class BookingLLM(llm.LLM):
+    """A model that books: to a user turn it says ``preamble`` and calls
+    ``book_table(party=2, at="19:00")`` — unless the context already holds a ``book_table``
+    result that is not an error (or LiveKit's in-progress placeholder for a running call); to
+    the tool's output it says whether the table is booked. Call ids are ``call_1``, ``call_2``
+    ... (deterministic)."""
+
+    def __init__(self, *, delay_s: float = LLM_DELAY_S,
+                 preamble: str = "One moment, I am booking it.") -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.preamble = preamble
+        self.calls = 0
+
+    def chat(self, *, chat_ctx: llm.ChatContext, tools: list[Any] | None = None,
+             conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+             **_: Any) -> BookingLLMStream:
+        return BookingLLMStream(self, chat_ctx=chat_ctx, tools=tools or [],
+                                conn_options=conn_options)
+
+
+class BookingLLMStream(llm.LLMStream):
+    async def _run(self) -> None:
+        model = self._llm
+        assert isinstance(model, BookingLLM)
+        await asyncio.sleep(model.delay_s)
+        items = list(self._chat_ctx.items)
+        outputs = [i for i in items
+                   if i.type == "function_call_output" and i.name == "book_table"]
+        if items and items[-1].type == "function_call_output":
+            last = items[-1]
+            await self._say("Sorry, I could not book the table." if last.is_error
+                            else "Your table for two at seven is booked.")
+        elif any(not o.is_error for o in outputs):
+            await self._say("Your table is already booked.")
+        else:
+            await self._say(model.preamble)
+            model.calls += 1
+            self._event_ch.send_nowait(llm.ChatChunk(
+                id=f"booking-{model.calls}",
+                delta=llm.ChoiceDelta(role="assistant", tool_calls=[llm.FunctionToolCall(
+                    name="book_table", arguments='{"party": 2, "at": "19:00"}',
+                    call_id=f"call_{model.calls}")])))
+
+    async def _say(self, text: str) -> None:
+        for i, word in enumerate(text.split(" ")):
+            self._event_ch.send_nowait(llm.ChatChunk(
+                id=f"booking-{id(self)}",
+                delta=llm.ChoiceDelta(role="assistant", content=word if i == 0 else " " + word)))
+            await asyncio.sleep(0.005)
+
+
+class BookingAgent(Agent):
+    """An agent whose ``book_table`` tool commits to ``backend``, waiting ``timeout_s`` per
+    request and trying ``attempts`` times on a timeout or an error. ``idempotent``: every
+    request carries the booking as its idempotency key, so a retry cannot book twice."""
+
+    def __init__(self, backend: ScriptedBackend, *, idempotent: bool,
+                 timeout_s: float = TOOL_TIMEOUT_S, attempts: int = TOOL_ATTEMPTS) -> None:
+        super().__init__(instructions="You book tables.")
+        self.backend = backend
+        self.idempotent = idempotent
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+
+    @function_tool
+    async def book_table(self, party: int, at: str) -> str:
+        """Book a table for ``party`` people at ``at`` (HH:MM)."""
+        booking = f"table for {party} at {at}"
+        for _ in range(self.attempts):
+            try:
+                await asyncio.wait_for(self.backend.commit(
+                    booking, idempotency_key=booking if self.idempotent else None),
+                    self.timeout_s)
+                return f"booked: {booking}"
+            except (TimeoutError, BackendError):
+                continue  # the retry: without an idempotency key, a second booking
+        raise ToolError(f"could not book the {booking}")
+
+
+#: the backend of every call :func:`make_booking_agent` built, last one last
+BACKENDS: list[ScriptedBackend] = []
+
+
+def build_booking_session(backend: ScriptedBackend, *, idempotent: bool
+                          ) -> tuple[AgentSession[None], Agent]:
+    """A fresh session (as :func:`build_session`, with :class:`BookingLLM` and the user asking
+    for a table) and a :class:`BookingAgent` on ``backend``. No AEC warm-up (LiveKit ignores
+    the user for the agent's first 3 s of speech by default, waiting for an echo canceller to
+    settle; the simulated line has no echo): the user can talk over the agent while its tool
+    runs."""
+    session = AgentSession[None](
+        vad=EnergyVAD(), stt=DelayedSTT(text="Book a table for two at seven."),
+        llm=BookingLLM(), tts=DelayedTTS(), turn_handling=_turn_handling(),
+        aec_warmup_duration=None)
+    return session, BookingAgent(backend, idempotent=idempotent)
+
+
+def make_booking_agent(*, profile: dict[str, Any], idempotent: bool) -> LiveKitAgent:
+    """The replay factory: a :class:`LiveKitAgent` on a fresh backend scripted by ``profile``
+    (``BackendProfile.to_json()``), kept in :data:`BACKENDS`."""
+    backend = ScriptedBackend(BackendProfile.from_json(profile), name="bookings")
+    BACKENDS.append(backend)
+    return LiveKitAgent(lambda: build_booking_session(backend, idempotent=idempotent))

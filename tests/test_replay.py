@@ -1,5 +1,6 @@
 """Replay files: the documented example (docs/frameworks.md, "Replay files") runs as written,
-and a replay whose samples differ fails naming both."""
+a replay whose samples differ fails naming both, and a saver may replace the saved timeline
+(e.g. with a scripted backend's rows merged in) without changing what a replay compares."""
 
 from __future__ import annotations
 
@@ -12,18 +13,34 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pipecat", reason="pipecat-ai is not installed")
+from pytest_voicelatency.agents.reference import ReferenceServer
+from pytest_voicelatency.call.caller import Caller
+from pytest_voicelatency.call.metrics import timeline
+from pytest_voicelatency.call.script import answer, barge_in, say
+from pytest_voicelatency.replay import (
+    ReplayMismatch,
+    load_replay,
+    run_replay,
+    samples_of,
+    save_replay,
+)
+from pytest_voicelatency.vclock import VirtualClock
 
-from pytest_voicelatency.call.script import answer, barge_in, say  # noqa: E402
-from pytest_voicelatency.replay import ReplayMismatch, run_replay, save_replay  # noqa: E402
+try:
+    import pipecat
+except ImportError:  # the [pipecat] extra is not installed
+    pipecat = None
 
 ROOT = Path(__file__).resolve().parent.parent
+needs_pipecat = pytest.mark.skipif(pipecat is None, reason="pipecat-ai is not installed: pip "
+                                   "install 'pytest-voicelatency[pipecat]'")
 
 
+@needs_pipecat
 def test_the_documented_replay_example_runs_as_written(tmp_path):
     doc = (ROOT / "docs" / "frameworks.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S)
-                if "save_replay(" in b and "run_replay(" in b]
+                if "save_replay(" in b and "run_replay(" in b and "pipecat_services" in b]
     example = tmp_path / "replay_example.py"
     example.write_text(block, encoding="utf-8")
     result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
@@ -34,6 +51,7 @@ def test_the_documented_replay_example_runs_as_written(tmp_path):
                      result.stdout), result.stdout
 
 
+@needs_pipecat
 def test_a_replay_whose_saved_samples_differ_fails_showing_both(tmp_path):
     script = [say("confirm_order"), barge_in("wait_stop", after_ms=300, stop_timeout_ms=1000),
               answer(until="done")]
@@ -44,3 +62,21 @@ def test_a_replay_whose_saved_samples_differ_fails_showing_both(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ReplayMismatch, match=r"saved \{'caller.response': \[1.0\]\}"):
         run_replay(path)
+
+
+def test_saved_timeline_rows_replace_the_calls_timeline_and_the_replay_still_compares_samples(
+        tmp_path):
+    script = [say("confirm_order"), answer()]
+    result = Caller(clock=VirtualClock(wall_clock="virtual")).run(ReferenceServer(), script)
+    factory = "pytest_voicelatency.agents.reference:ReferenceServer"
+    plain = save_replay(tmp_path / "plain.json", script=script, factory=factory, result=result)
+    assert load_replay(plain)["timeline"] == timeline(result.log, rows=40).splitlines()
+    rows = ["   3010.000 ms  request #0 'table for 2 at 19:00' sent (400 ms)",
+            *timeline(result.log, rows=40).splitlines()]
+    merged = save_replay(tmp_path / "merged.json", script=script, factory=factory,
+                         result=result, timeline_rows=rows)
+    data = load_replay(merged)
+    assert data["timeline"] == rows and data["version"] == 1
+    assert data["samples"] == load_replay(plain)["samples"] == samples_of(result)
+    again, _spans = run_replay(merged)
+    assert samples_of(again) == samples_of(result)

@@ -3,11 +3,21 @@ drawn, and that a moment that cannot exist is rejected, never a flaky failure.""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
+from pytest_voicelatency.agents.backend import (
+    FAULTS,
+    BackendCall,
+    BackendError,
+    BackendProfile,
+    ScriptedBackend,
+    merge_timelines,
+)
 from pytest_voicelatency.agents.reference import ReferenceConfig, ReferenceServer
 from pytest_voicelatency.audio.clips import load_clip
 from pytest_voicelatency.call.caller import Caller
@@ -19,6 +29,9 @@ from pytest_voicelatency.strategies import (
     Moment,
     Perturbation,
     assume_landed,
+    backend_calls,
+    backend_faults,
+    backend_profiles,
     barge_in_moments,
     call_scripts,
     interjection_clips,
@@ -27,6 +40,7 @@ from pytest_voicelatency.strategies import (
     playout_configs,
     reference_configs,
 )
+from pytest_voicelatency.vclock import VirtualClock
 
 SOME = settings(max_examples=60, deadline=None, database=None)
 
@@ -140,7 +154,115 @@ def test_drawn_calls_run_on_the_reference_agent_in_virtual_time(script, config):
     (lambda: playout_configs(("dialup",)), "networks must be among"),
     (lambda: reference_configs(warp_drive=True), "no ReferenceConfig knob"),
     (lambda: call_scripts(turns=(2, 1)), "turns must be 1 <= low <= high"),
+    (lambda: backend_faults(("meteor",)), "backend faults must be among"),
+    (lambda: backend_calls(latency_ms=(500, 100)), "latency_ms must be 0 <= low <= high"),
+    (lambda: backend_profiles(requests=(3, 1)), "requests must be 0 <= low <= high"),
+    (lambda: BackendCall(-5.0), "latency_ms must be a finite number >= 0"),
+    (lambda: BackendCall(10.0, "meteor"), "fault must be one of"),  # type: ignore[arg-type]
+    (lambda: BackendProfile.from_json({"calls": [[10, "none", 3]]}), "a backend profile is"),
 ])
 def test_bad_arguments_fail_at_once_naming_what_is_accepted(make, message):
     with pytest.raises(VoiceLatencyUsageError, match=message):
         make()
+
+
+# ---------------------------------------------------------------------- an agent's backend
+
+
+@SOME
+@given(backend_profiles(requests=(1, 3), latency_ms=(0, 900), faults=("none", "hang"),
+                        then=BackendCall(20.0)))
+def test_backend_profiles_draw_requests_within_their_ranges_and_round_trip_as_json(profile):
+    assert 1 <= len(profile.calls) <= 3 and profile.then == BackendCall(20.0)
+    assert all(0 <= c.latency_ms <= 900 and c.fault in ("none", "hang") for c in profile.calls)
+    assert profile.call(len(profile.calls)) == profile.then
+    assert BackendProfile.from_json(profile.to_json()) == profile
+
+
+def test_with_a_timeout_half_the_drawn_latencies_fall_near_it():
+    near: list[bool] = []
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @given(backend_calls(latency_ms=(0, 20_000), timeout_ms=400))
+    def draw(call: BackendCall) -> None:
+        near.append(350 <= call.latency_ms <= 450)
+
+    draw()
+    assert sum(near) >= len(near) // 4, f"{sum(near)} of {len(near)} within 50 ms of 400"
+
+
+def test_faults_cover_every_kind_and_shrink_towards_the_first():
+    assert set(FAULTS) == {"none", "error", "commit_error", "lost_reply", "hang"}
+    drawn: set[str] = set()
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(backend_faults())
+    def draw(fault: str) -> None:
+        drawn.add(fault)
+
+    draw()
+    assert drawn == set(FAULTS)
+    assert find(backend_faults(("hang", "error")), lambda f: True) == "hang"
+
+
+def _call_backend(profile: BackendProfile, *, timeout_s: float, idempotent: bool = False
+                  ) -> tuple[ScriptedBackend, list[str]]:
+    """One tool-like caller on virtual time: two tries, each waiting ``timeout_s``."""
+    backend = ScriptedBackend(profile, name="db")
+    seen: list[str] = []
+
+    async def caller() -> None:
+        for _ in range(2):
+            try:
+                commit = await asyncio.wait_for(
+                    backend.commit("k", idempotency_key="k" if idempotent else None), timeout_s)
+                seen.append(f"ok #{commit.request}")
+                break
+            except TimeoutError:
+                seen.append("timeout")
+            except BackendError:
+                seen.append("error")
+        await asyncio.sleep(5.0)  # late commits land
+
+    VirtualClock().run(caller())
+    return backend, seen
+
+
+@pytest.mark.parametrize("fault, seen, committed", [
+    ("none", ["ok #0"], [(0, True)]),
+    ("error", ["error", "ok #1"], [(1, True)]),
+    ("commit_error", ["error", "ok #1"], [(0, True), (1, True)]),
+    ("lost_reply", ["timeout", "ok #1"], [(0, True), (1, True)]),
+    ("hang", ["timeout", "ok #1"], [(1, True)]),
+])
+def test_each_fault_commits_and_replies_as_documented(fault, seen, committed):
+    backend, got = _call_backend(BackendProfile((BackendCall(100.0, fault),)), timeout_s=0.5)
+    assert got == seen
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == committed
+    assert backend.requests == len(seen)
+
+
+def test_a_commit_after_its_caller_gave_up_is_recorded_as_such_and_is_a_duplicate():
+    backend, seen = _call_backend(BackendProfile((BackendCall(700.0),), BackendCall(50.0)),
+                                  timeout_s=0.5)
+    assert seen == ["timeout", "ok #1"]
+    first, late = backend.commits
+    assert (first.request, late.request, late.caller_waiting) == (1, 0, False)
+    assert late.at_ns - backend.gave_up_ns(0) == 200_000_000  # virtual time: exact
+    assert backend.duplicates() == (late,)
+    rows = backend.timeline(origin_ns=late.at_ns - 700_000_000).splitlines()
+    assert rows[-1] == "    700.000 ms  db commits 'k' (#0) (its caller gave up 200 ms before)"
+
+
+def test_an_idempotency_key_commits_once_whatever_the_order():
+    backend, seen = _call_backend(BackendProfile((BackendCall(700.0),), BackendCall(50.0)),
+                                  timeout_s=0.5, idempotent=True)
+    assert seen == ["timeout", "ok #1"] and [c.request for c in backend.commits] == [1]
+    assert backend.duplicates() == ()
+    assert any("#0 deduplicated: 'k' already committed by #1" in t for _, t in backend.events)
+
+
+def test_merged_timelines_are_in_time_order():
+    assert merge_timelines("     20.000 ms  b\n    100.000 ms  d", ["     10.000 ms  a",
+                                                                    "     50.000 ms  c"]) == (
+        "     10.000 ms  a\n     20.000 ms  b\n     50.000 ms  c\n    100.000 ms  d")

@@ -1,0 +1,235 @@
+"""Properties of a real LiveKit ``AgentSession`` (livekit-agents 1.8, offline: fake VAD/STT/LLM/TTS
+of tests/livekit_fakes.py, no room) with a tool, on ``VirtualClock(wall_clock="virtual")``.
+``pytest -k property`` selects them.
+
+The agent books a table: its ``book_table`` tool commits to a :class:`ScriptedBackend` whose
+latency and faults hypothesis draws, waiting 400 ms per request and retrying once on a timeout
+or an error. The user may talk over the agent while the tool runs (a drawn moment). The
+property: **a booking whose caller gave up is not committed twice; the next turn is answered;
+every span ends.** Without an idempotency key the tool books twice when a commit lands after
+its caller gave up (a slow commit, a lost reply, an error after the write): hypothesis finds it,
+shrinks it to a minimal timeline printed in the failure, the test saves it as a replay file and
+replays it with the same samples and the same commits. With an idempotency key the property
+holds.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+
+import pytest
+
+pytest.importorskip("livekit.agents", reason="livekit-agents is not installed: pip install "
+                    "'pytest-voicelatency[livekit]' to run a real AgentSession")
+
+import livekit_fakes  # noqa: E402 - the replay factory's module
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from livekit_fakes import BACKENDS, TOOL_TIMEOUT_S  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
+
+from pytest_voicelatency.agents import BackendProfile, ScriptedBackend, merge_timelines  # noqa: E402
+from pytest_voicelatency.call.caller import Caller, CallResult  # noqa: E402
+from pytest_voicelatency.call.log import Received  # noqa: E402
+from pytest_voicelatency.call.metrics import timeline  # noqa: E402
+from pytest_voicelatency.call.protocol import AgentClear  # noqa: E402
+from pytest_voicelatency.call.script import Step, answer, barge_in, pause, say  # noqa: E402
+from pytest_voicelatency.replay import load_replay, run_replay, samples_of, save_replay  # noqa: E402
+from pytest_voicelatency.spans.capture import capture_spans  # noqa: E402
+from pytest_voicelatency.strategies import Moment, backend_profiles, barge_in_moments  # noqa: E402
+from pytest_voicelatency.vclock import VirtualClock  # noqa: E402
+
+#: the agent's first sentence ("One moment, I am booking it.": 28 characters at 60 ms) plays
+#: while the tool runs (at most 2 x 400 ms); a drawn barge-in lands in it. (Not "before_audio":
+#: LiveKitAgent reports no "thinking" state to aim at.)
+PREAMBLE_MS = 1680.0
+MOMENTS = st.none() | barge_in_moments(anchors=("free",), states=(None,), reply_ms=PREAMBLE_MS)
+WORDS = st.sampled_from(["wait_stop", "meant_tuesday"])
+PROFILES = backend_profiles(requests=(1, 3), latency_ms=(0, 1500),
+                            timeout_ms=TOOL_TIMEOUT_S * 1000)
+#: no explain phase: it re-runs the failing call under a line tracer, ~10x the CPU of a call
+FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+HOLDS = settings(max_examples=100, deadline=None, database=None, derandomize=True,
+                 suppress_health_check=list(HealthCheck))
+
+
+class Recorder(SpanProcessor):
+    """Spans started and ended on the global provider (where LiveKit's tracer writes)."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, str] = {}
+        self.ended: set[int] = set()
+
+    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
+        self.started[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
+
+    def unended(self) -> list[str]:
+        return [name for sid, name in self.started.items() if sid not in self.ended]
+
+
+RECORDER = Recorder()
+
+
+def script(moment: Moment | None, word: str = "wait_stop") -> list[Step]:
+    """Ask for a table; maybe talk over the agent at ``moment``; let the tool's reply play;
+    then the next turn, which must be answered."""
+    steps: list[Step] = [say("book_table")]
+    if moment is not None:
+        steps.append(barge_in(word, after_ms=moment.after_ms, at_state=moment.state,
+                              stop_timeout_ms=1000))
+    return [*steps, answer(until="done"), pause(3000), say("confirm_order"),
+            answer(until="done")]
+
+
+def run(steps: list[Step], profile: BackendProfile, *, idempotent: bool
+        ) -> tuple[CallResult, ScriptedBackend]:
+    RECORDER.started.clear()
+    RECORDER.ended.clear()
+    with capture_spans():
+        provider = trace.get_tracer_provider()
+        if RECORDER not in getattr(provider, "_active_span_processor",
+                                   types.SimpleNamespace(_span_processors=()))._span_processors:
+            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+        agent = livekit_fakes.make_booking_agent(profile=profile.to_json(), idempotent=idempotent)
+        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(agent, steps)
+    return result, BACKENDS[-1]
+
+
+def story(result: CallResult, backend: ScriptedBackend) -> str:
+    """The call's timeline with the backend's requests and commits merged in."""
+    return merge_timelines(timeline(result.log, rows=200),
+                           backend.timeline(result.log.origin_ns))
+
+
+def check(result: CallResult, backend: ScriptedBackend, moment: Moment | None,
+          profile: BackendProfile) -> None:
+    """The property: no booking committed twice; the next turn answered; every span ends."""
+    case = (f"barge-in: {'none' if moment is None else moment.describe()}; backend: "
+            f"{profile.describe()}")
+    origin = result.log.origin_ns
+    duplicates = backend.duplicates()
+    if duplicates:
+        def said(ns: int | None) -> str:
+            return "" if ns is None else f", its caller gave up at {(ns - origin) / 1e6:.3f} ms"
+
+        commits = "; ".join(f"#{c.request} at {(c.at_ns - origin) / 1e6:.3f} ms"
+                            f"{said(backend.gave_up_ns(c.request))}" for c in backend.commits)
+        raise AssertionError(
+            f"{duplicates[0].key!r} committed {len(backend.commits)} times ({commits}); "
+            f"{case}:\n{story(result, backend)}")
+    last = result.metrics.responses[-1]
+    assert last.outcome == "ok", f"next turn unanswered ({last.outcome}); {case}:\n" + story(
+        result, backend)
+    assert RECORDER.unended() == [], f"spans never ended: {RECORDER.unended()}; {case}"
+
+
+def test_property_a_non_idempotent_booking_tool_is_found_committing_twice_shrunk_and_replayed(
+        tmp_path):
+    examples: list[tuple[Moment | None, str, BackendProfile]] = []
+    failing: list[tuple[Moment | None, str, BackendProfile, CallResult, ScriptedBackend]] = []
+    started = time.process_time()
+
+    @FIND
+    @given(MOMENTS, WORDS, PROFILES)
+    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
+        examples.append((moment, word, profile))
+        result, backend = run(script(moment, word), profile, idempotent=False)
+        try:
+            check(result, backend, moment, profile)
+        except AssertionError:
+            failing.append((moment, word, profile, result, backend))
+            raise
+
+    with pytest.raises(AssertionError, match="committed 2 times") as info:
+        booked_once()
+    cpu_s = time.process_time() - started
+    message = str(info.value)
+    print(f"\n{len(examples)} examples, {len(failing)} failing, {cpu_s:.1f} s of CPU")
+    assert "bookings commits 'table for 2 at 19:00'" in message
+    assert "its caller gave up at" in message
+    first = next(i for i, (m, w, p) in enumerate(examples)
+                 if (m, w, p) in [(f[0], f[1], f[2]) for f in failing])
+    assert first < 200
+    moment, word, profile, result, backend = failing[-1]  # the shrunk one: re-run last
+    knobs = {"profile": profile.to_json(), "idempotent": False}
+    path = save_replay(tmp_path / "double_booking.json", script=script(moment, word),
+                       factory="livekit_fakes:make_booking_agent", knobs=knobs, result=result,
+                       title=message.splitlines()[0], seeds={"hypothesis": "derandomize"},
+                       timeline_rows=story(result, backend).splitlines())
+    saved = load_replay(path)
+    assert saved["samples"] == samples_of(result) and saved["agent"]["knobs"] == knobs
+    assert any("commits 'table for 2 at 19:00'" in row for row in saved["timeline"])
+
+    replayed, _spans = run_replay(path)  # raises ReplayMismatch if a sample differs
+    again = BACKENDS[-1]
+    assert again is not backend
+    assert samples_of(replayed) == samples_of(result)
+    assert again.commits == backend.commits and again.events == backend.events
+    assert story(replayed, again) == story(result, backend)
+    assert len(again.duplicates()) == 1
+    print(f"\nfound after {first + 1} of {len(examples)} examples ({cpu_s:.1f} s of CPU), "
+          f"shrunk to moment={moment} word={word!r} profile={profile.describe()}:\n{message}\n"
+          f"replay file:\n{path.read_text()}")
+
+
+@pytest.mark.slow
+def test_property_an_idempotent_booking_tool_commits_once_the_next_turn_is_answered_spans_end():
+    count: list[int] = []
+    deduplicated: list[int] = []  # examples where the key stopped a second booking
+    barged: list[int] = []  # examples where the user cut the agent off while the tool ran
+    started = time.process_time()
+
+    @HOLDS
+    @given(MOMENTS, WORDS, PROFILES)
+    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
+        count.append(1)
+        result, backend = run(script(moment, word), profile, idempotent=True)
+        check(result, backend, moment, profile)
+        if any("deduplicated" in text for _, text in backend.events):
+            deduplicated.append(1)
+        clears = [e.arrived_ns for e in result.log.of(Received)
+                  if isinstance(e.event, AgentClear)]
+        if backend.events and any(backend.events[0][0] <= at <= backend.events[-1][0]
+                                  for at in clears):
+            barged.append(1)
+
+    booked_once()
+    assert len(count) >= 100
+    assert deduplicated and barged  # the search reached both paths the key must cover
+    print(f"\n{len(count)} examples held ({time.process_time() - started:.1f} s of CPU); the "
+          f"key deduplicated a booking in {len(deduplicated)}, the user cut the agent off "
+          f"while the backend was busy in {len(barged)}")
+
+
+def test_a_slow_commit_after_the_client_timeout_books_twice_without_an_idempotency_key():
+    """The failure the property searches for, written by hand: the first request commits
+    200 ms after the tool stopped waiting for it, and the retry commits too."""
+    profile = BackendProfile.from_json({"calls": [[600, "none"]]})
+    result, backend = run(script(None), profile, idempotent=False)
+    origin = result.log.origin_ns
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(1, True), (0, False)]
+    gave_up = next(at for at, text in backend.events if "gives up" in text)
+    assert (backend.commits[1].at_ns - gave_up) / 1e6 == pytest.approx(200.0)
+    assert backend.duplicates() == (backend.commits[1],)
+    with pytest.raises(AssertionError, match=r"committed 2 times \(#1 at [\d.]+ ms; #0 at [\d.]+ "
+                                             r"ms, its caller gave up at [\d.]+ ms\)"):
+        check(result, backend, None, profile)
+    assert (backend.commits[0].at_ns - origin) > 0
+
+
+def test_the_same_slow_commit_with_an_idempotency_key_commits_once_and_the_call_repeats():
+    profile = BackendProfile.from_json({"calls": [[600, "none"]]})
+    first, backend = run(script(None), profile, idempotent=True)
+    check(first, backend, None, profile)
+    assert [c.request for c in backend.commits] == [1]
+    assert any("#0 deduplicated" in text for _, text in backend.events)
+    second, again = run(script(None), profile, idempotent=True)
+    assert samples_of(first) == samples_of(second) and again.events == backend.events
+    assert timeline(first.log, rows=500) == timeline(second.log, rows=500)
