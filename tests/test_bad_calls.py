@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -264,6 +265,126 @@ def stubborn_close_virtual() -> str:
     return "no error"
 
 
+STUBBORN_TASK = '''
+import asyncio
+from pytest_voicelatency.agents.oracle import tone_clip
+from pytest_voicelatency.call.caller import Caller
+from pytest_voicelatency.call.protocol import AgentTimeoutError
+from pytest_voicelatency.call.script import answer, say
+
+SCRIPT = [say(tone_clip(200, lead_ms=50, trail_ms=50)), answer(300)]
+
+
+class Stubborn:
+    """close() returns at once, but a task it leaves (and the task that one spawned) swallows
+    every cancellation."""
+
+    honours_clock = True
+
+    async def start(self, session):
+        self.task = asyncio.ensure_future(self.forever())
+
+    async def forever(self):
+        asyncio.ensure_future(self.spawned())
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except BaseException:
+                continue
+
+    async def spawned(self):
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except BaseException:
+                continue
+
+    async def receive(self, pcm):
+        pass
+
+    async def close(self):
+        pass
+
+
+ticks = 0
+
+
+async def ticker():
+    """The user's own task, running on the same loop throughout the call."""
+    global ticks
+    while True:
+        await asyncio.sleep(0.01)
+        ticks += 1
+
+
+async def stubborn_call():
+    mine = asyncio.ensure_future(ticker())
+    try:
+        await Caller(agent_timeout_ms=300, grace_ms=300).call(Stubborn(), SCRIPT)
+    except AgentTimeoutError as exc:
+        print("raised:", exc)
+    seen = ticks
+    await asyncio.sleep(0.1)
+    print(f"user task untouched: {not mine.done()} {ticks > seen}")
+'''
+
+ASYNCIO_RUN = STUBBORN_TASK + '''
+asyncio.run(stubborn_call())
+print("the process ends")
+'''
+
+ANYIO_TEST = STUBBORN_TASK + '''
+import pytest
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_stubborn_task():
+    await stubborn_call()
+'''
+
+
+def stubborn_task_asyncio_run(pytester: pytest.Pytester) -> str:
+    """``asyncio.run(main())`` awaiting ``caller.call()``: its final cancel-all used to wait
+    forever for the agent's task. (``timeout`` only guards against a hang.)"""
+    script = pytester.makepyfile(stubborn_main=ASYNCIO_RUN)
+    result = pytester.run(sys.executable, str(script), timeout=120)
+    return f"exit={result.ret} " + " | ".join(result.outlines)
+
+
+def stubborn_task_anyio(pytester: pytest.Pytester) -> str:
+    """The same under an async test (anyio's pytest plugin on asyncio): the test's loop
+    teardown used to wait forever."""
+    pytest.importorskip("anyio")
+    pytester.makepyfile(test_stubborn_task=ANYIO_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", timeout=120)
+    return f"exit={result.ret} " + " | ".join(result.outlines)
+
+
+def leaked_task_async_virtual() -> str:
+    """On virtual time, awaited on the clock's loop: the agent leaves a task that does stop
+    when cancelled; the user's own task on the loop is left alone."""
+
+    class Leaks(Mute):
+        async def start(self, session) -> None:
+            self.task = asyncio.ensure_future(asyncio.sleep(3600))
+
+    agent, caller = Leaks(), Caller(clock="virtual", agent_timeout_ms=300, grace_ms=200)
+
+    async def main() -> str:
+        mine = asyncio.ensure_future(asyncio.sleep(3600))
+        await caller.call(agent, [say(USER), answer(300)])
+        alive = not mine.done()
+        mine.cancel()
+        return f"user task alive={alive} agent task cancelled={agent.task.cancelled()}"
+
+    return _quiet(lambda: caller.clock.run(main()))
+
+
 # ---------------------------------------------------------------------- the matrix
 
 #: case id -> (what is done, how to run it, a regex its outcome must match)
@@ -310,6 +431,22 @@ CASES: dict[str, tuple[str, Callable[..., str], str]] = {
         stubborn_agent_in_pytest,
         r"(?s)^exit=1 .*Stubborn.close\(\) did not return within 300 ms.*abandoned "
         r"Stubborn.close\(\).*abandoned Stubborn.forever\(\).*2 failed"),
+    "agent-stubborn-task-asyncio-run": (
+        "asyncio.run(main()) awaits caller.call(); the agent leaves two tasks that swallow "
+        "CancelledError; the user's own task runs on the same loop", stubborn_task_asyncio_run,
+        r"^exit=0 raised: 2 agent task\(s\) still ran after the calls ended and ignored their "
+        r"cancellation for 300 ms: abandoned (Stubborn.forever\(\) at .*stubborn_main.py:\d+|"
+        r"Stubborn.spawned\(\) at .*stubborn_main.py:\d+|, )+ \(let CancelledError propagate.*"
+        r" \| user task untouched: True True \| the process ends$"),
+    "agent-stubborn-task-async-test": (
+        "the same in an async test (anyio's pytest plugin, asyncio backend)", stubborn_task_anyio,
+        r"^exit=0 .*raised: 2 agent task\(s\) .*abandoned .*Stubborn.forever\(\) at .*"
+        r"user task untouched: True True.* 1 passed"),
+    "agent-task-leaked-async": (
+        "awaited on the virtual clock's loop, the agent leaves a task that stops when cancelled; "
+        "the user has a task of their own", leaked_task_async_virtual,
+        r"^user task alive=True agent task cancelled=True \| 1 task\(s\) still ran after the "
+        r"calls ended .*an agent leaks tasks"),
 }
 
 

@@ -46,8 +46,15 @@ retries it; its spans carry ``audio.clock="virtual"``. Only agents whose ``honou
 true are accepted (an agent that reads ``time`` directly can run with
 ``VirtualClock(wall_clock="virtual")``, see :func:`~pytest_voicelatency.vclock.patch_time`).
 
-Warnings (unreliable calls, turns that could not be measured) are collected during a call and
-issued when the caller's method returns, pointing at the test line that called it.
+**Leftover agent tasks.** After the calls, tasks agents left running are cancelled; one that
+ignores it for ``grace_ms`` is abandoned and named in an :class:`AgentTimeoutError`, so no loop's
+teardown ever waits on agent code. ``run``/``run_calls`` own their loop and sweep all of it; the
+async ``call``/``calls`` run on the user's loop and sweep only the tasks the call created
+(:mod:`~pytest_voicelatency.call.scope`), never the user's own.
+
+Warnings (unreliable calls, turns that could not be measured, late events) are collected during
+a call and issued when it is over, pointing at the line that called ``run``/``run_calls``, or
+that made the ``call()``/``calls()`` coroutine (even when it runs as a task of its own).
 
 >>> from pytest_voicelatency.agents.oracle import OracleAgent, tone_clip
 >>> from pytest_voicelatency.call.script import answer, barge_in, say
@@ -62,9 +69,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -81,6 +89,7 @@ from pytest_voicelatency.call.protocol import (
     check_agent,
 )
 from pytest_voicelatency.call.runner import CallRun, sweep
+from pytest_voicelatency.call.scope import call_scope, settle
 from pytest_voicelatency.call.script import (
     Background,
     BargeIn,
@@ -214,34 +223,33 @@ class Caller:
 
     # -------------------------------------------------------------- async API
 
-    async def call(self, agent: AgentLike, script: Sequence[Step], *,
-                   session_id: str | None = None, start_offset_ms: float = 0.0) -> CallResult:
+    def call(self, agent: AgentLike, script: Sequence[Step], *, session_id: str | None = None,
+             start_offset_ms: float = 0.0) -> Coroutine[Any, Any, CallResult]:
         """Run one call (retrying unreliable ones under the ``retry`` policy); emit its spans.
+        Await it on the running loop: ``result = await caller.call(agent, script)``.
 
         An agent error, a timeout or a malformed event is raised after the call was torn down
-        and its measurements so far were emitted.
+        and its measurements so far were emitted. Tasks the call created (the agent's) that are
+        still running afterwards are cancelled; one that ignores it for ``grace_ms`` is
+        abandoned and named in an :class:`AgentTimeoutError` (:mod:`~.scope`); the loop's other
+        tasks are never touched.
         """
-        notes: list[VoiceLatencyWarning] = []
-        try:
-            return await self._call(agent, script, notes, session_id, start_offset_ms)
-        finally:
-            for note in notes:
-                warnings.warn(note, stacklevel=2)
+        site = _Site.of_caller()
+        return self._scoped(
+            lambda notes: self._call(agent, script, notes, session_id, start_offset_ms), site)
 
-    async def calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]], *,
-                    stagger: bool = True) -> list[CallResult]:
+    def calls(self, agent: AgentLike, scripts: Sequence[Sequence[Step]], *,
+              stagger: bool = True) -> Coroutine[Any, Any, list[CallResult]]:
         """Run one call per script concurrently on this event loop (``agent`` must be a factory).
+        Await it: ``results = await caller.calls(MyAgent, scripts)``.
 
         With ``stagger`` call ``k`` of ``n`` starts ``k/n`` of a frame later, as real callers are
         not aligned. If calls fail, every call still finishes and is recorded; then the first
-        error is raised, with a note naming every failed session and its error.
+        error is raised, with a note naming every failed session and its error. Leftover agent
+        tasks are handled as in :meth:`call`.
         """
-        notes: list[VoiceLatencyWarning] = []
-        try:
-            return await self._calls(agent, scripts, notes, stagger)
-        finally:
-            for note in notes:
-                warnings.warn(note, stacklevel=2)
+        site = _Site.of_caller()
+        return self._scoped(lambda notes: self._calls(agent, scripts, notes, stagger), site)
 
     # -------------------------------------------------------------- sync API
 
@@ -274,21 +282,35 @@ class Caller:
 
     def _sync(self, main: Coroutine[Any, Any, _T], notes: list[VoiceLatencyWarning]) -> _T:
         clock = self.clock
-        guarded = self._swept(main, notes)
+        guarded = self._swept(main, notes, lambda: sweep(self.grace_ms / 1000))
         if not isinstance(clock, VirtualClock):
             return asyncio.run(guarded)
         return clock.run(guarded)
 
-    async def _swept(self, main: Coroutine[Any, Any, _T],
-                     notes: list[VoiceLatencyWarning]) -> _T:
-        """Run ``main``, then cancel the tasks agents left running, abandoning (and naming) any
-        that ignore it, so the loop's own teardown never waits on agent code."""
+    async def _scoped(self, make: Callable[[list[VoiceLatencyWarning]], Coroutine[Any, Any, _T]],
+                      site: _Site) -> _T:
+        """An async entry point: run the calls in a task scope on the user's loop, settle the
+        tasks they left, then issue the warnings at the line that called the entry point."""
+        notes: list[VoiceLatencyWarning] = []
+        try:
+            with call_scope() as scope:
+                return await self._swept(make(notes), notes,
+                                         lambda: settle(scope, self.grace_ms / 1000))
+        finally:
+            site.warn(notes)
+
+    async def _swept(self, main: Coroutine[Any, Any, _T], notes: list[VoiceLatencyWarning],
+                     sweeper: Callable[[], Awaitable[tuple[list[str], list[str]]]]) -> _T:
+        """Run ``main``, then cancel the tasks agents left running (``sweeper``: every task of
+        the loop the sync entry points own, or the call's own tasks on the user's loop),
+        abandoning (and naming) any that ignore it, so the loop's teardown never waits on agent
+        code."""
         error: BaseException | None = None
         try:
             result = await main
         except BaseException as exc:
             error = exc
-        found, stubborn = await sweep(self.grace_ms / 1000)
+        found, stubborn = await sweeper()
         if found and self.clock.is_virtual:
             shown = "; ".join(found[:3]) + (" ..." if len(found) > 3 else "")
             notes.append(VoiceLatencyWarning(
@@ -398,6 +420,30 @@ class Caller:
             if error is not None:
                 raise error
             return result
+
+
+class _Site:
+    """Where user code called an async entry point (``caller.call(...)``), found when the
+    coroutine is made: its warnings are issued there. Run as a task (``asyncio.run(caller.call(
+    ...))``, ``gather``), the coroutine's caller frame is asyncio's own loop callback."""
+
+    __slots__ = ("filename", "lineno", "module", "globals")
+
+    def __init__(self, filename: str, lineno: int, module: str,
+                 globals: dict[str, Any]) -> None:
+        self.filename, self.lineno, self.module, self.globals = filename, lineno, module, globals
+
+    @classmethod
+    def of_caller(cls) -> _Site:
+        frame = sys._getframe(2)  # 0: here, 1: Caller.call / calls, 2: the user's code
+        return cls(frame.f_code.co_filename, frame.f_lineno,
+                   str(frame.f_globals.get("__name__", "<string>")), frame.f_globals)
+
+    def warn(self, notes: Sequence[VoiceLatencyWarning]) -> None:
+        registry = self.globals.setdefault("__warningregistry__", {})
+        for note in notes:
+            warnings.warn_explicit(note, type(note), self.filename, self.lineno, self.module,
+                                   registry, self.globals)
 
 
 def _warn(notes: list[VoiceLatencyWarning]) -> None:
