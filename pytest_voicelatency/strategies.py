@@ -288,9 +288,12 @@ def backend_calls(*, latency_ms: tuple[int, int] = (0, 1500),
                                      f"got {latency_ms}")
     latency = st.integers(low, high)
     if timeout_ms is not None:
-        near = st.integers(max(low, math.floor(timeout_ms) - 50),
-                           min(high, math.ceil(timeout_ms) + 50))
-        latency = latency | near if timeout_ms - 50 <= high and timeout_ms + 50 >= low else latency
+        if not 0 < timeout_ms < math.inf:
+            raise VoiceLatencyUsageError(f"backend_calls timeout_ms must be a positive number "
+                                         f"of ms (the tool's client timeout), got {timeout_ms!r}")
+        near = (max(low, math.floor(timeout_ms) - 50), min(high, math.ceil(timeout_ms) + 50))
+        if near[0] <= near[1]:  # the timeout's neighbourhood overlaps the range
+            latency = latency | st.integers(*near)
     return st.builds(lambda ms, fault: BackendCall(float(ms), fault), latency,
                      backend_faults(faults))
 

@@ -15,8 +15,13 @@ holds.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 import types
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +163,8 @@ def test_property_a_non_idempotent_booking_tool_is_found_committing_twice_shrunk
                  if (m, w, p) in [(f[0], f[1], f[2]) for f in failing])
     assert first < 200
     moment, word, profile, result, backend = failing[-1]  # the shrunk one: re-run last
+    assert moment is None and len(profile.calls) == 1  # shrunk: no barge-in, one slow request
+    assert "barge-in: none; backend: #0 " in message
     knobs = {"profile": profile.to_json(), "idempotent": False}
     path = save_replay(tmp_path / "double_booking.json", script=script(moment, word),
                        factory="livekit_fakes:make_booking_agent", knobs=knobs, result=result,
@@ -233,3 +240,25 @@ def test_the_same_slow_commit_with_an_idempotency_key_commits_once_and_the_call_
     second, again = run(script(None), profile, idempotent=True)
     assert samples_of(first) == samples_of(second) and again.events == backend.events
     assert timeline(first.log, rows=500) == timeline(second.log, rows=500)
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "frameworks.md"
+
+
+@pytest.mark.slow
+def test_the_frameworks_doc_tool_recipe_runs_as_written(tmp_path):
+    """docs/frameworks.md's recipe for a tool whose caller gave up: found, saved, replayed."""
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"),
+                                    flags=re.S) if "make_booking_agent" in b]
+    if not blocks:
+        pytest.skip("docs/frameworks.md has no tool recipe yet (helper C's section, to merge)")
+    (block,) = blocks
+    example = tmp_path / "tool_recipe.py"
+    example.write_text(block, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-W", "ignore", str(example)], capture_output=True,
+                            text=True, timeout=600, check=False, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(DOC.parents[1] / "tests")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "booked twice (#0 400 ms" in result.stdout, result.stdout[-3000:]
+    assert re.search(r"replayed double_booking.json after \d+ calls: the same samples and "
+                     r"commits", result.stdout), result.stdout[-3000:]

@@ -156,6 +156,7 @@ def test_drawn_calls_run_on_the_reference_agent_in_virtual_time(script, config):
     (lambda: call_scripts(turns=(2, 1)), "turns must be 1 <= low <= high"),
     (lambda: backend_faults(("meteor",)), "backend faults must be among"),
     (lambda: backend_calls(latency_ms=(500, 100)), "latency_ms must be 0 <= low <= high"),
+    (lambda: backend_calls(timeout_ms=0), "timeout_ms must be a positive number"),
     (lambda: backend_profiles(requests=(3, 1)), "requests must be 0 <= low <= high"),
     (lambda: BackendCall(-5.0), "latency_ms must be a finite number >= 0"),
     (lambda: BackendCall(10.0, "meteor"), "fault must be one of"),  # type: ignore[arg-type]
