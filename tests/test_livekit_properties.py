@@ -229,6 +229,37 @@ def test_a_slow_commit_after_the_client_timeout_books_twice_without_an_idempoten
                                              r"ms, its caller gave up at [\d.]+ ms\)"):
         check(result, backend, None, profile)
     assert (backend.commits[0].at_ns - origin) > 0
+    # "every span ends" is not vacuous: LiveKit's own spans, the tool's among them, were seen
+    assert {"agent_session", "agent_turn", "function_tool"} <= set(RECORDER.started.values())
+    assert RECORDER.unended() == []
+
+
+def test_a_barge_in_while_the_tool_runs_interrupts_the_speech_but_livekit_waits_for_the_tool():
+    """LiveKit 1.8.9 does not cancel a running tool when the user talks over the agent: the
+    retry's caller is still waiting when its commit lands, after the agent cleared its audio;
+    the tool's output is kept, so the next turn does not book again."""
+    profile = BackendProfile.from_json({"calls": [[1500, "hang"], [300, "none"]]})
+    result, backend = run(script(Moment(100.0)), profile, idempotent=False)
+    [clear] = [e.arrived_ns for e in result.log.of(Received) if isinstance(e.event, AgentClear)]
+    [commit] = backend.commits
+    assert clear < commit.at_ns and commit.caller_waiting and backend.gave_up_ns(1) is None
+    assert backend.requests == 2  # the timed-out request and its retry; no third booking
+    check(result, backend, Moment(100.0), profile)
+
+
+def test_a_tool_that_failed_after_a_write_is_called_again_next_turn_and_books_twice():
+    """No timeout at all: the first request commits but replies an error, the retry fails, the
+    model answers "could not book"; on the next turn it calls the tool again (as a model does
+    after a failure), which books a second table — unless the tool sends an idempotency key."""
+    profile = BackendProfile.from_json({"calls": [[100, "commit_error"], [100, "error"]]})
+    result, backend = run(script(None), profile, idempotent=False)
+    assert [c.request for c in backend.commits] == [0, 2]
+    assert backend.gave_up_ns(0) is None  # it got its (error) reply
+    with pytest.raises(AssertionError, match="committed 2 times"):
+        check(result, backend, None, profile)
+    result, backend = run(script(None), profile, idempotent=True)
+    assert [c.request for c in backend.commits] == [0]
+    check(result, backend, None, profile)
 
 
 def test_the_same_slow_commit_with_an_idempotency_key_commits_once_and_the_call_repeats():
