@@ -154,13 +154,18 @@ def test_every_import_written_in_the_docs_resolves_without_a_deprecation(doc):
     """README, fixtures_audio/README and docs/*.md import only names that exist, by a current
     path (a 0.1.0 path would warn)."""
     found = imports_in(doc.read_text(encoding="utf-8"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
         for module, name in found:
             try:
                 resolve(module, name)
             except pytest.skip.Exception:  # an optional extra: check the doc's other imports
                 continue
+    # ours only: importing an extra (Pipecat) warns about *its* dependencies the first time a
+    # worker imports it, which says nothing about the paths the doc wrote
+    ours = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)
+            and "pytest_voicelatency" in str(w.message)]
+    assert not ours, ours
 
 
 @pytest.mark.parametrize("name", sorted(set(OLD_TOP_LEVEL) - set(pytest_voicelatency.__all__)))
