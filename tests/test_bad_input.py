@@ -801,6 +801,156 @@ def _(ctx: Ctx) -> None:
          "--lf: only the last failures ran")
 
 
+MORE = '''
+import os
+import pytest
+from test_suite import turns
+
+
+@pytest.mark.voice_latency
+def test_llm():
+    if os.environ.get("VOICE_SKIP_LLM"):
+        pytest.skip("no LLM key in this environment")
+    turns("llm")
+'''
+
+
+def two_files(ctx: Ctx) -> pytest.Pytester:
+    """The suite in two files; base.json saved from all of it (3 tests, 3 stages)."""
+    p = ctx.pytester
+    p.makepyfile(test_suite=SUITE, test_more=MORE)
+    result = p.runpytest("--voice-latency-save=base.json")
+    assert result.ret == 0, result.stdout.str()
+    assert json.loads((p.path / "base.json").read_text())["test_ids"] == [
+        "test_more.py::test_llm", "test_suite.py::test_asr", "test_suite.py::test_tts"]
+    return p
+
+
+def saved(p: pytest.Pytester, path: str, run: Callable[[], pytest.RunResult]
+          ) -> dict[str, Any]:
+    """Run, check that ``path`` was (re)written, and return its document."""
+    target = p.path / path
+    before = (target.stat().st_ino, target.stat().st_mtime_ns) if target.exists() else None
+    result = run()
+    assert "not saved" not in result.stdout.str(), result.stdout.str()
+    after = target.stat()
+    assert (after.st_ino, after.st_mtime_ns) != before  # replaced (atomically: a new inode)
+    doc: dict[str, Any] = json.loads(target.read_text())
+    assert doc.get("format") == "pytest-voicelatency/results", result.stdout.str()
+    return doc
+
+
+@case("pytest-path-subset", "pytest", "`pytest test_suite.py --voice-latency-save base.json` "
+      "over a baseline saved from the whole suite (nothing is reported deselected)",
+      "baseline kept; `warning: baseline 'base.json' not saved: this run covers less than it "
+      "(1 test of the baseline not collected by this run (test_more.py::test_llm)); the "
+      "existing file is kept (run the whole suite, or pass --voice-latency-save-partial ...; "
+      "if those tests were removed for good, delete 'base.json' first)`")
+def _(ctx: Ctx) -> None:
+    p = two_files(ctx)
+    result = kept(p, lambda: p.runpytest("test_suite.py", "--voice-latency-save=base.json"),
+                  "not saved: this run covers less than it (1 test of the baseline not "
+                  "collected by this run (test_more.py::test_llm)); the existing file is kept*"
+                  "delete 'base.json' first)")
+    assert result.ret == 0
+
+
+@case("pytest-node-id-subset", "pytest", "`pytest test_suite.py::test_asr "
+      "--voice-latency-save base.json` over a whole-suite baseline",
+      "baseline kept; `not saved: this run covers less than it (2 tests of the baseline not "
+      "collected by this run (test_more.py::test_llm, test_suite.py::test_tts)) ...`")
+def _(ctx: Ctx) -> None:
+    p = two_files(ctx)
+    kept(p, lambda: p.runpytest("test_suite.py::test_asr", "--voice-latency-save=base.json"),
+         "not saved: this run covers less than it (2 tests of the baseline not collected by "
+         "this run (test_more.py::test_llm, test_suite.py::test_tts))*")
+
+
+@case("pytest-skipped-test", "pytest", "a test of the baseline skips this run (a missing "
+      "key) with --voice-latency-save", "baseline kept; `not saved: this run covers less than "
+      "it (1 test of the baseline ran but recorded no samples this time, skipped? "
+      "(test_more.py::test_llm)) ...`")
+def _(ctx: Ctx) -> None:
+    p = two_files(ctx)
+    os.environ["VOICE_SKIP_LLM"] = "1"
+    try:
+        kept(p, lambda: p.runpytest("--voice-latency-save=base.json"),
+             "not saved: this run covers less than it (1 test of the baseline ran but recorded "
+             "no samples this time, skipped? (test_more.py::test_llm))*")
+    finally:
+        del os.environ["VOICE_SKIP_LLM"]
+
+
+@case("pytest-path-subset-save-partial", "pytest", "the path subset with "
+      "`--voice-latency-save-partial`", "replaced, marked `\"partial\": {\"reasons\": [\"1 test "
+      "of the baseline not collected by this run (test_more.py::test_llm)\"]}`; `compare` then "
+      "refuses it unless `--allow-partial`")
+def _(ctx: Ctx) -> None:
+    p = two_files(ctx)
+    doc = saved(p, "base.json", lambda: p.runpytest(
+        "test_suite.py", "--voice-latency-save=base.json", "--voice-latency-save-partial"))
+    assert doc["partial"]["reasons"] == [
+        "1 test of the baseline not collected by this run (test_more.py::test_llm)"]
+    assert doc["test_ids"] == ["test_suite.py::test_asr", "test_suite.py::test_tts"]
+    (p.path / "head.json").write_bytes((p.path / "base.json").read_bytes())
+    code, out = cli(ctx, "compare", str(p.path / "base.json"), str(p.path / "head.json"))
+    assert code != 0 and "marked partial" in out, out
+
+
+@case("pytest-path-subset-new-file", "pytest", "`pytest test_suite.py --voice-latency-save "
+      "new.json` (no file there yet)", "saved, complete (nothing to compare it with)")
+def _(ctx: Ctx) -> None:
+    p = two_files(ctx)
+    doc = saved(p, "new.json", lambda: p.runpytest("test_suite.py",
+                                                   "--voice-latency-save=new.json"))
+    assert doc["partial"] is None and len(doc["test_ids"]) == 2
+
+
+@case("pytest-folder-ci-pattern", "pytest", "`pytest latency/ --voice-latency-save base.json` "
+      "(the CI pattern) over a baseline saved by plain `pytest` (unit tests elsewhere), then "
+      "again over its own", "saved both times: every test with samples in the baseline is "
+      "collected")
+def _(ctx: Ctx) -> None:
+    p = ctx.pytester
+    (p.path / "latency").mkdir()
+    (p.path / "latency" / "test_suite.py").write_text(SUITE)
+    (p.path / "latency" / "test_more.py").write_text(MORE)
+    p.makepyfile(test_unit="def test_unit():\n    pass\n")
+    whole = saved(p, "base.json", lambda: p.runpytest("--voice-latency-save=base.json"))
+    assert len(whole["test_ids"]) == 3 and whole["partial"] is None
+    for _ in range(2):
+        doc = saved(p, "base.json", lambda: p.runpytest("latency/",
+                                                        "--voice-latency-save=base.json"))
+        assert doc["test_ids"] == whole["test_ids"] and doc["partial"] is None
+
+
+@case("pytest-removed-test-file", "pytest", "a test file of the baseline deleted, then the "
+      "whole suite saved", "saved, complete: a test whose file is gone left the suite")
+def _(ctx: Ctx) -> None:
+    p = two_files(ctx)
+    (p.path / "test_more.py").unlink()
+    doc = saved(p, "base.json", lambda: p.runpytest("--voice-latency-save=base.json"))
+    assert doc["partial"] is None and len(doc["test_ids"]) == 2
+
+
+@case("save-older-baseline-narrower", "results files", "a baseline of an older version (no "
+      "`test_ids`) holding `asr` and `tts`; a run with only `asr` saves over it",
+      "kept; `not saved: this run covers less than it (1 stage/metric of the baseline with no "
+      "samples in this run (tts first_byte_ms)) ...`")
+def _(ctx: Ctx) -> None:
+    base = ctx.tmp / "base.json"
+    save(run_of(dist("asr", "first_byte_ms", [100.0] * 30), dist("tts", "first_byte_ms",
+                                                                  [80.0] * 30)), base,
+         with_samples=False)
+    before = base.read_bytes()
+    assert json.loads(before)["test_ids"] is None
+    done = finish(table_with("asr"), 1, Settings(save_path=str(base)),
+                  facts=RunFacts(tests_run=1, reported=("t",)))
+    assert base.read_bytes() == before
+    assert any("not saved: this run covers less than it (1 stage/metric of the baseline with "
+               "no samples in this run (tts first_byte_ms))" in w for w in done.results.warnings)
+
+
 @case("pytest-save-compare-same", "pytest", "`--voice-latency-save=b.json "
       "--voice-latency-compare=./b.json`", "usage error (exit 4) `... are the same file ...`")
 def _(ctx: Ctx) -> None:

@@ -19,6 +19,7 @@ from pytest_voicelatency.results.environment import fingerprint, git_commit
 from pytest_voicelatency.results.merge import merge
 from pytest_voicelatency.results.model import Results
 from pytest_voicelatency.results.validate import load, loads
+from pytest_voicelatency.run.facts import Coverage, narrower
 from pytest_voicelatency.spans.record import CENSORED, UNRELIABLE
 from pytest_voicelatency.spans.samples import Sample, derive
 from pytest_voicelatency.stats.distribution import Distribution, Distributions
@@ -265,3 +266,33 @@ def test_rows_follow_the_table_rules():
     assert [(r.stage, r.metric) for r in table] == [
         ("asr", "duration_ms"), ("asr", "first_byte_ms"), ("tts", "duration_ms")]
     assert [r.n for r in table] == [1, 1, 1]
+
+
+def test_a_baseline_names_its_tests_and_a_listing_names_them_per_sample():
+    """test_ids is written when the sample listing is not (a baseline), sorted; a document
+    with the listing leaves it out (each sample names its test); older files have none."""
+    run = replace(a_run(asr=[1.0, 2.0]), test_ids=("t.py::b", "t.py::a"),
+                  samples=(Sample("asr", "duration_ms", 1.0, "s", "1", "", "t.py::a"),))
+    assert json.loads(dumps(run, with_samples=False))["test_ids"] == ["t.py::a", "t.py::b"]
+    assert "test_ids" not in json.loads(dumps(run))
+    assert json.loads(dumps(replace(run, test_ids=None), with_samples=False))["test_ids"] is None
+
+
+def test_narrower_blames_only_tests_of_the_baseline_this_run_did_not_measure():
+    """Not collected and collected-but-silent are told apart; a test whose file is gone left
+    the suite; an older file (no test ids) is judged by its stages and test count."""
+    base = Coverage(("a.py::x", "b.py::y", "c.py::z", "gone.py::w"), (), 4)
+    run = Coverage(("a.py::x",), (), 1)
+    assert narrower(base, run, collected=("a.py::x", "b.py::y"),
+                    gone=lambda file: file == "gone.py") == (
+        "1 test of the baseline not collected by this run (c.py::z)",
+        "1 test of the baseline ran but recorded no samples this time, skipped? (b.py::y)")
+    assert narrower(base, Coverage(base.test_ids, (), 4), collected=(),
+                    gone=lambda file: False) == ()
+    older = Coverage(None, (("asr", "duration_ms"), ("tts", "duration_ms")), 3)
+    assert narrower(older, Coverage((), (("asr", "duration_ms"), ("tts", "duration_ms")), 3),
+                    collected=(), gone=lambda file: False) == ()
+    assert narrower(older, Coverage((), (("asr", "duration_ms"),), 2), collected=(),
+                    gone=lambda file: False) == (
+        "1 stage/metric of the baseline with no samples in this run (tts duration_ms)",
+        "the baseline has samples of 3 tests, this run of 2")

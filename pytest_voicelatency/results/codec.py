@@ -11,7 +11,11 @@ Top-level keys: ``format`` (:data:`FORMAT`), ``version`` (:data:`FORMAT_VERSION`
 is refused with a message), ``plugin_version``, ``created``, ``environment`` (see
 :func:`~pytest_voicelatency.results.environment.fingerprint`), ``spans``, ``tests``,
 ``settings`` (gate lines and policies), ``distributions``, ``gates``, ``comparison``,
-``problems``, ``partial`` (``null`` for a complete run, else ``{"reasons": [...],
+``problems``, ``test_ids`` (the sorted node ids of the tests the samples came from, so a later
+``--voice-latency-save`` can refuse a narrower run; ``null`` when unknown: merged shards, files
+of older versions, which still load; left out when the ``samples`` listing is written, since
+each sample names its test there), ``partial`` (``null`` for a complete run, else
+``{"reasons": [...],
 "lost_samples": bool}``: a run that was interrupted, ran a subset, had failed tests or lost a
 worker; ``compare`` refuses a partial baseline unless told ``--allow-partial``), ``samples``
 (``--voice-latency-json`` only). ``gates`` and ``comparison`` are
@@ -127,12 +131,14 @@ def to_document(results: Results, *, with_samples: bool = True) -> dict[str, Any
         "assertions": [{"test": a.test, "stage": a.stage, "metric": a.metric, "rule": a.rule,
                         "outcome": a.outcome, "value_ms": _ms(a.value_ms), "n": a.n,
                         "times": a.times} for a in results.assertions]}
-    if with_samples and results.samples is not None:
+    if with_samples and results.samples is not None:  # each sample names its test
         doc["samples"] = [{"stage": x.stage, "metric": x.metric, "value": x.value,
                            "flags": SampleFlag.names(x.flags), "test": x.test_id,
                            "session": x.session_id, "turn": x.turn_id, "trace": x.trace_id,
                            "start_ns": x.start_ns, "end_ns": x.end_ns}
                           for x in results.samples]
+    else:  # no listing (a baseline): the file names the tests its samples came from
+        doc["test_ids"] = None if results.test_ids is None else sorted(results.test_ids)
     return doc
 
 

@@ -93,6 +93,9 @@ class Results:
     * **configuration**: ``settings``, the gate lines and policies as stored in results files
       (merges refuse shards whose settings differ; the command line re-judges with them);
     * **verdicts**: ``gates`` and ``comparison`` (None when not judged or not compared);
+    * **coverage**: ``test_ids``, the node ids of the tests whose samples these are (sorted), so
+      a later ``--voice-latency-save`` can tell a narrower run (``pytest tests/test_a.py``) from
+      the suite; None when not recorded (files of older versions, merged shards);
     * **completeness**: ``partial``, why the run measured less than its suite (interrupted,
       a deselected subset, failed tests, samples lost with a crashed pytest-xdist worker; see
       :mod:`pytest_voicelatency.run.facts`); empty for a complete run. Written to results files
@@ -122,6 +125,7 @@ class Results:
     output_errors: tuple[str, ...] = ()
     clock: str = ""  # the caller's time base: "virtual", "real", "mixed", or "" (no caller)
     assertions: tuple[AssertionCheck, ...] = ()  # what the tests' own assertions decided
+    test_ids: tuple[str, ...] | None = None  # the tests the samples came from (None: unknown)
 
     @property
     def name(self) -> str:

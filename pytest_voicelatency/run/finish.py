@@ -11,7 +11,10 @@ output not written (or a bug) is :attr:`ExitCode.OUTPUT_ERROR`.
 A run that measured less than its suite (:mod:`pytest_voicelatency.run.facts`) is marked
 ``partial`` in every output, never replaces an existing baseline unless
 ``--voice-latency-save-partial`` says so, and a partial baseline is not compared with unless
-``--voice-latency-allow-partial`` says so.
+``--voice-latency-allow-partial`` says so. Neither does a run narrower than the baseline it
+would replace (given narrower test paths): the results record the tests their samples came
+from, and the save compares them with the existing file's
+(:func:`~pytest_voicelatency.run.facts.narrower`).
 
 >>> done = finish(None, 0, Settings())
 >>> done.exit_code, len(done.results.distributions)
@@ -37,9 +40,15 @@ from pytest_voicelatency.report.markdown import render
 from pytest_voicelatency.results.codec import dumps
 from pytest_voicelatency.results.environment import fingerprint
 from pytest_voicelatency.results.model import Results, assertion_checks
-from pytest_voicelatency.results.validate import load
+from pytest_voicelatency.results.validate import MAX_BYTES, document, load, parse_json
 from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
-from pytest_voicelatency.run.facts import RunFacts, incomplete, save_decision
+from pytest_voicelatency.run.facts import (
+    Coverage,
+    RunFacts,
+    incomplete,
+    narrower,
+    save_decision,
+)
 from pytest_voicelatency.run.settings import Settings
 from pytest_voicelatency.spans.rows import SpanTable
 from pytest_voicelatency.spans.samples import SampleSet, derive
@@ -132,8 +141,11 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
         problems=tuple(table.problems), problem_count=table.problem_count,
         warnings=tuple(warnings), errors=(*errors, *baseline_errors), partial=partial,
         output_errors=tuple(internal), clock=_clock(*table.caller_clocks()),
-        assertions=assertion_checks(checks))
-    results = _write(results, settings, table, samples)
+        assertions=assertion_checks(checks),
+        test_ids=None if samples is None else tuple(sorted({s.test_id for s in samples
+                                                            if s.test_id})))
+    results = _write(results, settings, table, samples,
+                     facts.reported if facts is not None else ())
     return Finish(results, exit_code(results))
 
 
@@ -170,8 +182,46 @@ def _exists(path: str) -> bool:
         return True  # cannot tell: never risk replacing it
 
 
+def _saved_coverage(path: str) -> Coverage | None:
+    """What the results file at ``path`` measured; None when it cannot be read as one (then
+    replacing it loses no known measurement)."""
+    try:
+        if os.stat(path).st_size > MAX_BYTES:
+            return None
+        with open(path, encoding="utf-8") as f:
+            doc = parse_json(f.read(), path)
+        saved = document(doc, path)
+    except Exception:  # noqa: BLE001  unreadable: nothing known to lose; the save decides
+        return None
+    ids = doc.get("test_ids")
+    if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+        test_ids: tuple[str, ...] | None = tuple(ids)
+    elif saved.samples is not None:  # a --voice-latency-json file: each sample names its test
+        test_ids = tuple(sorted({s.test_id for s in saved.samples if s.test_id}))
+    else:
+        test_ids = None
+    return Coverage(test_ids, tuple(saved.distributions), saved.tests)
+
+
+def _narrower(results: Results, settings: Settings, collected: Sequence[str]
+              ) -> tuple[str, ...]:
+    """Why this run covers less than the file it would save over (see
+    :func:`~pytest_voicelatency.run.facts.narrower`); node ids are relative to the rootdir."""
+    assert settings.save_path is not None
+    base = _saved_coverage(settings.save_path)
+    if base is None:
+        return ()
+    root = settings.root
+
+    def gone(file: str) -> bool:
+        return root is not None and not _exists(os.path.join(root, file))
+
+    return narrower(base, Coverage(results.test_ids, tuple(results.distributions),
+                                   results.tests), collected=collected, gone=gone)
+
+
 def _write(results: Results, settings: Settings, table: SpanTable,
-           samples: SampleSet | None) -> Results:
+           samples: SampleSet | None, collected: Sequence[str] = ()) -> Results:
     """Write the JSON results and the baseline, then the Markdown and the HTML report (which
     report the errors of the first two); returns the results with the notes and errors of every
     write."""
@@ -180,13 +230,14 @@ def _write(results: Results, settings: Settings, table: SpanTable,
         jobs.append((settings.json_path,
                      lambda p: write_atomic(p, dumps(results, with_samples=True))))
     if settings.save_path:
-        decision = save_decision(settings.save_path, results.partial,
-                                 exists=_exists(settings.save_path),
-                                 save_partial=settings.save_partial)
+        exists = _exists(settings.save_path)
+        less = _narrower(results, settings, collected) if exists else ()
+        decision = save_decision(settings.save_path, results.partial, exists=exists,
+                                 save_partial=settings.save_partial, narrower=less)
         if decision.message:
             results = replace(results, warnings=(*results.warnings, decision.message))
         if decision.write:
-            base = replace(results, comparison=None)
+            base = replace(results, comparison=None, partial=(*results.partial, *less))
             jobs.append((settings.save_path,
                          lambda p: write_atomic(p, dumps(base, with_samples=False))))
     results = _run_jobs(results, jobs)

@@ -36,12 +36,14 @@ class RunState:
     failed: set[str] = field(default_factory=set)
     crashed: list[str] = field(default_factory=list)
     tests_run: int = 0
+    reported: set[str] = field(default_factory=set)  # node ids of every test that reported
     #: what each test's assertions decided: (test, stage, metric, rule, outcome, value_ms, n)
     checks: list[tuple[object, ...]] = field(default_factory=list)
 
     def record_report(self, nodeid: str, when: str, failed: bool, longrepr: object) -> None:
         """Count one test report: a call that ran, a failure, a test lost with its worker
         (pytest-xdist reports a crashed item with ``when="???"``)."""
+        self.reported.add(nodeid)
         if when == "call":
             self.tests_run += 1
         if failed:
@@ -56,7 +58,7 @@ class RunState:
         return RunFacts(interrupted=self.interrupted or interrupted, collect_only=collect_only,
                         deselected=self.deselected, lastfailed=self.lastfailed,
                         failed=len(self.failed) - len(crashed), crashed=crashed,
-                        tests_run=self.tests_run)
+                        tests_run=self.tests_run, reported=tuple(sorted(self.reported)))
 
 
 
