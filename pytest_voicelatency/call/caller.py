@@ -435,7 +435,9 @@ class _Site:
 
     @classmethod
     def of_caller(cls) -> _Site:
-        frame = sys._getframe(2)  # 0: here, 1: Caller.call / calls, 2: the user's code
+        frame = sys._getframe(1).f_back  # 0: here, 1: Caller.call / calls, 2: the user's code
+        if frame is None:  # called from C (no Python frame): the entry point's own line
+            frame = sys._getframe(1)
         return cls(frame.f_code.co_filename, frame.f_lineno,
                    str(frame.f_globals.get("__name__", "<string>")), frame.f_globals)
 

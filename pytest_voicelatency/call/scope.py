@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -40,7 +39,7 @@ _Factory = Callable[..., "asyncio.Future[Any]"]
 class Scope:
     """The tasks created inside one call that have not finished yet."""
 
-    __slots__ = ("tasks", "__weakref__")
+    __slots__ = ("tasks",)
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Future[Any]] = set()
@@ -79,19 +78,10 @@ class _Hook:
         return task
 
 
-_hooks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hook] = \
-    weakref.WeakKeyDictionary()
-
-
-def _factory(loop: asyncio.AbstractEventLoop) -> object:
-    return loop.get_task_factory()
-
-
 def _install(loop: asyncio.AbstractEventLoop) -> _Hook:
-    hook = _hooks.get(loop)
-    if hook is None or _factory(loop) is not hook:
-        hook = _Hook(cast("_Factory | None", loop.get_task_factory()))
-        _hooks[loop] = hook
+    current = cast("_Factory | None", loop.get_task_factory())
+    hook = current if isinstance(current, _Hook) else _Hook(current)  # one per loop
+    if hook is not current:
         loop.set_task_factory(cast(Any, hook))
     hook.users += 1
     return hook
@@ -99,11 +89,8 @@ def _install(loop: asyncio.AbstractEventLoop) -> _Hook:
 
 def _uninstall(loop: asyncio.AbstractEventLoop, hook: _Hook) -> None:
     hook.users -= 1
-    if hook.users > 0:
-        return
-    if _hooks.get(loop) is hook:
-        del _hooks[loop]
-    if _factory(loop) is hook and not loop.is_closed():
+    current: object = loop.get_task_factory()
+    if hook.users == 0 and current is hook and not loop.is_closed():
         loop.set_task_factory(cast(Any, hook.previous))
 
 
