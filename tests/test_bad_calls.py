@@ -385,6 +385,36 @@ def leaked_task_async_virtual() -> str:
     return _quiet(lambda: caller.clock.run(main()))
 
 
+def failing_call_stubborn_task_async() -> str:
+    """Awaited on the clock's loop, the call fails (receive() raises) and the agent's task
+    swallows its cancellation: the call's own error is raised, noting the abandoned task."""
+
+    class Breaks(Mute):
+        async def start(self, session) -> None:
+            self.task = asyncio.ensure_future(self.forever())
+
+        async def forever(self) -> None:
+            while True:
+                try:
+                    await asyncio.sleep(1)
+                except BaseException:
+                    continue
+
+        async def receive(self, pcm: bytes) -> None:
+            raise RuntimeError("ASR socket closed")
+
+    caller = Caller(clock="virtual", agent_timeout_ms=300, grace_ms=200)
+
+    async def main() -> None:
+        await caller.call(Breaks(), [say(USER), answer(300)])
+
+    try:
+        _quiet(lambda: caller.clock.run(main()))
+    except RuntimeError as exc:
+        return f"{exc} | {' | '.join(exc.__notes__)}"
+    return "no error"
+
+
 # ---------------------------------------------------------------------- the matrix
 
 #: case id -> (what is done, how to run it, a regex its outcome must match)
@@ -442,6 +472,12 @@ CASES: dict[str, tuple[str, Callable[..., str], str]] = {
         "the same in an async test (anyio's pytest plugin, asyncio backend)", stubborn_task_anyio,
         r"^exit=0 .*raised: 2 agent task\(s\) .*abandoned .*Stubborn.forever\(\) at .*"
         r"user task untouched: True True.* 1 passed"),
+    "agent-fails-stubborn-task-async": (
+        "awaited on the virtual clock's loop, receive() raises and the agent's task swallows "
+        "CancelledError", failing_call_stubborn_task_async,
+        r"^ASR socket closed \| in session call-1, .* \| 1 agent task\(s\) still ran after the "
+        r"calls ended and ignored their cancellation for 200 ms: abandoned .*Breaks.forever\(\) "
+        r"at .*test_bad_calls.py:\d+"),
     "agent-task-leaked-async": (
         "awaited on the virtual clock's loop, the agent leaves a task that stops when cancelled; "
         "the user has a task of their own", leaked_task_async_virtual,
