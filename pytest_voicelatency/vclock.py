@@ -147,8 +147,10 @@ class VirtualClock:
             handle = loop.call_at(deadline_ns / 1e9, _wake, woken)
             try:
                 await woken
-            finally:
+            except BaseException:  # woken early (cancelled): the timer must not fire
                 handle.cancel()
+                raise
+            # else the timer fired: it is out of the heap, nothing to cancel
         else:
             await asyncio.sleep(0)
         return self._now
