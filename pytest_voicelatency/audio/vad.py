@@ -218,6 +218,8 @@ class EnergyVAD(_FrameFormat):
         self._squares = np.empty(self._size)
         self._y = np.empty(len(self._history) - 1)
         self._y2 = np.empty(len(self._history) - 1)
+        self._power = np.empty(self._nfft // 2 + 1)
+        self._power_imag = np.empty(self._nfft // 2 + 1)
         self._head_index = len(self._y) - 1 - self._lags
         self._tail_index = self._lags - 1
         self._threshold_cache = (math.nan, 0.0, 0.0)
@@ -290,8 +292,12 @@ class EnergyVAD(_FrameFormat):
         history = self._history
         y = np.subtract(history[1:], history[:-1], out=self._y)  # np.diff, into the buffer
         spectrum = np.fft.rfft(y, self._nfft)
-        corr = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, self._nfft)[self._lags]
-        energy = np.cumsum(np.multiply(y, y, out=self._y2), out=self._y2)
+        # |spectrum|**2 as re*re + im*im (what re**2 + im**2 computes), into buffers
+        power, imag = self._power, self._power_imag
+        np.multiply(spectrum.real, spectrum.real, out=power)
+        np.add(power, np.multiply(spectrum.imag, spectrum.imag, out=imag), out=power)
+        corr = np.fft.irfft(power, self._nfft)[self._lags]
+        energy = np.add.accumulate(np.multiply(y, y, out=self._y2), out=self._y2)  # np.cumsum
         head = energy[self._head_index]  # sum of y[0 : n - lag] ** 2
         tail = energy[-1] - energy[self._tail_index]  # sum of y[lag : n] ** 2
         # lags whose overlap holds little of the energy (speech just began after silence) would
@@ -299,7 +305,7 @@ class EnergyVAD(_FrameFormat):
         usable = np.minimum(head, tail) >= 0.25 * energy[-1]
         if not usable.any():
             return 0.0
-        return float(np.max(corr[usable] / np.sqrt(head[usable] * tail[usable])))
+        return float((corr[usable] / np.sqrt(head[usable] * tail[usable])).max())
 
 
 class WindowedVAD(_FrameFormat):
