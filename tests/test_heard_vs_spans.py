@@ -143,3 +143,37 @@ def test_a_time_function_bound_as_a_parameter_default_follows_the_virtual_clock(
     monkeypatch.setattr(time, "time", lambda: 42.0)
     monkeypatch.setattr(time, "monotonic", lambda: 7.0)
     assert observer.time_source() == 42.0 and observer.clock() == 7.0
+
+
+# ----------------------------------------------------------- a real LiveKit AgentSession, no room
+
+def test_livekit_spans_join_the_callers_session_and_it_reports_thinking():
+    """Offline, LiveKit's spans carry no conversation id: the adapter's ``voice.session`` span
+    moves them from the trace id to the caller's session, so the response check pairs them; its
+    ``thinking`` state reaches the caller's log (moments relative to thinking need it)."""
+    pytest.importorskip("livekit.agents", reason="livekit-agents is not installed: pip install "
+                        "'pytest-voicelatency[livekit]'")
+    from livekit_fakes import build_session
+
+    from pytest_voicelatency.call.caller import Caller
+    from pytest_voicelatency.call.log import Received
+    from pytest_voicelatency.call.protocol import AgentState
+    from pytest_voicelatency.call.script import answer, barge_in, say
+    from pytest_voicelatency.frameworks.livekit import LiveKitAgent
+    from pytest_voicelatency.spans.capture import capture_spans
+    from pytest_voicelatency.vclock import VirtualClock
+
+    script = [say("confirm_order"), answer(), say("cancel_order"),
+              barge_in("wait_stop", after_ms=400), answer()]
+    with capture_spans() as cap:
+        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            LiveKitAgent(build_session), script)
+    assert {s.session_id for s in cap.samples()} == {result.session_id}
+    assert not [p for p in cap.problems if "voice.session" in p]
+    found, paired = disagreements(cap.table, margin_ms=-1e9, checks=(RESPONSE_CHECK,))
+    assert len(result.metrics.responses) == 2 and paired[RESPONSE_CHECK] == 2
+    for pair in found:  # LiveKit's e2e latency ends at its first audio; the caller hears it later
+        assert 0 <= pair.caller_ms - pair.agent_ms < 120, pair
+    states = [e.event.state for e in result.log.of(Received) if isinstance(e.event, AgentState)]
+    assert "thinking" in states and "speaking" in states
+    assert states.index("thinking") < states.index("speaking")

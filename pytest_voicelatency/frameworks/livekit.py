@@ -10,7 +10,13 @@ run on. The user's ``AgentSession`` (their VAD/STT/LLM/TTS) and ``Agent`` come f
 
 LiveKit's tracer follows the global OpenTelemetry provider, so its ``agent_session`` →
 ``user_turn`` / ``agent_turn`` → ``llm_node`` / ``tts_node`` / ``agent_speaking`` spans reach the
-plugin's capture and the ``livekit`` convention reads them.
+plugin's capture and the ``livekit`` convention reads them. Without a room they carry no
+conversation id, so they are read under their trace id; when the call closes, the adapter ends
+a ``voice.session`` span naming that trace and the caller's session id, and the capture moves
+the trace's samples to the caller's session (where ``caller.*`` are, so the spans-vs-heard
+check pairs them). LiveKit's ``thinking`` and ``listening`` states are forwarded as
+:class:`~.call.protocol.AgentState` (``speaking`` is sent with the first audio), so moments
+relative to the agent's thinking land on a LiveKit agent too.
 
 Virtual time: LiveKit reads ``time`` directly (about a hundred call sites in ``voice/``) and
 waits with asyncio, so on ``Caller(clock=VirtualClock(wall_clock="virtual"))`` an unmodified
@@ -34,6 +40,7 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
+from opentelemetry import trace
 
 from pytest_voicelatency.call.protocol import (
     AgentAudio,
@@ -137,6 +144,8 @@ class LiveKitAgent:
         self._closed = False
         self._stall_limit_s = stall_limit_s
         self._ontime: OnVirtualTime | None = None
+        self._call: CallSession | None = None
+        self._trace_id = 0
 
     @property
     def honours_clock(self) -> bool:
@@ -155,7 +164,15 @@ class LiveKitAgent:
         lk_session.input.audio = self._input
         lk_session.output.audio = CallerAudioOutput(session)
         self._session = lk_session
+        self._call = session
+        lk_session.on("agent_state_changed", self._forward_state)
         await asyncio.wait_for(lk_session.start(agent, record=False), self._start_timeout_s)
+        self._trace_id = _trace_of(lk_session)
+
+    def _forward_state(self, event: Any) -> None:
+        state = getattr(event, "new_state", None)
+        if state in ("thinking", "listening") and self._call is not None and not self._closed:
+            self._call.emit(AgentState(state))
 
     async def receive(self, pcm: bytes) -> None:
         if self._ontime is not None:
@@ -176,3 +193,20 @@ class LiveKitAgent:
         finally:
             if self._ontime is not None:
                 self._ontime.exit()
+            if self._trace_id and self._call is not None:
+                _name_session(self._call, self._trace_id)
+
+
+def _trace_of(lk_session: AgentSession[Any]) -> int:
+    """The trace id of the session's ``agent_session`` span (0 when LiveKit made none)."""
+    span = getattr(lk_session, "_session_span", None)  # livekit-agents 1.8: the trace root
+    context = span.get_span_context() if span is not None else None
+    return context.trace_id if context is not None and context.is_valid else 0
+
+
+def _name_session(call: CallSession, trace_id: int) -> None:
+    """End a ``voice.session`` span saying that trace ``trace_id`` is the caller's session."""
+    tracer = call.tracer or trace.get_tracer("pytest_voicelatency.frameworks.livekit")
+    tracer.start_span("voice.session", attributes={
+        "audio.session_id": call.session_id,
+        "audio.trace_id": format(trace_id, "032x")}).end()

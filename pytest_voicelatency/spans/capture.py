@@ -38,7 +38,12 @@ from pytest_voicelatency.spans.conventions import (
     unread_sentence,
     unread_summary,
 )
-from pytest_voicelatency.spans.otel import record_from_span, scope_of, trace_session
+from pytest_voicelatency.spans.otel import (
+    SESSION_SPAN,
+    record_from_span,
+    scope_of,
+    trace_session,
+)
 from pytest_voicelatency.spans.rows import SpanTable
 
 if TYPE_CHECKING:
@@ -155,10 +160,11 @@ class _Dispatcher:
                 conventions = capture.conventions
                 record = record_from_span(span, conventions)
             if record is None:
-                capture.table.note_unread(span.name, scope_of(span)[0])
                 root = trace_session(span, conventions)
                 if root is not None:
                     capture.table.rename_session(*root)
+                if span.name != SESSION_SPAN:
+                    capture.table.note_unread(span.name, scope_of(span)[0])
             else:
                 capture._receive(record)
 

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = ["SampleFlag", "SpanRecord", "record_from_span", "stage_of", "scope_of",
-           "IDENTITY_ATTRIBUTES", "UNRELIABLE", "CENSORED", "MISSED"]
+           "trace_session", "SESSION_SPAN", "IDENTITY_ATTRIBUTES", "UNRELIABLE", "CENSORED",
+           "MISSED"]
 
 IDENTITY_ATTRIBUTES = frozenset({"audio.stage", "audio.session_id", "audio.turn_id", "audio.source",
                                  "audio.reliable", "audio.outcome", "audio.clock"})
@@ -132,14 +133,28 @@ def _from_convention(span: ReadableSpan, attributes: Any,
                       start, end, tuple(metrics), reading.bar, tuple(problems), 0)
 
 
+#: the span an adapter ends to say "trace ``audio.trace_id`` is session ``audio.session_id``"
+SESSION_SPAN = "voice.session"
+
+
 def trace_session(span: ReadableSpan,
                   conventions: Conventions = DEFAULT_CONVENTIONS) -> tuple[int, str, str] | None:
     """``(trace id, trace id as the session text its spans were read under, session)`` when
     ``span`` is a trace root that names the session of its whole trace, else ``None``."""
+    attributes = _attribute_dict(span)
+    if span.name == SESSION_SPAN:  # an adapter names a framework's trace (LiveKit, no room)
+        session, trace_hex = attributes.get("audio.session_id"), attributes.get("audio.trace_id")
+        if isinstance(session, str) and session and isinstance(trace_hex, str):
+            try:
+                trace_id = int(trace_hex, 16)
+            except ValueError:
+                return None
+            return trace_id, format(trace_id, "032x"), session
+        return None
     context = span.context
     if context is None or not context.trace_id:
         return None
-    session = conventions.trace_session(span.name, scope_of(span)[0], _attribute_dict(span))
+    session = conventions.trace_session(span.name, scope_of(span)[0], attributes)
     if session is None:
         return None
     return context.trace_id, format(context.trace_id, "032x"), session
