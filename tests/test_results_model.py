@@ -118,3 +118,31 @@ def test_an_assertion_made_many_times_in_one_test_keeps_its_worst_outcome():
     a, b = assertion_checks(raw)
     assert (a.test, a.outcome, a.value_ms, a.n, a.times) == ("t::a", "fail", 250.0, 40, 3)
     assert (b.test, b.outcome, b.failed) == ("t::b", "pass", False)
+
+
+def test_a_baseline_reads_back_with_the_tests_its_samples_came_from():
+    """A baseline (no sample listing) names its tests; loading keeps them, so a baseline loaded
+    and written again (the CLI's merge) can still refuse a narrower run."""
+    results = finish(a_table(), 1, Settings()).results
+    assert results.test_ids == ("t.py::test_a",)
+    text = dumps(results, with_samples=False)
+    back = loads(text)
+    assert back.test_ids == ("t.py::test_a",)
+    assert dumps(back, with_samples=False) == text
+    doc = json.loads(text)
+    doc["test_ids"] = ["t.py::test_a", 3]
+    with pytest.raises(VoiceLatencyError, match=r"test_ids\[1\]"):
+        loads(json.dumps(doc))
+
+
+def test_merged_shards_name_every_test_of_every_shard():
+    from pytest_voicelatency.results.merge import merge
+
+    a = loads(dumps(finish(a_table(), 1, Settings()).results, with_samples=False))
+    other = table_of(record("asr", 0, 80, session="s2", turn="1"), test="t.py::test_b")
+    b = loads(dumps(finish(other, 1, Settings()).results, with_samples=False))
+    b = dataclasses.replace(b, created="later")  # another run, not the same file twice
+    merged, _ = merge([a, b])
+    assert merged.test_ids == ("t.py::test_a", "t.py::test_b")
+    unknown = dataclasses.replace(b, test_ids=None)  # an older file: the union is unknown
+    assert merge([a, unknown])[0].test_ids is None

@@ -121,7 +121,11 @@ def merge(runs: Sequence[Results]) -> tuple[Results, list[str]]:
             pooled[key] = d if seen is None else seen.pooled(d)
     samples = None if any(r.samples is None for r in runs) else \
         tuple(s for r in runs for s in r.samples or ())
-    merged = replace(runs[0], distributions=Distributions(pooled),
+    ids = [r.test_ids if r.test_ids is not None else
+           (tuple(_tests_of(r)) if r.samples is not None else None) for r in runs]
+    test_ids = None if any(i is None for i in ids) else \
+        tuple(sorted({t for i in ids for t in i or ()}))
+    merged = replace(runs[0], distributions=Distributions(pooled), test_ids=test_ids,
                      spans=sum(r.spans for r in runs), tests=sum(r.tests for r in runs),
                      samples=samples, source="", gates=None, comparison=None,
                      problems=tuple(dict.fromkeys(p for r in runs for p in r.problems)),

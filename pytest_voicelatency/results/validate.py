@@ -156,8 +156,13 @@ def document(doc: Any, source: str) -> Results:
         reasons = c.of(marker.get("reasons"), list, "partial.reasons", "a list of reasons")
         partial = tuple(c.of(r, str, f"partial.reasons[{i}]", "a string")
                         for i, r in enumerate(reasons)) or ("marked partial",)
+    test_ids: tuple[str, ...] | None = None
+    if doc.get("test_ids") is not None:
+        ids = c.of(doc["test_ids"], list, "test_ids", "a list of test node ids or null")
+        test_ids = tuple(sorted(c.of(t, str, f"test_ids[{i}]", "a test node id")
+                                for i, t in enumerate(ids)))
     return Results(
-        Distributions(dists), tests=c.count(doc.get("tests", 0), "tests"),
+        Distributions(dists), tests=c.count(doc.get("tests", 0), "tests"), test_ids=test_ids,
         spans=c.count(doc.get("spans", 0), "spans"),
         samples=None if samples is None else tuple(
             _sample(c, s, f"samples[{i}]")
