@@ -196,6 +196,11 @@ class OracleAgent:
         self._tasks.session = session
         self._rate = session.format.sample_rate
         self._threshold = round(10 ** (self.config.threshold_dbfs / 20) * 32768)
+        # 16-bit sample i is loud when |i| > threshold, i.e. (i + threshold) mod 2**16 exceeds
+        # 2 * threshold: one add and one compare on the raw PCM; at 32768 or more none is loud
+        self._deaf = self._threshold >= 32768
+        level = min(self._threshold, 32767)
+        self._shift, self._span = np.uint16(level), np.uint16(2 * level)
         self._quiet = bytes(2 * session.format.frame_samples)  # digital silence: nothing loud
         session.emit(AgentState("listening"))
 
@@ -204,11 +209,11 @@ class OracleAgent:
         assert session is not None, "start() first"
         now = session.clock.now_ns()
         n = len(pcm) // 2
-        if pcm == self._quiet:  # a memcmp: the caller's silent frames cost no numpy work
+        if pcm == self._quiet or self._deaf:  # a memcmp: silent frames cost no numpy work
             loud = _NONE
         else:
-            x = np.frombuffer(pcm, dtype="<i2")
-            loud = np.flatnonzero(np.abs(x.astype(np.int32)) > self._threshold)
+            x = np.frombuffer(pcm, dtype="<u2")
+            loud = (np.add(x, self._shift) > self._span).nonzero()[0]
         if loud.size:
             if not self._in_speech:
                 self._in_speech = True
