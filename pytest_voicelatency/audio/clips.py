@@ -700,7 +700,7 @@ def from_pcm16(data: bytes) -> np.ndarray:
     """Decode 16-bit little-endian PCM into ``float32`` samples (x / 32768)."""
     if len(data) % 2:
         raise AudioError(f"from_pcm16() got {len(data)} bytes; 16-bit PCM needs an even number")
-    return (np.frombuffer(data, dtype="<i2") / np.float32(32768.0)).astype(np.float32)
+    return (np.frombuffer(data, dtype="<i2") / np.float32(32768.0)).astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------- internals
