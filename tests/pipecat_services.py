@@ -206,10 +206,12 @@ def build_pipeline(*, stt_delay_s: float = STT_DELAY_S, llm_delay_s: float = LLM
 
 class Tap(FrameProcessor):  # type: ignore[misc]
     """Records ``(loop time s, kind)`` of what passes downstream: ``text`` (LLM tokens),
-    ``audio`` (TTS audio), ``interruption`` and ``reply`` (a new LLM response starts)."""
+    ``audio`` (TTS audio), ``interruption`` and ``reply`` (a new LLM response starts). In
+    Pipecat's direct mode (no queue and task of its own): it only looks, so it adds no wake-ups
+    to the pipeline it watches."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, enable_direct_mode=True)
         self.seen: list[tuple[float, str]] = []
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:

@@ -1,19 +1,21 @@
 """Run a Pipecat 1.x pipeline as a :class:`~pytest_voicelatency.call.protocol.VoiceAgent`.
 
-The simulated caller's inbound frames enter the pipeline as ``InputAudioRawFrame`` s (queued on
-the worker, as an input transport would push them); a sink processor at the end of the pipeline
-turns the ``OutputAudioRawFrame`` s (``TTSAudioRawFrame`` included) that reach it into
-``AgentAudio`` events, an ``InterruptionFrame`` into ``AgentClear`` (the client's buffer is
-flushed, as Pipecat's output transport drops its queued audio), and plays the output
-transport's part for turn tracking: ``BotStartedSpeakingFrame`` on the first audio of a reply,
-``BotStoppedSpeakingFrame`` when its audio would have finished playing (or on interruption).
+The simulated caller's inbound frames enter the pipeline as ``InputAudioRawFrame`` s, pushed by
+a head processor (``CallerInput``) as an input transport pushes them; a sink processor at the
+end of the pipeline (``CallerOutput``) turns the ``OutputAudioRawFrame`` s (``TTSAudioRawFrame``
+included) that reach it into ``AgentAudio`` events, an ``InterruptionFrame`` into
+``AgentClear`` (the client's buffer is flushed, as Pipecat's output transport drops its queued
+audio), and plays the output transport's part for turn tracking: ``BotStartedSpeakingFrame`` on
+the first audio of a reply, ``BotStoppedSpeakingFrame`` when its audio would have finished
+playing (or on interruption). Both run in Pipecat's direct mode: the user's processors between
+them are untouched.
 
-The worker runs with tracing on (``conversation_id`` = the call's session id) and
-``PipelineParams(enable_metrics=True)`` so Pipecat's ``conversation`` → ``turn`` → ``stt`` /
-``llm`` / ``tts`` spans carry ``metrics.ttfb``; Pipecat fetches its tracers lazily from the
-global provider, so the plugin's capture sees them and the ``pipecat`` convention reads them.
-Barge-in is measured at the listener by the caller (``caller.barge_in``): Pipecat has no span
-for it.
+The worker runs with tracing on (``conversation_id`` = the call's session id), without RTVI
+(:data:`WORKER_DEFAULTS`) and with ``PipelineParams(enable_metrics=True)``, so Pipecat's
+``conversation`` → ``turn`` → ``stt`` / ``llm`` / ``tts`` spans carry ``metrics.ttfb``; Pipecat
+fetches its tracers lazily from the global provider, so the plugin's capture sees them and the
+``pipecat`` convention reads them. Barge-in is measured at the listener by the caller
+(``caller.barge_in``): Pipecat has no span for it.
 
 Virtual time: Pipecat reads ``time.time()``/``monotonic()`` directly and waits with asyncio, so
 on ``Caller(clock=VirtualClock(wall_clock="virtual"))`` an unmodified pipeline runs on the call's
@@ -56,18 +58,35 @@ from pytest_voicelatency.call.protocol import (
 )
 from pytest_voicelatency.frameworks.ontime import OnVirtualTime, can_follow_clock
 
-__all__ = ["PipecatAgent", "CallerOutput", "Build"]
+__all__ = ["PipecatAgent", "CallerInput", "CallerOutput", "Build", "WORKER_DEFAULTS"]
 
 #: What the user hands over: a function making a fresh pipeline per call — a list of processors
 #: (their STT, LLM, TTS ...) or one processor (e.g. a ``Pipeline``).
 Build = Callable[[], "Sequence[FrameProcessor] | FrameProcessor"]
 
 
+class CallerInput(FrameProcessor):  # type: ignore[misc,unused-ignore]
+    """The pipeline's head: the caller's inbound audio enters here, as from an input transport.
+
+    Direct mode (Pipecat's own option, as its pipeline source and sink use): a frame is pushed
+    on in the pushing task, with no queue and task of its own; the user's processors after it
+    run as they always do. Pushing here instead of ``PipelineWorker.queue_frame`` saves the
+    worker's push-queue task a wake-up per frame (each wake-up also wakes every observer)."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_direct_mode=True)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+
 class CallerOutput(FrameProcessor):  # type: ignore[misc,unused-ignore]
-    """The pipeline's sink: what reaches it is what the caller hears."""
+    """The pipeline's sink: what reaches it is what the caller hears. Direct mode, like
+    :class:`CallerInput`: it runs in the task of the processor before it."""
 
     def __init__(self, session: AgentSession) -> None:
-        super().__init__()
+        super().__init__(enable_direct_mode=True)
         self._session = session
         self._speaking = False
         self._audible_until = 0.0  # loop time at which the audio sent so far has played
@@ -120,11 +139,20 @@ class CallerOutput(FrameProcessor):  # type: ignore[misc,unused-ignore]
         await self.push_frame(kind(), FrameDirection.DOWNSTREAM)
 
 
+#: ``PipelineWorker`` options the adapter sets unless ``worker_options`` says otherwise: no idle
+#: timeout (the caller ends the call), and no RTVI (Pipecat's client protocol: the simulated
+#: line is no RTVI client, and the RTVI processor and observer it would prepend cost a third of
+#: a call's CPU on virtual time; ``worker_options={"enable_rtvi": True}`` puts them back)
+WORKER_DEFAULTS: dict[str, Any] = {"cancel_on_idle_timeout": False, "idle_timeout_secs": None,
+                                   "enable_rtvi": False}
+
+
 class PipecatAgent:
     """One call = one fresh pipeline from ``build``, run by a Pipecat ``PipelineWorker``.
 
     ``params`` defaults to ``PipelineParams(enable_metrics=True)`` with the line's sample rate
-    in and out; ``enable_tracing`` (default True) makes Pipecat emit its spans.
+    in and out; ``enable_tracing`` (default True) makes Pipecat emit its spans;
+    ``worker_options`` override :data:`WORKER_DEFAULTS` and go to the ``PipelineWorker``.
     """
 
     def __init__(self, build: Build, *, params: PipelineParams | None = None,
@@ -142,6 +170,7 @@ class PipecatAgent:
         self._rate = 16_000
         self._stall_limit_s = stall_limit_s
         self._ontime: OnVirtualTime | None = None
+        self._input: CallerInput | None = None
 
     @property
     def honours_clock(self) -> bool:
@@ -161,11 +190,11 @@ class PipecatAgent:
         params = self._params or PipelineParams(enable_metrics=True,
                                                 audio_in_sample_rate=self._rate,
                                                 audio_out_sample_rate=self._rate)
-        worker = PipelineWorker(Pipeline([*processors, CallerOutput(session)]), params=params,
-                                enable_tracing=self._tracing,
+        self._input = CallerInput()
+        worker = PipelineWorker(Pipeline([self._input, *processors, CallerOutput(session)]),
+                                params=params, enable_tracing=self._tracing,
                                 conversation_id=session.session_id,
-                                cancel_on_idle_timeout=False, idle_timeout_secs=None,
-                                **self._worker_options)
+                                **{**WORKER_DEFAULTS, **self._worker_options})
         started = asyncio.Event()
 
         @worker.event_handler("on_pipeline_started")  # type: ignore[misc,untyped-decorator,unused-ignore]
@@ -181,8 +210,8 @@ class PipecatAgent:
     async def receive(self, pcm: bytes) -> None:
         if self._ontime is not None:
             self._ontime.check()
-        if self._worker is not None and not self._closed:
-            await self._worker.queue_frame(
+        if self._input is not None and not self._closed:
+            await self._input.queue_frame(
                 InputAudioRawFrame(audio=pcm, sample_rate=self._rate, num_channels=1))
 
     async def close(self) -> None:
