@@ -141,8 +141,8 @@ class CallerOutput(FrameProcessor):  # type: ignore[misc,unused-ignore]
 
 #: ``PipelineWorker`` options the adapter sets unless ``worker_options`` says otherwise: no idle
 #: timeout (the caller ends the call), and no RTVI (Pipecat's client protocol: the simulated
-#: line is no RTVI client, and the RTVI processor and observer it would prepend cost a third of
-#: a call's CPU on virtual time; ``worker_options={"enable_rtvi": True}`` puts them back)
+#: line is no RTVI client, and the RTVI processor and observer it would prepend cost about a
+#: fifth of a call's CPU on virtual time; ``worker_options={"enable_rtvi": True}`` puts them back)
 WORKER_DEFAULTS: dict[str, Any] = {"cancel_on_idle_timeout": False, "idle_timeout_secs": None,
                                    "enable_rtvi": False}
 
