@@ -1,0 +1,318 @@
+"""Properties of an unmodified Pipecat 1.14 pipeline whose LLM calls a booking tool through
+Pipecat's own function calling (tests/pipecat_tools.py), on ``VirtualClock(wall_clock="virtual")``.
+``pytest -k property`` selects them.
+
+The model says "One moment, I am booking it." and calls ``book_table``; the handler registered
+with ``register_function`` (Pipecat's defaults: ``cancel_on_interruption=True``) commits to a
+:class:`ScriptedBackend` whose latency and faults hypothesis draws, waiting 400 ms per request
+and retrying once on a timeout or an error. The user may talk over the agent while the tool runs
+(a drawn moment). The property: **a booking whose caller gave up is not committed twice; the
+next turn is answered; every span ends.** The caller gives up two ways here: the handler's own
+client timeout, and Pipecat cancelling the handler on the barge-in — the backend commits anyway,
+the context says "CANCELLED", and the model calls the tool again on the next turn. Without an
+idempotency key hypothesis finds the duplicate, shrinks it to a minimal timeline printed in the
+failure, the test saves it as a replay file and replays it with the same samples and commits.
+With the key the property holds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import pytest
+
+pytest.importorskip("pipecat", reason="pipecat-ai is not installed: pip install "
+                    "'pytest-voicelatency[pipecat]' to run a real Pipecat pipeline")
+
+import pipecat_tools  # noqa: E402 - the replay factory's module
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from loguru import logger  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
+from pipecat_tools import BACKENDS, BOOKING, LLMS, TOOL_TIMEOUT_S  # noqa: E402
+
+from pytest_voicelatency.agents import BackendProfile, ScriptedBackend, merge_timelines  # noqa: E402
+from pytest_voicelatency.call.caller import Caller, CallResult  # noqa: E402
+from pytest_voicelatency.call.log import Received  # noqa: E402
+from pytest_voicelatency.call.metrics import timeline  # noqa: E402
+from pytest_voicelatency.call.protocol import AgentClear  # noqa: E402
+from pytest_voicelatency.call.script import Step, answer, barge_in, pause, say  # noqa: E402
+from pytest_voicelatency.replay import load_replay, run_replay, samples_of, save_replay  # noqa: E402
+from pytest_voicelatency.spans.capture import capture_spans  # noqa: E402
+from pytest_voicelatency.strategies import Moment, backend_profiles, barge_in_moments  # noqa: E402
+from pytest_voicelatency.vclock import VirtualClock  # noqa: E402
+
+#: the agent's first sentence ("One moment, I am booking it.": 28 characters at 60 ms) plays
+#: while the tool runs (at most 2 x 400 ms); a drawn barge-in lands in it. (Not "before_audio":
+#: PipecatAgent reports no "thinking" state to aim at.)
+PREAMBLE_MS = 1680.0
+MOMENTS = st.none() | barge_in_moments(anchors=("free",), states=(None,), reply_ms=PREAMBLE_MS)
+WORDS = st.sampled_from(["wait_stop", "meant_tuesday"])
+PROFILES = backend_profiles(requests=(1, 3), latency_ms=(0, 1500),
+                            timeout_ms=TOOL_TIMEOUT_S * 1000)
+#: no explain phase: it re-runs the failing call under a line tracer, ~10x the CPU of a call
+FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+HOLDS = settings(max_examples=100, deadline=None, database=None, derandomize=True,
+                 suppress_health_check=list(HealthCheck))
+FACTORY = "pipecat_tools:make_booking_pipeline"
+
+logger.remove()  # Pipecat's DEBUG logging costs more than the call itself
+logger.add(sys.stderr, level="WARNING")
+
+
+class Recorder(SpanProcessor):
+    """Spans started and ended on the global provider (where Pipecat's tracer writes)."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, str] = {}
+        self.ended: set[int] = set()
+
+    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
+        self.started[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
+
+    def unended(self) -> list[str]:
+        return [name for sid, name in self.started.items() if sid not in self.ended]
+
+
+RECORDER = Recorder()
+
+
+def script(moment: Moment | None, word: str = "wait_stop") -> list[Step]:
+    """Ask for a table; maybe talk over the agent at ``moment``; let the replies play; then the
+    next turn, which must be answered, and time for what follows it to play out: a tool call on
+    that turn makes a second reply (its result, spoken once the first stops), and a call hung
+    up mid-reply leaves that reply's ``tts`` span open in Pipecat 1.14
+    (tests/test_framework_properties.py)."""
+    steps: list[Step] = [say("book_table")]
+    if moment is not None:
+        steps.append(barge_in(word, after_ms=moment.after_ms, at_state=moment.state,
+                              stop_timeout_ms=1000))
+    return [*steps, answer(until="done"), pause(3000), say("confirm_order"),
+            answer(until="done"), pause(3000)]
+
+
+def run(steps: list[Step], profile: BackendProfile, *, idempotent: bool,
+        cancel_on_interruption: bool | None = None) -> tuple[CallResult, ScriptedBackend]:
+    RECORDER.started.clear()
+    RECORDER.ended.clear()
+    with capture_spans():
+        provider = trace.get_tracer_provider()
+        if RECORDER not in getattr(provider, "_active_span_processor",
+                                   types.SimpleNamespace(_span_processors=()))._span_processors:
+            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+        agent = pipecat_tools.make_booking_pipeline(
+            profile=profile.to_json(), idempotent=idempotent,
+            cancel_on_interruption=cancel_on_interruption)
+        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(agent, steps)
+    return result, BACKENDS[-1]
+
+
+def story(result: CallResult, backend: ScriptedBackend) -> str:
+    """The call's timeline with the backend's requests and commits merged in."""
+    return merge_timelines(timeline(result.log, rows=200),
+                           backend.timeline(result.log.origin_ns))
+
+
+def check(result: CallResult, backend: ScriptedBackend, moment: Moment | None,
+          profile: BackendProfile) -> None:
+    """The property: no booking committed twice; the next turn answered; every span ends."""
+    case = (f"barge-in: {'none' if moment is None else moment.describe()}; backend: "
+            f"{profile.describe()}")
+    origin = result.log.origin_ns
+    duplicates = backend.duplicates()
+    if duplicates:
+        def said(ns: int | None) -> str:
+            return "" if ns is None else f", its caller gave up at {(ns - origin) / 1e6:.3f} ms"
+
+        commits = "; ".join(f"#{c.request} at {(c.at_ns - origin) / 1e6:.3f} ms"
+                            f"{said(backend.gave_up_ns(c.request))}" for c in backend.commits)
+        raise AssertionError(
+            f"{duplicates[0].key!r} committed {len(backend.commits)} times ({commits}); "
+            f"{case}:\n{story(result, backend)}")
+    last = result.metrics.responses[-1]
+    assert last.outcome == "ok", f"next turn unanswered ({last.outcome}); {case}:\n" + story(
+        result, backend)
+    assert RECORDER.unended() == [], f"spans never ended: {RECORDER.unended()}; {case}"
+
+
+def test_property_a_non_idempotent_pipecat_tool_is_found_committing_twice_shrunk_and_replayed(
+        tmp_path):
+    examples: list[tuple[Moment | None, str, BackendProfile]] = []
+    failing: list[tuple[Moment | None, str, BackendProfile, CallResult, ScriptedBackend]] = []
+    started = time.process_time()
+
+    @FIND
+    @given(MOMENTS, WORDS, PROFILES)
+    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
+        examples.append((moment, word, profile))
+        result, backend = run(script(moment, word), profile, idempotent=False)
+        try:
+            check(result, backend, moment, profile)
+        except AssertionError:
+            failing.append((moment, word, profile, result, backend))
+            raise
+
+    with pytest.raises(AssertionError, match="committed 2 times") as info:
+        booked_once()
+    cpu_s = time.process_time() - started
+    message = str(info.value)
+    assert f"bookings commits {BOOKING!r}" in message
+    assert "its caller gave up at" in message
+    first = next(i for i, (m, w, p) in enumerate(examples)
+                 if (m, w, p) in [(f[0], f[1], f[2]) for f in failing])
+    assert first < 200
+    moment, word, profile, result, backend = failing[-1]  # the shrunk one: re-run last
+    assert moment is None and len(profile.calls) == 1  # shrunk: no barge-in, one slow request
+    assert "barge-in: none; backend: #0 " in message
+    knobs = {"profile": profile.to_json(), "idempotent": False}
+    path = save_replay(tmp_path / "double_booking.json", script=script(moment, word),
+                       factory=FACTORY, knobs=knobs, result=result,
+                       title=message.splitlines()[0], seeds={"hypothesis": "derandomize"},
+                       timeline_rows=story(result, backend).splitlines())
+    saved = load_replay(path)
+    assert saved["samples"] == samples_of(result) and saved["agent"]["knobs"] == knobs
+    assert any(f"commits {BOOKING!r}" in row for row in saved["timeline"])
+
+    replayed, _spans = run_replay(path)  # raises ReplayMismatch if a sample differs
+    again = BACKENDS[-1]
+    assert again is not backend
+    assert samples_of(replayed) == samples_of(result)
+    assert again.commits == backend.commits and again.events == backend.events
+    assert story(replayed, again) == story(result, backend)
+    assert len(again.duplicates()) == 1
+    print(f"\nfound after {first + 1} of {len(examples)} examples ({cpu_s:.1f} s of CPU), "
+          f"shrunk to moment={moment} word={word!r} profile={profile.describe()}:\n{message}\n"
+          f"replay file:\n{path.read_text()}")
+
+
+@pytest.mark.slow
+def test_property_an_idempotent_pipecat_tool_commits_once_the_next_turn_is_answered_spans_end():
+    count: list[int] = []
+    deduplicated: list[int] = []  # examples where the key stopped a second booking
+    cancelled: list[int] = []  # examples where Pipecat cancelled the running tool on a barge-in
+    started = time.process_time()
+
+    @HOLDS
+    @given(MOMENTS, WORDS, PROFILES)
+    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
+        count.append(1)
+        result, backend = run(script(moment, word), profile, idempotent=True)
+        check(result, backend, moment, profile)
+        if any("deduplicated" in text for _, text in backend.events):
+            deduplicated.append(1)
+        if any("cancelled" in states for states in LLMS[-1].seen):
+            cancelled.append(1)
+
+    booked_once()
+    assert len(count) >= 100
+    assert deduplicated and cancelled  # the search reached both paths the key must cover
+    print(f"\n{len(count)} examples held ({time.process_time() - started:.1f} s of CPU); the "
+          f"key deduplicated a booking in {len(deduplicated)}, the model saw a call Pipecat had "
+          f"cancelled on a barge-in in {len(cancelled)}")
+
+
+def test_a_slow_commit_after_the_client_timeout_books_twice_without_an_idempotency_key():
+    """The failure the property searches for, written by hand: the first request commits
+    200 ms after the handler stopped waiting for it, and the retry commits too."""
+    profile = BackendProfile.from_json({"calls": [[600, "none"]]})
+    result, backend = run(script(None), profile, idempotent=False)
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(1, True), (0, False)]
+    gave_up = next(at for at, text in backend.events if "gives up" in text)
+    assert (backend.commits[1].at_ns - gave_up) / 1e6 == pytest.approx(200.0)
+    assert backend.duplicates() == (backend.commits[1],)
+    with pytest.raises(AssertionError, match=r"committed 2 times \(#1 at [\d.]+ ms; #0 at [\d.]+ "
+                                             r"ms, its caller gave up at [\d.]+ ms\)"):
+        check(result, backend, None, profile)
+    # "every span ends" is not vacuous: Pipecat's own spans were seen, and all ended
+    assert {"conversation", "turn", "stt", "llm", "tts"} <= set(RECORDER.started.values())
+    assert RECORDER.unended() == []
+
+
+#: the backend commits 350 ms after the request: within the tool's 400 ms timeout, but after a
+#: barge-in 100 ms into the preamble has reached the LLM (audible 160 ms after the request)
+IN_TIME = BackendProfile.from_json({"calls": [[350, "none"]]})
+
+
+def test_a_barge_in_while_the_tool_runs_cancels_it_the_backend_commits_the_next_turn_books_again():
+    """Pipecat 1.14 registers a tool with ``cancel_on_interruption=True`` by default: the
+    barge-in's InterruptionFrame cancels the running handler (its ``wait_for`` gives up at the
+    instant the agent clears its audio), the backend commits anyway, the context says
+    "CANCELLED", and the model calls the tool again on the barge-in's own turn — a second
+    booking with no timeout involved, unless the tool sends an idempotency key."""
+    result, backend = run(script(Moment(100.0)), IN_TIME, idempotent=False)
+    sent = backend.events[0][0]  # request #0: the tool started
+    clear = min(e.arrived_ns for e in result.log.of(Received)
+                if isinstance(e.event, AgentClear) and e.arrived_ns > sent)
+    assert backend.gave_up_ns(0) == clear  # Pipecat cancelled the handler on the interruption
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(0, False), (1, True)]
+    assert backend.commits[0].at_ns > clear
+    model = LLMS[-1]
+    assert model.calls == 2 and "cancelled" in model.seen[1]
+    with pytest.raises(AssertionError, match="committed 2 times"):
+        check(result, backend, Moment(100.0), IN_TIME)
+
+    result, backend = run(script(Moment(100.0)), IN_TIME, idempotent=True)
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(0, False)]
+    assert any("#1 deduplicated" in text for _, text in backend.events)
+    check(result, backend, Moment(100.0), IN_TIME)
+
+
+def test_with_cancel_on_interruption_false_the_tool_outlives_the_barge_in_and_books_once():
+    """Registered as an async tool (``cancel_on_interruption=False``) the handler keeps waiting
+    through the barge-in, gets the commit, and the model, seeing the result, does not call the
+    tool again: the same call books once without a key. (Its own client timeout can still
+    book twice: that path needs the key either way.)"""
+    result, backend = run(script(Moment(100.0)), IN_TIME, idempotent=False,
+                          cancel_on_interruption=False)
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(0, True)]
+    assert backend.gave_up_ns(0) is None and LLMS[-1].calls == 1
+    check(result, backend, Moment(100.0), IN_TIME)
+
+
+#: a backend that always answers within the tool's timeout, and a barge-in every time, in the
+#: preamble's first 300 ms (the tool runs from 160 ms before the audio until at most 399 ms
+#: after the request): the only way left to a second booking is Pipecat cancelling the tool
+IN_TIME_PROFILES = backend_profiles(requests=(1, 1), latency_ms=(0, 399), faults=("none",))
+BARGE_INS = barge_in_moments(anchors=("free",), states=(None,), reply_ms=PREAMBLE_MS,
+                             max_after_ms=300)
+
+
+@pytest.mark.slow
+def test_property_a_barge_in_cancelling_the_tool_is_found_booking_twice_without_a_timeout():
+    examples: list[tuple[Moment, BackendProfile]] = []
+    failing: list[tuple[Moment, BackendProfile, CallResult, ScriptedBackend]] = []
+    started = time.process_time()
+
+    @FIND
+    @given(BARGE_INS, IN_TIME_PROFILES)
+    def booked_once(moment: Moment, profile: BackendProfile) -> None:
+        examples.append((moment, profile))
+        result, backend = run(script(moment), profile, idempotent=False)
+        try:
+            check(result, backend, moment, profile)
+        except AssertionError:
+            failing.append((moment, profile, result, backend))
+            raise
+
+    with pytest.raises(AssertionError, match="committed 2 times") as info:
+        booked_once()
+    cpu_s = time.process_time() - started
+    moment, profile, result, backend = failing[-1]  # the shrunk one: re-run last
+    first = next(i for i, e in enumerate(examples) if e in [(f[0], f[1]) for f in failing])
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(0, False), (1, True)]
+    assert "gives up waiting" in str(info.value)
+    # shrunk to the boundary: a barge-in as the audio starts, and the shortest latency whose
+    # commit lands after Pipecat cancelled the tool (1 ms after)
+    sent, gave_up = backend.events[0][0], backend.gave_up_ns(0)
+    assert gave_up is not None and moment.after_ms == 0
+    assert profile.calls[0].latency_ms == (gave_up - sent) / 1e6 + 1
+    print(f"\nfound after {first + 1} of {len(examples)} examples ({cpu_s:.1f} s of CPU), "
+          f"shrunk to {moment.describe()}, {profile.describe()}:\n{info.value}")
