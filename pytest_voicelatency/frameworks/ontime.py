@@ -28,7 +28,6 @@ May import: vclock, errors (the frameworks layer's own rules apply).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ctypes
 import inspect
@@ -44,7 +43,7 @@ from typing import Any
 from pytest_voicelatency.call.runner import HARNESS_THREAD
 from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError, current_clock
 
-__all__ = ["OnVirtualTime", "LoopStalled", "InlineExecutor", "bound_wall_clocks",
+__all__ = ["OnVirtualTime", "LoopStalled", "run_inline", "bound_wall_clocks",
            "KNOWN_BOUND", "can_follow_clock"]
 
 _READS = frozenset({"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
@@ -222,18 +221,19 @@ def _modules_of(objects: Iterable[object]) -> set[str]:
     return names
 
 
-class InlineExecutor(concurrent.futures.Executor):
-    """Runs each submitted function at once, in the submitting thread: executor work on the
-    virtual loop, where it takes no virtual time and reads the virtual clock."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any,
-               **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # noqa: BLE001 - the future carries it, as a pool's does
-            future.set_exception(error)
-        return future
+def run_inline(loop: asyncio.AbstractEventLoop, func: Callable[..., Any],
+               *args: Any) -> asyncio.Future[Any]:
+    """``loop.run_in_executor`` on virtual time: ``func`` runs at once on the loop, where it
+    takes no virtual time and reads the virtual clock, and its result (or error) is the loop's
+    own future, done at once. (A ``concurrent.futures.Future`` wrapped for the loop would hand
+    the result over with ``call_soon_threadsafe``: three loop callbacks and a self-pipe write
+    per call — Pipecat's VAD runs here for every inbound frame.)"""
+    future = loop.create_future()
+    try:
+        future.set_result(func(*args))
+    except BaseException as error:  # noqa: BLE001 - the future carries it, as a pool's does
+        future.set_exception(error)
+    return future
 
 
 class LoopStalled(VirtualTimeError):
@@ -314,15 +314,7 @@ class OnVirtualTime:
 
         def run_in_executor(executor: Any, func: Callable[..., Any],
                             *args: Any) -> asyncio.Future[Any]:
-            # the loop's own future, done at once: wrapping a concurrent future would hand its
-            # result over with call_soon_threadsafe, three loop callbacks and a self-pipe write
-            # per call (Pipecat's VAD runs here for every inbound frame)
-            future = loop.create_future()
-            try:
-                future.set_result(func(*args))
-            except BaseException as error:  # noqa: BLE001 - the future carries it, as a pool's does
-                future.set_exception(error)
-            return future
+            return run_inline(loop, func, *args)
 
         loop.run_in_executor = run_in_executor  # type: ignore[method-assign,assignment]
         self._threads = set(threading.enumerate())
