@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 import time
-import types
 
 import pytest
 
@@ -27,120 +26,54 @@ pytest.importorskip("pipecat", reason="pipecat-ai is not installed: pip install 
                     "'pytest-voicelatency[pipecat]' to run a real Pipecat pipeline")
 
 import pipecat_tools  # noqa: E402 - the replay factory's module
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
 from loguru import logger  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
 from pipecat_tools import BACKENDS, BOOKING, LLMS, TOOL_TIMEOUT_S  # noqa: E402
+from tool_property import (  # noqa: E402
+    FIND,
+    HOLDS,
+    MOMENTS,
+    PREAMBLE_MS,
+    RECORDER,
+    WORDS,
+    check,
+    profiles,
+    recording,
+    story,
+)
+from tool_property import script as booking_script  # noqa: E402
 
-from pytest_voicelatency.agents import BackendProfile, ScriptedBackend, merge_timelines  # noqa: E402
+from pytest_voicelatency.agents import BackendProfile, ScriptedBackend  # noqa: E402
 from pytest_voicelatency.call.caller import Caller, CallResult  # noqa: E402
 from pytest_voicelatency.call.log import Received  # noqa: E402
-from pytest_voicelatency.call.metrics import timeline  # noqa: E402
 from pytest_voicelatency.call.protocol import AgentClear  # noqa: E402
-from pytest_voicelatency.call.script import Step, answer, barge_in, pause, say  # noqa: E402
+from pytest_voicelatency.call.script import Step  # noqa: E402
 from pytest_voicelatency.replay import load_replay, run_replay, samples_of, save_replay  # noqa: E402
-from pytest_voicelatency.spans.capture import capture_spans  # noqa: E402
 from pytest_voicelatency.strategies import Moment, backend_profiles, barge_in_moments  # noqa: E402
 from pytest_voicelatency.vclock import VirtualClock  # noqa: E402
 
-#: the agent's first sentence ("One moment, I am booking it.": 28 characters at 60 ms) plays
-#: while the tool runs (at most 2 x 400 ms); a drawn barge-in lands in it. (Not "before_audio":
-#: PipecatAgent reports no "thinking" state to aim at.)
-PREAMBLE_MS = 1680.0
-MOMENTS = st.none() | barge_in_moments(anchors=("free",), states=(None,), reply_ms=PREAMBLE_MS)
-WORDS = st.sampled_from(["wait_stop", "meant_tuesday"])
-PROFILES = backend_profiles(requests=(1, 3), latency_ms=(0, 1500),
-                            timeout_ms=TOOL_TIMEOUT_S * 1000)
-#: no explain phase: it re-runs the failing call under a line tracer, ~10x the CPU of a call
-FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-HOLDS = settings(max_examples=100, deadline=None, database=None, derandomize=True,
-                 suppress_health_check=list(HealthCheck))
+PROFILES = profiles(TOOL_TIMEOUT_S)
 FACTORY = "pipecat_tools:make_booking_pipeline"
 
 logger.remove()  # Pipecat's DEBUG logging costs more than the call itself
 logger.add(sys.stderr, level="WARNING")
 
 
-class Recorder(SpanProcessor):
-    """Spans started and ended on the global provider (where Pipecat's tracer writes)."""
-
-    def __init__(self) -> None:
-        self.started: dict[int, str] = {}
-        self.ended: set[int] = set()
-
-    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
-        self.started[span.context.span_id] = span.name
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
-
-    def unended(self) -> list[str]:
-        return [name for sid, name in self.started.items() if sid not in self.ended]
-
-
-RECORDER = Recorder()
-
-
 def script(moment: Moment | None, word: str = "wait_stop") -> list[Step]:
-    """Ask for a table; maybe talk over the agent at ``moment``; let the replies play; then the
-    next turn, which must be answered, and time for what follows it to play out: a tool call on
-    that turn makes a second reply (its result, spoken once the first stops), and a call hung
-    up mid-reply leaves that reply's ``tts`` span open in Pipecat 1.14
-    (tests/test_framework_properties.py)."""
-    steps: list[Step] = [say("book_table")]
-    if moment is not None:
-        steps.append(barge_in(word, after_ms=moment.after_ms, at_state=moment.state,
-                              stop_timeout_ms=1000))
-    return [*steps, answer(until="done"), pause(3000), say("confirm_order"),
-            answer(until="done"), pause(3000)]
+    """The booking script, with 3 s at the end for what follows the last turn to play out: a
+    tool call on that turn makes a second reply, and a call hung up mid-reply leaves that
+    reply's ``tts`` span open in Pipecat 1.14 (tests/test_framework_properties.py)."""
+    return booking_script(moment, word, settle_ms=3000)
 
 
 def run(steps: list[Step], profile: BackendProfile, *, idempotent: bool,
         cancel_on_interruption: bool | None = None) -> tuple[CallResult, ScriptedBackend]:
-    RECORDER.started.clear()
-    RECORDER.ended.clear()
-    with capture_spans():
-        provider = trace.get_tracer_provider()
-        if RECORDER not in getattr(provider, "_active_span_processor",
-                                   types.SimpleNamespace(_span_processors=()))._span_processors:
-            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+    with recording():
         agent = pipecat_tools.make_booking_pipeline(
             profile=profile.to_json(), idempotent=idempotent,
             cancel_on_interruption=cancel_on_interruption)
         result = Caller(clock=VirtualClock(wall_clock="virtual")).run(agent, steps)
     return result, BACKENDS[-1]
-
-
-def story(result: CallResult, backend: ScriptedBackend) -> str:
-    """The call's timeline with the backend's requests and commits merged in."""
-    return merge_timelines(timeline(result.log, rows=200),
-                           backend.timeline(result.log.origin_ns))
-
-
-def check(result: CallResult, backend: ScriptedBackend, moment: Moment | None,
-          profile: BackendProfile) -> None:
-    """The property: no booking committed twice; the next turn answered; every span ends."""
-    case = (f"barge-in: {'none' if moment is None else moment.describe()}; backend: "
-            f"{profile.describe()}")
-    origin = result.log.origin_ns
-    duplicates = backend.duplicates()
-    if duplicates:
-        def said(ns: int | None) -> str:
-            return "" if ns is None else f", its caller gave up at {(ns - origin) / 1e6:.3f} ms"
-
-        commits = "; ".join(f"#{c.request} at {(c.at_ns - origin) / 1e6:.3f} ms"
-                            f"{said(backend.gave_up_ns(c.request))}" for c in backend.commits)
-        raise AssertionError(
-            f"{duplicates[0].key!r} committed {len(backend.commits)} times ({commits}); "
-            f"{case}:\n{story(result, backend)}")
-    last = result.metrics.responses[-1]
-    assert last.outcome == "ok", f"next turn unanswered ({last.outcome}); {case}:\n" + story(
-        result, backend)
-    assert RECORDER.unended() == [], f"spans never ended: {RECORDER.unended()}; {case}"
 
 
 def test_property_a_non_idempotent_pipecat_tool_is_found_committing_twice_shrunk_and_replayed(

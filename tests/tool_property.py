@@ -1,0 +1,114 @@
+"""What the tool-call properties of tests/test_livekit_properties.py and
+tests/test_pipecat_tool_properties.py share: the drawn inputs, the script, the span recorder and
+the property itself ("a booking whose caller gave up is not committed twice; the next turn is
+answered; every span ends"), with the failure's timeline merged from the call and the backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from pytest_voicelatency.agents import BackendProfile, ScriptedBackend, merge_timelines
+from pytest_voicelatency.call.caller import CallResult
+from pytest_voicelatency.call.metrics import timeline
+from pytest_voicelatency.call.script import Step, answer, barge_in, pause, say
+from pytest_voicelatency.spans.capture import capture_spans
+from pytest_voicelatency.strategies import Moment, backend_profiles, barge_in_moments
+
+#: the agent's first sentence ("One moment, I am booking it.": 28 characters at 60 ms) plays
+#: while the tool runs (at most 2 x 400 ms); a drawn barge-in lands in it, counted from the
+#: start of that audio
+PREAMBLE_MS = 1680.0
+MOMENTS = st.none() | barge_in_moments(anchors=("free",), states=(None,), reply_ms=PREAMBLE_MS)
+WORDS = st.sampled_from(["wait_stop", "meant_tuesday"])
+#: no explain phase: it re-runs the failing call under a line tracer, ~10x the CPU of a call
+FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+HOLDS = settings(max_examples=100, deadline=None, database=None, derandomize=True,
+                 suppress_health_check=list(HealthCheck))
+
+
+def profiles(timeout_s: float) -> st.SearchStrategy[BackendProfile]:
+    """1–3 requests of 0–1500 ms with faults; half the latencies near the tool's timeout."""
+    return backend_profiles(requests=(1, 3), latency_ms=(0, 1500), timeout_ms=timeout_s * 1000)
+
+
+class Recorder(SpanProcessor):
+    """Spans started and ended on the global provider (where the frameworks' tracers write)."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, str] = {}
+        self.ended: set[int] = set()
+
+    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
+        self.started[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
+
+    def unended(self) -> list[str]:
+        return [name for sid, name in self.started.items() if sid not in self.ended]
+
+
+RECORDER = Recorder()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Recorder]:
+    """A capture for one call, with :data:`RECORDER` emptied and on the global provider."""
+    RECORDER.started.clear()
+    RECORDER.ended.clear()
+    with capture_spans():
+        provider = trace.get_tracer_provider()
+        if RECORDER not in getattr(provider, "_active_span_processor",
+                                   types.SimpleNamespace(_span_processors=()))._span_processors:
+            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+        yield RECORDER
+
+
+def script(moment: Moment | None, word: str = "wait_stop", *, settle_ms: float = 0) -> list[Step]:
+    """Ask for a table; maybe talk over the agent at ``moment``; let the tool's reply play;
+    then the next turn, which must be answered; then ``settle_ms`` for what follows it to play
+    out (a tool call on that turn makes a second reply)."""
+    steps: list[Step] = [say("book_table")]
+    if moment is not None:
+        steps.append(barge_in(word, after_ms=moment.after_ms, at_state=moment.state,
+                              stop_timeout_ms=1000))
+    steps += [answer(until="done"), pause(3000), say("confirm_order"), answer(until="done")]
+    return [*steps, pause(settle_ms)] if settle_ms else steps
+
+
+def story(result: CallResult, backend: ScriptedBackend) -> str:
+    """The call's timeline with the backend's requests and commits merged in."""
+    return merge_timelines(timeline(result.log, rows=200),
+                           backend.timeline(result.log.origin_ns))
+
+
+def check(result: CallResult, backend: ScriptedBackend, moment: Moment | None,
+          profile: BackendProfile) -> None:
+    """The property: no booking committed twice; the next turn answered; every span ends."""
+    case = (f"barge-in: {'none' if moment is None else moment.describe()}; backend: "
+            f"{profile.describe()}")
+    origin = result.log.origin_ns
+    duplicates = backend.duplicates()
+    if duplicates:
+        def said(ns: int | None) -> str:
+            return "" if ns is None else f", its caller gave up at {(ns - origin) / 1e6:.3f} ms"
+
+        commits = "; ".join(f"#{c.request} at {(c.at_ns - origin) / 1e6:.3f} ms"
+                            f"{said(backend.gave_up_ns(c.request))}" for c in backend.commits)
+        raise AssertionError(
+            f"{duplicates[0].key!r} committed {len(backend.commits)} times ({commits}); "
+            f"{case}:\n{story(result, backend)}")
+    last = result.metrics.responses[-1]
+    assert last.outcome == "ok", f"next turn unanswered ({last.outcome}); {case}:\n" + story(
+        result, backend)
+    assert RECORDER.unended() == [], f"spans never ended: {RECORDER.unended()}; {case}"
