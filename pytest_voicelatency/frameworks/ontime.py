@@ -17,10 +17,13 @@ What that cannot cover is made explicit here, per call, by :class:`OnVirtualTime
   the call uses (the framework's and those of the user's processors) and named with module and
   line; the call fails. Sites known to be unused by the adapter on the pinned versions are listed
   in :data:`KNOWN_BOUND`;
-* **a loop that never yields** (a processor spinning forever): a watchdog thread sees that no
-  inbound frame was accepted for ``stall_limit_s`` real seconds and raises
-  :class:`LoopStalled` inside the loop's thread; the clock's block detection then fails the call
-  saying how long the loop was blocked.
+* **a loop that never yields** (a processor spinning forever): a watchdog thread sees that the
+  loop's thread spent ``stall_limit_s`` of its own CPU time without accepting an inbound frame
+  (or that none was accepted for :data:`STALL_WALL_FACTOR` times that in real time: a blocking
+  call that burns no CPU) and raises :class:`LoopStalled` inside the loop's thread; the clock's
+  block detection then fails the call saying how long the loop was blocked. CPU time, not real
+  time, so a loaded machine that keeps the process waiting for a core (a CI runner with
+  ``-n 2``) never passes for a stalled loop.
 
 May import: vclock, errors (the frameworks layer's own rules apply).
 """
@@ -63,6 +66,9 @@ KNOWN_BOUND: dict[str, frozenset[str]] = {
 #: ``module.Class.field`` of every default factory rebound so far (for the curious)
 REBOUND: list[str] = []
 _FRAMEWORKS = ("pipecat", "livekit")
+#: a loop that accepted no inbound frame for this many times ``stall_limit_s`` of *real* time
+#: is stalled even if it burned no CPU (a blocking call); CPU time decides sooner
+STALL_WALL_FACTOR = 15
 #: the OpenTelemetry SDK stamps spans with ``time_ns`` bound at import: during a virtual call
 #: it is pointed at ``time.time_ns`` (so framework spans count from ``clock.epoch_ns`` like the
 #: caller's), and put back after the last such call
@@ -374,13 +380,26 @@ class OnVirtualTime:
         self.clock = None
 
     def _watch(self, target: int) -> None:
-        seen, since = -1, time.perf_counter()
+        cpu = _thread_cpu(target)
+        seen, since, since_cpu = -1, time.perf_counter(), cpu()
         while not self._stop.wait(self.stall_limit_s / 10):
-            now = time.perf_counter()
+            now, now_cpu = time.perf_counter(), cpu()
             if self._beat != seen:
-                seen, since = self._beat, now
-            elif now - since > self.stall_limit_s:
+                seen, since, since_cpu = self._beat, now, now_cpu
+            elif (now_cpu - since_cpu > self.stall_limit_s
+                  or now - since > self.stall_limit_s * STALL_WALL_FACTOR):
                 # the loop thread runs code that never yields: interrupt it there
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
                                                            ctypes.py_object(LoopStalled))
-                since = now
+                since, since_cpu = now, now_cpu
+
+
+def _thread_cpu(ident: int) -> Callable[[], float]:
+    """The CPU time of thread ``ident`` (``threading.get_ident()``), read from another thread;
+    real time where the platform has no per-thread CPU clock."""
+    try:
+        clock = time.pthread_getcpuclockid(ident)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError):
+        return time.perf_counter
+    return lambda: time.clock_gettime(clock)
