@@ -39,6 +39,10 @@ STAGES = ("caller.response", "caller.barge_in", "asr", "llm", "tts")
 TIMERS = 4
 #: never stricter than this (ms): a shared 2-core CI box stalls a whole loop now and then
 FLOOR_MS = 40.0
+#: real-time runs until one agrees: on a loaded 2-core runner a real call now and then hears
+#: one utterance as two turns (LiveKit then reports a 0 ms transcription delay for the extra
+#: one); a virtual-time error is systematic and fails every try, each try's disagreements shown
+REAL_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,16 @@ def test_real_and_virtual_time_give_the_same_numbers(make_agent):
     pytest.importorskip({"pipecat": "pipecat", "livekit": "livekit.agents"}[framework])
     with quiet_pipecat() if framework == "pipecat" else contextlib.nullcontext():
         virtual = run_on("virtual", make_agent)
-        real = run_on("real", make_agent)
         again = run_on("virtual", make_agent)
-    assert virtual.values == again.values  # virtual time repeats to the sample
+        assert virtual.values == again.values  # virtual time repeats to the sample
+        tries: list[list[str]] = []
+        for _ in range(REAL_TRIES):
+            real = run_on("real", make_agent)
+            tries.append(disagreements(real, virtual))
+            if not tries[-1]:
+                break
     print(f"\n{table([(framework, real, virtual)])}")
-    assert not disagreements(real, virtual), "\n".join(disagreements(real, virtual))
+    assert tries[-1] == [], "\n\n".join("\n".join(t) for t in tries)
 
 
 def test_a_disagreement_beyond_the_real_runs_noise_is_named():
