@@ -12,8 +12,10 @@ in one process. For each ``n`` it runs the calls twice:
   default of ``Caller.calls``), so the frames are spread over the tick.
 
 Prints, per run: the process's CPU share (CPU time / wall time: 1.0 is one whole core), the
-p50/p99/max lateness of all inbound frames (actual send − deadline) over all calls, and how many
-calls the caller marked unreliable (their own p99 over ``pacing_limit_ms``, 5 ms).
+p50/p99/max lateness of all inbound frames (actual send − deadline) over all calls, how many
+calls the caller marked unreliable (their own p99 over ``pacing_limit_ms``, 5 ms), and the
+machine's load average (1 min) when the row finished: on a shared machine the neighbours'
+load, not this process, sets the tail.
 
     python benchmarks/realtime_scaling.py [--calls 10 20 40 100] [--rounds 1]
 """
@@ -70,8 +72,8 @@ def main() -> None:
     warnings.simplefilter("ignore", VoiceLatencyWarning)
     run(2, True)  # warm-up: imports, clips
     print("\n| calls | schedule | frames | CPU share | lateness p50 (ms) | p99 (ms) | max (ms) "
-          "| unreliable calls |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+          "| unreliable calls | load avg |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for calls in args.calls:
         for stagger in (False, True):
             rows = []
@@ -84,7 +86,8 @@ def main() -> None:
             unreliable = sum(not r.metrics.pacing.reliable for r in results)
             print(f"| {calls} | {'staggered' if stagger else 'aligned'} | {late.size} "
                   f"| {cpu / wall:.2f} | {np.percentile(late, 50):.2f} | {p99:.2f} "
-                  f"| {late.max():.2f} | {unreliable} of {calls} |", flush=True)
+                  f"| {late.max():.2f} | {unreliable} of {calls} | {os.getloadavg()[0]:.1f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
