@@ -26,8 +26,11 @@ def test_the_example_suite_passes_with_50_turns_20_barge_ins_and_prints_the_tabl
         "gap.llm_to_tts*duration_ms*",
         "tts*first_byte_ms*",
         "barge_in*silence_ms*20 *",
-        "caller.barge_in*latency_ms*20 *",
+        # on a loaded runner a reply can end by itself just before the agent's stop (real
+        # time): that barge-in is "not interrupted", counted in barge_in.missed, not here
+        "caller.barge_in*latency_ms*",
         "caller.pacing*lateness_p99_ms*10 *",
         "caller.playout*jitter_ms*10 *",
         "caller.response*latency_ms*30 *",
+        "barge_in.missed*missed*20 *",  # every one of the 20 interruptions was judged
     ])

@@ -87,7 +87,10 @@ def test_property_a_non_idempotent_booking_tool_is_found_committing_twice_shrunk
     message = str(info.value)
     print(f"\n{len(examples)} examples, {len(failing)} failing, {cpu_s:.1f} s of CPU")
     assert "bookings commits 'table for 2 at 19:00'" in message
-    assert "its caller gave up at" in message
+    # which duplicate the search shrinks to (a commit after the client's timeout, or an error
+    # after the write) has been seen to vary with what the process imported before; either is
+    # the bug, and the replay below must reproduce whichever it is
+    assert "its caller gave up at" in message or "commit_error" in message
     first = next(i for i, (m, w, p) in enumerate(examples)
                  if (m, w, p) in [(f[0], f[1], f[2]) for f in failing])
     assert first < 200
@@ -217,6 +220,6 @@ def test_the_frameworks_doc_tool_recipe_runs_as_written(tmp_path):
                             text=True, timeout=600, check=False, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(DOC.parents[1] / "tests")})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "booked twice (#0 400 ms" in result.stdout, result.stdout[-3000:]
+    assert "booked twice (#0 " in result.stdout, result.stdout[-3000:]
     assert re.search(r"replayed double_booking.json after \d+ calls: the same samples and "
                      r"commits", result.stdout), result.stdout[-3000:]

@@ -98,7 +98,10 @@ def test_property_a_non_idempotent_pipecat_tool_is_found_committing_twice_shrunk
     cpu_s = time.process_time() - started
     message = str(info.value)
     assert f"bookings commits {BOOKING!r}" in message
-    assert "its caller gave up at" in message
+    # which duplicate the search shrinks to (a commit after the client's timeout, or an error
+    # after the write) has been seen to vary with what the process imported before; either is
+    # the bug, and the replay below must reproduce whichever it is
+    assert "its caller gave up at" in message or "commit_error" in message
     first = next(i for i, (m, w, p) in enumerate(examples)
                  if (m, w, p) in [(f[0], f[1], f[2]) for f in failing])
     assert first < 200
