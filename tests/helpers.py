@@ -1,11 +1,18 @@
-"""Small builders shared by the tests: synthetic span records and a raw-span exporter."""
+"""Small builders shared by the tests: synthetic span records, a raw-span exporter, and a
+recorder of the spans a framework starts and ends on the global provider."""
 
 from __future__ import annotations
 
+import contextlib
+import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.spans.record import SpanRecord
 from pytest_voicelatency.spans.rows import SpanTable
 
@@ -38,3 +45,36 @@ def copy_examples(pytester: pytest.Pytester) -> None:
     """Put the example suite, as shipped, into the pytester directory."""
     for path in EXAMPLES.glob("*.py"):
         (pytester.path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+class Recorder(SpanProcessor):
+    """Spans started and ended on the global provider (where the frameworks' tracers write)."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, str] = {}
+        self.ended: set[int] = set()
+
+    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
+        self.started[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
+
+    def unended(self) -> list[str]:
+        return [name for sid, name in self.started.items() if sid not in self.ended]
+
+
+RECORDER = Recorder()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Recorder]:
+    """A capture for one call, with :data:`RECORDER` emptied and on the global provider."""
+    RECORDER.started.clear()
+    RECORDER.ended.clear()
+    with capture_spans():
+        provider = trace.get_tracer_provider()
+        if RECORDER not in getattr(provider, "_active_span_processor",
+                                   types.SimpleNamespace(_span_processors=()))._span_processors:
+            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+        yield RECORDER

@@ -24,11 +24,10 @@ import pytest
 pytest.importorskip("pipecat", reason="pipecat-ai is not installed")
 
 import pipecat_services  # noqa: E402, F401 - the replay factory's module
+from helpers import RECORDER, recording  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from loguru import logger  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor  # noqa: E402
 from pipecat.frames.frames import Frame, InputAudioRawFrame  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat_services import TAPS, THREE_SENTENCES, build_pipeline, build_tapped  # noqa: E402
@@ -38,7 +37,6 @@ from pytest_voicelatency.call.metrics import timeline  # noqa: E402
 from pytest_voicelatency.call.script import Step, answer, barge_in, say  # noqa: E402
 from pytest_voicelatency.frameworks.pipecat import PipecatAgent  # noqa: E402
 from pytest_voicelatency.replay import load_replay, run_replay, samples_of, save_replay  # noqa: E402
-from pytest_voicelatency.spans.capture import capture_spans  # noqa: E402
 from pytest_voicelatency.vclock import VirtualClock, VirtualTimeError  # noqa: E402
 
 #: the listener hears silence within this of the user starting to talk: the VAD's start
@@ -50,24 +48,6 @@ FIND = settings(max_examples=200, deadline=None, database=None, derandomize=True
                 suppress_health_check=list(HealthCheck))
 
 
-class Recorder(SpanProcessor):
-    """Spans started and ended on the global provider (where Pipecat's tracer writes)."""
-
-    def __init__(self) -> None:
-        self.started: dict[int, str] = {}
-        self.ended: set[int] = set()
-
-    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
-        self.started[span.context.span_id] = span.name
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
-
-    def unended(self) -> list[str]:
-        return [name for sid, name in self.started.items() if sid not in self.ended]
-
-
-RECORDER = Recorder()
 logger.remove()  # Pipecat's DEBUG logging costs more than the call itself
 logger.add(sys.stderr, level="WARNING")
 
@@ -83,13 +63,7 @@ def script(word: str, after_ms: int) -> list[Step]:
 
 
 def run(steps: list[Step], **knobs: object) -> CallResult:
-    RECORDER.started.clear()
-    RECORDER.ended.clear()
-    with capture_spans():
-        provider = trace.get_tracer_provider()
-        if RECORDER not in getattr(provider, "_active_span_processor",
-                                   types.SimpleNamespace(_span_processors=()))._span_processors:
-            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
+    with recording():
         return Caller(clock=VirtualClock(wall_clock="virtual")).run(
             PipecatAgent(lambda: build_tapped(**knobs)), steps)  # type: ignore[arg-type]
 

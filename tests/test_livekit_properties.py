@@ -28,17 +28,16 @@ pytest.importorskip("livekit.agents", reason="livekit-agents is not installed: p
                     "'pytest-voicelatency[livekit]' to run a real AgentSession")
 
 import livekit_fakes  # noqa: E402 - the replay factory's module
+from helpers import RECORDER, recording  # noqa: E402
 from hypothesis import given  # noqa: E402
 from livekit_fakes import BACKENDS, TOOL_TIMEOUT_S  # noqa: E402
 from tool_property import (  # noqa: E402
     FIND,
     HOLDS,
     MOMENTS,
-    RECORDER,
     WORDS,
     check,
     profiles,
-    recording,
     script,
     story,
 )

@@ -26,6 +26,7 @@ pytest.importorskip("pipecat", reason="pipecat-ai is not installed: pip install 
                     "'pytest-voicelatency[pipecat]' to run a real Pipecat pipeline")
 
 import pipecat_tools  # noqa: E402 - the replay factory's module
+from helpers import RECORDER, recording  # noqa: E402
 from hypothesis import given  # noqa: E402
 from loguru import logger  # noqa: E402
 from pipecat_tools import BACKENDS, BOOKING, LLMS, TOOL_TIMEOUT_S  # noqa: E402
@@ -34,11 +35,9 @@ from tool_property import (  # noqa: E402
     HOLDS,
     MOMENTS,
     PREAMBLE_MS,
-    RECORDER,
     WORDS,
     check,
     profiles,
-    recording,
     story,
 )
 from tool_property import script as booking_script  # noqa: E402

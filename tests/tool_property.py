@@ -6,20 +6,14 @@ answered; every span ends"), with the failure's timeline merged from the call an
 
 from __future__ import annotations
 
-import contextlib
-import types
-from collections.abc import Iterator
-
+from helpers import RECORDER
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from pytest_voicelatency.agents import BackendProfile, ScriptedBackend, merge_timelines
 from pytest_voicelatency.call.caller import CallResult
 from pytest_voicelatency.call.metrics import timeline
 from pytest_voicelatency.call.script import Step, answer, barge_in, pause, say
-from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.strategies import Moment, backend_profiles, barge_in_moments
 
 #: the agent's first sentence ("One moment, I am booking it.": 28 characters at 60 ms) plays
@@ -39,39 +33,6 @@ HOLDS = settings(max_examples=100, deadline=None, database=None, derandomize=Tru
 def profiles(timeout_s: float) -> st.SearchStrategy[BackendProfile]:
     """1–3 requests of 0–1500 ms with faults; half the latencies near the tool's timeout."""
     return backend_profiles(requests=(1, 3), latency_ms=(0, 1500), timeout_ms=timeout_s * 1000)
-
-
-class Recorder(SpanProcessor):
-    """Spans started and ended on the global provider (where the frameworks' tracers write)."""
-
-    def __init__(self) -> None:
-        self.started: dict[int, str] = {}
-        self.ended: set[int] = set()
-
-    def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
-        self.started[span.context.span_id] = span.name
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.ended.add(span.context.span_id)  # type: ignore[union-attr]
-
-    def unended(self) -> list[str]:
-        return [name for sid, name in self.started.items() if sid not in self.ended]
-
-
-RECORDER = Recorder()
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[Recorder]:
-    """A capture for one call, with :data:`RECORDER` emptied and on the global provider."""
-    RECORDER.started.clear()
-    RECORDER.ended.clear()
-    with capture_spans():
-        provider = trace.get_tracer_provider()
-        if RECORDER not in getattr(provider, "_active_span_processor",
-                                   types.SimpleNamespace(_span_processors=()))._span_processors:
-            provider.add_span_processor(RECORDER)  # type: ignore[attr-defined]
-        yield RECORDER
 
 
 def script(moment: Moment | None, word: str = "wait_stop", *, settle_ms: float = 0) -> list[Step]:
