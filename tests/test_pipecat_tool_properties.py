@@ -29,7 +29,7 @@ import pipecat_tools  # noqa: E402 - the replay factory's module
 from helpers import RECORDER, recording  # noqa: E402
 from hypothesis import given  # noqa: E402
 from loguru import logger  # noqa: E402
-from pipecat_tools import BACKENDS, BOOKING, LLMS, TOOL_TIMEOUT_S  # noqa: E402
+from pipecat_tools import BACKENDS, LLMS, TOOL_TIMEOUT_S  # noqa: E402
 from tool_property import (  # noqa: E402
     FIND,
     HOLDS,
@@ -37,8 +37,8 @@ from tool_property import (  # noqa: E402
     PREAMBLE_MS,
     WORDS,
     check,
+    found_shrunk_saved_replayed,
     profiles,
-    story,
 )
 from tool_property import script as booking_script  # noqa: E402
 
@@ -47,7 +47,6 @@ from pytest_voicelatency.call.caller import Caller, CallResult  # noqa: E402
 from pytest_voicelatency.call.log import Received  # noqa: E402
 from pytest_voicelatency.call.protocol import AgentClear  # noqa: E402
 from pytest_voicelatency.call.script import Step  # noqa: E402
-from pytest_voicelatency.replay import load_replay, run_replay, samples_of, save_replay  # noqa: E402
 from pytest_voicelatency.strategies import Moment, backend_profiles, barge_in_moments  # noqa: E402
 from pytest_voicelatency.vclock import VirtualClock  # noqa: E402
 
@@ -77,55 +76,7 @@ def run(steps: list[Step], profile: BackendProfile, *, idempotent: bool,
 
 def test_property_a_non_idempotent_pipecat_tool_is_found_committing_twice_shrunk_and_replayed(
         tmp_path):
-    examples: list[tuple[Moment | None, str, BackendProfile]] = []
-    failing: list[tuple[Moment | None, str, BackendProfile, CallResult, ScriptedBackend]] = []
-    started = time.process_time()
-
-    @FIND
-    @given(MOMENTS, WORDS, PROFILES)
-    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
-        examples.append((moment, word, profile))
-        result, backend = run(script(moment, word), profile, idempotent=False)
-        try:
-            check(result, backend, moment, profile)
-        except AssertionError:
-            failing.append((moment, word, profile, result, backend))
-            raise
-
-    with pytest.raises(AssertionError, match="committed 2 times") as info:
-        booked_once()
-    cpu_s = time.process_time() - started
-    message = str(info.value)
-    assert f"bookings commits {BOOKING!r}" in message
-    # which duplicate the search shrinks to (a commit after the client's timeout, or an error
-    # after the write) has been seen to vary with what the process imported before; either is
-    # the bug, and the replay below must reproduce whichever it is
-    assert "its caller gave up at" in message or "commit_error" in message
-    first = next(i for i, (m, w, p) in enumerate(examples)
-                 if (m, w, p) in [(f[0], f[1], f[2]) for f in failing])
-    assert first < 200
-    moment, word, profile, result, backend = failing[-1]  # the shrunk one: re-run last
-    assert moment is None and len(profile.calls) == 1  # shrunk: no barge-in, one slow request
-    assert "barge-in: none; backend: #0 " in message
-    knobs = {"profile": profile.to_json(), "idempotent": False}
-    path = save_replay(tmp_path / "double_booking.json", script=script(moment, word),
-                       factory=FACTORY, knobs=knobs, result=result,
-                       title=message.splitlines()[0], seeds={"hypothesis": "derandomize"},
-                       timeline_rows=story(result, backend).splitlines())
-    saved = load_replay(path)
-    assert saved["samples"] == samples_of(result) and saved["agent"]["knobs"] == knobs
-    assert any(f"commits {BOOKING!r}" in row for row in saved["timeline"])
-
-    replayed, _spans = run_replay(path)  # raises ReplayMismatch if a sample differs
-    again = BACKENDS[-1]
-    assert again is not backend
-    assert samples_of(replayed) == samples_of(result)
-    assert again.commits == backend.commits and again.events == backend.events
-    assert story(replayed, again) == story(result, backend)
-    assert len(again.duplicates()) == 1
-    print(f"\nfound after {first + 1} of {len(examples)} examples ({cpu_s:.1f} s of CPU), "
-          f"shrunk to moment={moment} word={word!r} profile={profile.describe()}:\n{message}\n"
-          f"replay file:\n{path.read_text()}")
+    found_shrunk_saved_replayed(run, script, FACTORY, BACKENDS, TOOL_TIMEOUT_S, tmp_path)
 
 
 @pytest.mark.slow
