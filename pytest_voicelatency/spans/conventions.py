@@ -186,6 +186,9 @@ class Conventions:
         init=False, repr=False, compare=False, hash=False)
     _by_attribute: tuple[tuple[str, Convention, SpanRule], ...] = field(
         init=False, repr=False, compare=False, hash=False)
+    #: span name -> (convention, attribute) of the trace roots that name their trace's session
+    _roots: dict[str, tuple[tuple[Convention, str], ...]] = field(
+        init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         by_name: dict[str, list[tuple[Convention | None, SpanRule]]] = {}
@@ -199,6 +202,16 @@ class Conventions:
             by_attribute.extend((a, convention, r) for a, r in convention.attribute_rules)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_attribute", tuple(by_attribute))
+        roots: dict[str, list[tuple[Convention, str]]] = {}
+        for name in self.names:
+            for root, attribute in BUILTIN[name].session_roots:
+                roots.setdefault(root, []).append((BUILTIN[name], attribute))
+        object.__setattr__(self, "_roots", {k: tuple(v) for k, v in roots.items()})
+
+    def may_name_session(self, name: str) -> bool:
+        """Whether a span called ``name`` can be a trace root naming its session (cheap: asked
+        of every span no convention read, before its attributes are looked at)."""
+        return name in self._roots
 
     def read(self, name: str, scope: str, scope_version: str | None, attributes: Mapping[str, Any],
              trace_id: int, span_id: int, parent_id: int) -> Reading | None:
@@ -219,14 +232,10 @@ class Conventions:
     def trace_session(self, name: str, scope: str, attributes: Mapping[str, Any]) -> str | None:
         """The session a trace root names for its whole trace (see ``Convention.session_roots``),
         or ``None`` when this span is no such root."""
-        for convention_name in self.names:
-            convention = BUILTIN.get(convention_name)
-            if convention is None or not convention.owns_scope(scope):
-                continue
-            for root, attribute in convention.session_roots:
-                value = attributes.get(attribute) if name == root else None
-                if isinstance(value, str) and value:
-                    return value
+        for convention, attribute in self._roots.get(name, ()):
+            value = attributes.get(attribute) if convention.owns_scope(scope) else None
+            if isinstance(value, str) and value:
+                return value
         return None
 
 

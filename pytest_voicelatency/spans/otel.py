@@ -141,6 +141,8 @@ def trace_session(span: ReadableSpan,
                   conventions: Conventions = DEFAULT_CONVENTIONS) -> tuple[int, str, str] | None:
     """``(trace id, trace id as the session text its spans were read under, session)`` when
     ``span`` is a trace root that names the session of its whole trace, else ``None``."""
+    if span.name != SESSION_SPAN and not conventions.may_name_session(span.name):
+        return None  # most spans: decided by the name alone, before the attributes are read
     attributes = _attribute_dict(span)
     if span.name == SESSION_SPAN:  # an adapter names a framework's trace (LiveKit, no room)
         session, trace_hex = attributes.get("audio.session_id"), attributes.get("audio.trace_id")
