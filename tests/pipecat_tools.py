@@ -24,10 +24,6 @@ import json
 from typing import Any
 
 from pipecat.frames.frames import (
-    Frame,
-    LLMContextFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
     LLMTextFrame,
 )
 from pipecat.processors.aggregators import async_tool_messages
@@ -37,15 +33,14 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.processors.audio.vad_processor import VADProcessor
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.services.llm_service import FunctionCallFromLLM, FunctionCallParams, LLMService
-from pipecat.services.settings import LLMSettings
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.services.llm_service import FunctionCallFromLLM, FunctionCallParams
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.utils.tracing.service_decorators import traced_llm
-from pipecat_services import LLM_DELAY_S, DelayedSTT, DelayedTTS, EnergyVAD
+from pipecat_services import LLM_DELAY_S, DelayedLLM, DelayedSTT, DelayedTTS, EnergyVAD
 
 from pytest_voicelatency.agents import BackendError, BackendProfile, ScriptedBackend
 from pytest_voicelatency.frameworks.pipecat import PipecatAgent
@@ -61,12 +56,9 @@ TOOL_ATTEMPTS = 2
 PREAMBLE = "One moment, I am booking it."
 #: what the tool books (the backend's key, and the idempotency key when there is one)
 BOOKING = "table for 2 at 19:00"
-_LLM_UNUSED = ("system_instruction", "temperature", "max_tokens", "top_p", "top_k",
-               "frequency_penalty", "presence_penalty", "seed", "filter_incomplete_user_turns",
-               "user_turn_completion_config")
 
 
-class BookingLLM(LLMService):  # type: ignore[misc]
+class BookingLLM(DelayedLLM):  # type: ignore[misc]
     """A model that books: to a user turn it says :data:`PREAMBLE` and calls
     ``book_table(party=2, at="19:00")`` — unless the context holds a ``book_table`` result
     that booked, or a call still running; to the tool's output it says whether the
@@ -76,15 +68,10 @@ class BookingLLM(LLMService):  # type: ignore[misc]
     calls' states at each inference."""
 
     def __init__(self, *, delay_s: float = LLM_DELAY_S, **kwargs: Any) -> None:
-        super().__init__(settings=LLMSettings(model="booking-llm", **dict.fromkeys(_LLM_UNUSED)),
-                         **kwargs)
-        self.delay_s = delay_s
+        super().__init__(delay_s=delay_s, **kwargs)
         self.calls = 0
         #: the tool calls' states the model saw, one tuple per inference
         self.seen: list[tuple[str, ...]] = []
-
-    def can_generate_metrics(self) -> bool:
-        return True
 
     @traced_llm  # type: ignore[untyped-decorator]
     async def _process_context(self, context: LLMContext) -> None:
@@ -113,19 +100,6 @@ class BookingLLM(LLMService):  # type: ignore[misc]
         for i, word in enumerate(text.split(" ")):
             await self.push_frame(LLMTextFrame(word if i == 0 else " " + word))
             await asyncio.sleep(0.005)
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, LLMContextFrame):
-            await self.push_frame(LLMFullResponseStartFrame())
-            await self.start_processing_metrics()
-            try:
-                await self._process_context(frame.context)
-            finally:
-                await self.stop_processing_metrics()
-                await self.push_frame(LLMFullResponseEndFrame())
-        else:
-            await self.push_frame(frame, direction)
 
 
 def _state(message: dict[str, Any]) -> tuple[str, str] | None:
