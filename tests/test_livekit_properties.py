@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,11 @@ pytest.importorskip("livekit.agents", reason="livekit-agents is not installed: p
 
 import livekit_fakes  # noqa: E402 - the replay factory's module
 from helpers import RECORDER, recording  # noqa: E402
-from hypothesis import given  # noqa: E402
 from livekit_fakes import BACKENDS, TOOL_TIMEOUT_S  # noqa: E402
 from tool_property import (  # noqa: E402
-    HOLDS,
-    MOMENTS,
-    WORDS,
     check,
     found_shrunk_saved_replayed,
+    holds_with_a_key,
     profiles,
     script,
 )
@@ -70,31 +66,15 @@ def test_property_a_non_idempotent_booking_tool_is_found_committing_twice_shrunk
 
 @pytest.mark.slow
 def test_property_an_idempotent_booking_tool_commits_once_the_next_turn_is_answered_spans_end():
-    count: list[int] = []
-    deduplicated: list[int] = []  # examples where the key stopped a second booking
-    barged: list[int] = []  # examples where the user cut the agent off while the tool ran
-    started = time.process_time()
-
-    @HOLDS
-    @given(MOMENTS, WORDS, PROFILES)
-    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
-        count.append(1)
-        result, backend = run(script(moment, word), profile, idempotent=True)
-        check(result, backend, moment, profile)
-        if any("deduplicated" in text for _, text in backend.events):
-            deduplicated.append(1)
+    def barged(result: CallResult, backend: ScriptedBackend) -> bool:
+        """The user cut the agent off while the backend was busy."""
         clears = [e.arrived_ns for e in result.log.of(Received)
                   if isinstance(e.event, AgentClear)]
-        if backend.events and any(backend.events[0][0] <= at <= backend.events[-1][0]
-                                  for at in clears):
-            barged.append(1)
+        return bool(backend.events) and any(
+            backend.events[0][0] <= at <= backend.events[-1][0] for at in clears)
 
-    booked_once()
-    assert len(count) >= 100
-    assert deduplicated and barged  # the search reached both paths the key must cover
-    print(f"\n{len(count)} examples held ({time.process_time() - started:.1f} s of CPU); the "
-          f"key deduplicated a booking in {len(deduplicated)}, the user cut the agent off "
-          f"while the backend was busy in {len(barged)}")
+    holds_with_a_key(run, script, TOOL_TIMEOUT_S, barged,
+                     "the user cut the agent off while the backend was busy")
 
 
 def test_a_slow_commit_after_the_client_timeout_books_twice_without_an_idempotency_key():

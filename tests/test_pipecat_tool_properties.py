@@ -32,12 +32,10 @@ from loguru import logger  # noqa: E402
 from pipecat_tools import BACKENDS, LLMS, TOOL_TIMEOUT_S  # noqa: E402
 from tool_property import (  # noqa: E402
     FIND,
-    HOLDS,
-    MOMENTS,
     PREAMBLE_MS,
-    WORDS,
     check,
     found_shrunk_saved_replayed,
+    holds_with_a_key,
     profiles,
 )
 from tool_property import script as booking_script  # noqa: E402
@@ -81,28 +79,12 @@ def test_property_a_non_idempotent_pipecat_tool_is_found_committing_twice_shrunk
 
 @pytest.mark.slow
 def test_property_an_idempotent_pipecat_tool_commits_once_the_next_turn_is_answered_spans_end():
-    count: list[int] = []
-    deduplicated: list[int] = []  # examples where the key stopped a second booking
-    cancelled: list[int] = []  # examples where Pipecat cancelled the running tool on a barge-in
-    started = time.process_time()
+    def cancelled(result: CallResult, backend: ScriptedBackend) -> bool:
+        """The model saw a call Pipecat had cancelled on a barge-in."""
+        return any("cancelled" in states for states in LLMS[-1].seen)
 
-    @HOLDS
-    @given(MOMENTS, WORDS, PROFILES)
-    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
-        count.append(1)
-        result, backend = run(script(moment, word), profile, idempotent=True)
-        check(result, backend, moment, profile)
-        if any("deduplicated" in text for _, text in backend.events):
-            deduplicated.append(1)
-        if any("cancelled" in states for states in LLMS[-1].seen):
-            cancelled.append(1)
-
-    booked_once()
-    assert len(count) >= 100
-    assert deduplicated and cancelled  # the search reached both paths the key must cover
-    print(f"\n{len(count)} examples held ({time.process_time() - started:.1f} s of CPU); the "
-          f"key deduplicated a booking in {len(deduplicated)}, the model saw a call Pipecat had "
-          f"cancelled on a barge-in in {len(cancelled)}")
+    holds_with_a_key(run, script, TOOL_TIMEOUT_S, cancelled,
+                     "the model saw a call Pipecat had cancelled on a barge-in")
 
 
 def test_a_slow_commit_after_the_client_timeout_books_twice_without_an_idempotency_key():

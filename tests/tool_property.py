@@ -145,3 +145,31 @@ def found_shrunk_saved_replayed(run: Run, script: Callable[..., list[Step]], fac
     print(f"\nfound after {first + 1} of {len(examples)} examples ({cpu_s:.1f} s of CPU), "
           f"shrunk to moment={moment} word={word!r} profile={profile.describe()}:\n{message}\n"
           f"replay file:\n{path.read_text()}")
+
+
+def holds_with_a_key(run: Run, script: Callable[..., list[Step]], timeout_s: float,
+                     reached: Callable[[CallResult, ScriptedBackend], bool], path: str) -> None:
+    """With an idempotency key the property holds over :data:`HOLDS`'s 100 examples, and the
+    search reached both paths the key must cover: a second request the key deduplicated, and
+    ``path`` (``reached(result, backend)`` says whether one example took it)."""
+    count: list[int] = []
+    deduplicated: list[int] = []  # examples where the key stopped a second booking
+    took: list[int] = []  # examples that took the framework's own path
+    started = time.process_time()
+
+    @HOLDS
+    @given(MOMENTS, WORDS, profiles(timeout_s))
+    def booked_once(moment: Moment | None, word: str, profile: BackendProfile) -> None:
+        count.append(1)
+        result, backend = run(script(moment, word), profile, idempotent=True)
+        check(result, backend, moment, profile)
+        if any("deduplicated" in text for _, text in backend.events):
+            deduplicated.append(1)
+        if reached(result, backend):
+            took.append(1)
+
+    booked_once()
+    assert len(count) >= 100
+    assert deduplicated and took  # the search reached both paths the key must cover
+    print(f"\n{len(count)} examples held ({time.process_time() - started:.1f} s of CPU); the "
+          f"key deduplicated a booking in {len(deduplicated)}, {path} in {len(took)}")
