@@ -16,9 +16,15 @@ import time
 
 import pytest
 
+from pytest_voicelatency.call.caller import Caller
+from pytest_voicelatency.call.log import Received
+from pytest_voicelatency.call.protocol import AgentState
+from pytest_voicelatency.call.script import answer, barge_in, say
 from pytest_voicelatency.gate.crosscheck import RESPONSE_CHECK, Check, disagreements
+from pytest_voicelatency.spans.capture import capture_spans
 from pytest_voicelatency.spans.record import SpanRecord
 from pytest_voicelatency.spans.rows import SpanTable
+from pytest_voicelatency.vclock import VirtualClock
 
 MS = 1_000_000
 
@@ -88,23 +94,25 @@ def test_rename_session_moves_only_the_rows_of_that_trace():
 
 # --------------------------------------------------------------------------- a real Pipecat call
 
+SCRIPT = [say("confirm_order"), answer(), say("cancel_order"),
+          barge_in("wait_stop", after_ms=400), answer()]
+
+
+def _virtual_call(agent):
+    """One call of :data:`SCRIPT` on virtual time, with its capture."""
+    with capture_spans() as cap:
+        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(agent, SCRIPT)
+    return cap, result
+
+
 def _pipecat_call():
     pytest.importorskip("pipecat", reason="pipecat-ai is not installed: pip install "
                         "'pytest-voicelatency[pipecat]'")
     from pipecat_services import build_pipeline
 
-    from pytest_voicelatency.call.caller import Caller
-    from pytest_voicelatency.call.script import answer, barge_in, say
     from pytest_voicelatency.frameworks.pipecat import PipecatAgent
-    from pytest_voicelatency.spans.capture import capture_spans
-    from pytest_voicelatency.vclock import VirtualClock
 
-    script = [say("confirm_order"), answer(), say("cancel_order"),
-              barge_in("wait_stop", after_ms=400), answer()]
-    with capture_spans() as cap:
-        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(
-            PipecatAgent(build_pipeline), script)
-    return cap, result
+    return _virtual_call(PipecatAgent(build_pipeline))
 
 
 def test_pipecat_spans_join_the_callers_session_and_their_turn_latency_matches_what_was_heard():
@@ -155,19 +163,9 @@ def test_livekit_spans_join_the_callers_session_and_it_reports_thinking():
                         "'pytest-voicelatency[livekit]'")
     from livekit_fakes import build_session
 
-    from pytest_voicelatency.call.caller import Caller
-    from pytest_voicelatency.call.log import Received
-    from pytest_voicelatency.call.protocol import AgentState
-    from pytest_voicelatency.call.script import answer, barge_in, say
     from pytest_voicelatency.frameworks.livekit import LiveKitAgent
-    from pytest_voicelatency.spans.capture import capture_spans
-    from pytest_voicelatency.vclock import VirtualClock
 
-    script = [say("confirm_order"), answer(), say("cancel_order"),
-              barge_in("wait_stop", after_ms=400), answer()]
-    with capture_spans() as cap:
-        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(
-            LiveKitAgent(build_session), script)
+    cap, result = _virtual_call(LiveKitAgent(build_session))
     assert {s.session_id for s in cap.samples()} == {result.session_id}
     assert not [p for p in cap.problems if "voice.session" in p]
     found, paired = disagreements(cap.table, margin_ms=-1e9, checks=(RESPONSE_CHECK,))
