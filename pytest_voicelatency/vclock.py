@@ -496,6 +496,9 @@ def _seconds(name: str, epoch: bool) -> Callable[[], float]:
 
     def read() -> float:
         clock = current_clock()
+        if clock is not None and clock.wall_clock == "virtual" and (clock._reads + 1) & 0x3FF:
+            clock._reads += 1  # the common case; every 1024th read goes through _read's check
+            return (clock.span_time_ns(clock._now) if epoch else clock._now) / 1e9
         ns = None if clock is None else clock._read(f"time.{name}", sys._getframe(1))
         if ns is None or clock is None:
             return float(real())
@@ -510,6 +513,9 @@ def _nanoseconds(name: str, epoch: bool) -> Callable[[], int]:
 
     def read() -> int:
         clock = current_clock()
+        if clock is not None and clock.wall_clock == "virtual" and (clock._reads + 1) & 0x3FF:
+            clock._reads += 1  # as in _seconds
+            return clock.span_time_ns(clock._now) if epoch else clock._now
         ns = None if clock is None else clock._read(f"time.{name}", sys._getframe(1))
         if ns is None or clock is None:
             return int(real())

@@ -53,12 +53,16 @@ class Recorder(SpanProcessor):
     def __init__(self) -> None:
         self.started: dict[int, str] = {}
         self.ended: set[int] = set()
+        #: each ended span's name, start, end and attributes, in the order they ended
+        self.finished: list[tuple[str, int | None, int | None, dict[str, object]]] = []
 
     def on_start(self, span, parent_context=None):  # type: ignore[no-untyped-def]
         self.started[span.context.span_id] = span.name
 
     def on_end(self, span: ReadableSpan) -> None:
         self.ended.add(span.context.span_id)  # type: ignore[union-attr]
+        self.finished.append((span.name, span.start_time, span.end_time,
+                              dict(span.attributes or {})))
 
     def unended(self) -> list[str]:
         return [name for sid, name in self.started.items() if sid not in self.ended]
@@ -72,6 +76,7 @@ def recording() -> Iterator[Recorder]:
     """A capture for one call, with :data:`RECORDER` emptied and on the global provider."""
     RECORDER.started.clear()
     RECORDER.ended.clear()
+    RECORDER.finished.clear()
     with capture_spans():
         provider = trace.get_tracer_provider()
         if RECORDER not in getattr(provider, "_active_span_processor",

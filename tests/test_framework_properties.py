@@ -29,6 +29,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from loguru import logger  # noqa: E402
 from pipecat.frames.frames import Frame, InputAudioRawFrame  # noqa: E402
+from pipecat.observers.base_observer import BaseObserver, FramePushed  # noqa: E402
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat_services import TAPS, THREE_SENTENCES, build_pipeline, build_tapped  # noqa: E402
 
@@ -155,6 +157,71 @@ def test_the_same_pipeline_runs_identically_twice_on_virtual_time():
     first, second = run(script("wait_stop", 300)), run(script("wait_stop", 300))
     assert samples_of(first) == samples_of(second)
     assert timeline(first.log, rows=500) == timeline(second.log, rows=500)
+
+
+INLINE_KINDS: list[str] = []
+
+
+def observed(*, session_id: str = "same-call", **agent_options: object) -> tuple[CallResult, list]:
+    """One barge-in call on a fresh virtual clock: its result and every span it ended (and, in
+    INLINE_KINDS, the kind of observer proxy its worker had)."""
+    agent = PipecatAgent(lambda: build_tapped(), **agent_options)  # type: ignore[arg-type]
+    with recording():
+        result = Caller(clock=VirtualClock(wall_clock="virtual")).run(
+            agent, script("meant_tuesday", 350), session_id=session_id)
+        INLINE_KINDS.append(type(agent._worker._observer).__name__)  # type: ignore[union-attr]
+        return result, list(RECORDER.finished)
+
+
+def test_pipecats_own_observers_run_inline_and_record_exactly_what_queued_ones_do():
+    """Inline (the default) and Pipecat's queue-and-task-per-observer give the same samples,
+    the same log and the same spans, to the nanosecond and attribute."""
+    INLINE_KINDS.clear()
+    inline, inline_spans = observed()
+    queued, queued_spans = observed(inline_observers=False)
+    assert INLINE_KINDS == ["_InlineWorkerObserver", "WorkerObserver"]
+    assert samples_of(inline) == samples_of(queued) and samples_of(inline)["caller.barge_in"]
+    assert timeline(inline.log, rows=500) == timeline(queued.log, rows=500)
+    names = {name for name, *_ in inline_spans}
+    assert {"conversation", "turn", "stt", "llm", "tts"} <= names, names
+    assert sorted(inline_spans, key=repr) == sorted(queued_spans, key=repr)
+
+
+class SlowObserver(BaseObserver):  # type: ignore[misc]
+    """A user's observer that takes 200 ms (of the call's time) over every frame it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        self.seen += 1
+        await asyncio.sleep(0.2)
+
+
+def test_a_users_observer_keeps_its_own_task_and_cannot_slow_the_pipeline():
+    slow = SlowObserver()
+    alone, _ = observed()
+    watched, _ = observed(worker_options={"observers": [slow]})
+    assert slow.seen > 0
+    assert samples_of(watched) == samples_of(alone)
+
+
+def test_an_inline_observer_that_raises_is_logged_and_the_call_goes_on(monkeypatch):
+    async def broken(self: object, data: object) -> None:
+        raise RuntimeError("latency observer bug")
+
+    monkeypatch.setattr(UserBotLatencyObserver, "on_push_frame", broken)
+    errors: list[str] = []
+    sink = logger.add(lambda message: errors.append(str(message)), level="ERROR")
+    try:
+        result, _ = observed()
+    finally:
+        logger.remove(sink)
+    assert [m.outcome for m in (*result.metrics.responses, *result.metrics.barge_ins)] \
+        == ["ok", "ok"]
+    [error] = [e for e in errors if "latency observer bug" in e]
+    assert "UserBotLatencyObserver" in error and "told nothing more" in error
 
 
 # ---------------------------------------------------------------------- bad input
