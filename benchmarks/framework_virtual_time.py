@@ -38,7 +38,7 @@ from test_framework_real_vs_virtual import (  # noqa: E402
 )
 
 from pytest_voicelatency.call.caller import Caller  # noqa: E402
-from pytest_voicelatency.call.script import answer, say  # noqa: E402
+from pytest_voicelatency.call.script import answer, pause, say  # noqa: E402
 from pytest_voicelatency.frameworks.pipecat import PipecatAgent  # noqa: E402
 from pytest_voicelatency.vclock import VirtualClock  # noqa: E402
 
@@ -47,13 +47,16 @@ TURN = [say("confirm_order"), answer()]
 
 
 #: what Pipecat's observers cost on virtual time: with RTVI (a processor and a fourth
-#: observer), PipecatAgent's settings (tracing on: three observers, each woken by every queued
-#: hop of every frame), and — NOT what the tests run, for the record only — tracing off (turn
-#: tracking's observer left), and no observer at all
+#: observer, with a task of its own woken by every hop of every frame), Pipecat's queue and
+#: task per observer (``inline_observers=False``), PipecatAgent's settings (tracing on: three
+#: observers, called inline), and — NOT what the tests run, for the record only — tracing off
+#: (turn tracking's observer left), and no observer at all
 OBSERVERS = {
     "with RTVI (Pipecat's default; PipecatAgent turns it off)": {
         "worker_options": {"enable_rtvi": True}},
-    "as the tests run it (tracing on)": {},
+    "observers on Pipecat's queues and tasks (inline_observers=False)": {
+        "inline_observers": False},
+    "as the tests run it (tracing on, observers inline)": {},
     "tracing off (no stage spans)": {"enable_tracing": False},
     "tracing and turn tracking off": {"enable_tracing": False,
                                       "worker_options": {"enable_turn_tracking": False}},
@@ -98,6 +101,31 @@ def virtual_turns(n: int, **options: Any) -> tuple[float, float]:
     return statistics.fmean(w for w, _ in runs), statistics.fmean(c for _, c in runs)
 
 
+class Silent:
+    """An agent that does nothing: what is left of a call's CPU is the caller's."""
+
+    honours_clock = True
+
+    async def start(self, session: Any) -> None:
+        pass
+
+    async def receive(self, pcm: bytes) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def harness_alone(seconds: float, rounds: int = 5) -> float:
+    """CPU seconds of the caller pacing ``seconds`` of silence (best of ``rounds``)."""
+    best = float("inf")
+    for _ in range(rounds):
+        cpu = time.thread_time()
+        Caller(clock="virtual").run(Silent(), [pause(round(seconds * 1000))])
+        best = min(best, time.thread_time() - cpu)
+    return best
+
+
 def main(n: int = 20) -> None:
     one(VirtualClock(wall_clock="virtual"))  # warm-up, not counted
     SPENT.update(dict.fromkeys(SPENT, 0.0))
@@ -110,6 +138,8 @@ def main(n: int = 20) -> None:
     print(f"  of its CPU on virtual time: agent start {start * 1000:.1f} ms, close "
           f"{close * 1000:.1f} ms; the rest over {frames:.0f} inbound frames, "
           f"{(cpu - start - close) / frames * 1000:.2f} ms each")
+    print(f"  the simulated caller alone, pacing as long a call to an agent that does nothing: "
+          f"{harness_alone(real_wall) * 1000:.1f} ms CPU")
     print("\nthe same turn's CPU on virtual time, by Pipecat's observers:")
     for label, options in OBSERVERS.items():
         _, cpu = virtual_turns(n, **options)

@@ -2,9 +2,12 @@
 
 The reference conversation of ``benchmarks/virtual_time.py`` (2 calls x 5 turns) against the
 reference agent and against the oracle agent, and the harness alone (silence to an agent that
-does nothing, per 3 s): each the best of ``--rounds`` runs of ``time.thread_time``, so a busy
-neighbour costs less than in a single run. To compare two commits, run it from each one's tree,
-alternating, in the same minutes (``PYTHONPATH=<tree> python <tree>/benchmarks/turn_cost.py``).
+does nothing, per 3 s), and the floor under any of them (``floor``: no harness, one task waking
+on the virtual clock every 20 ms to hand a frame to a queue that a second task reads, per 3 s;
+the least a per-frame caller and an agent that reads its frames can cost): each the best of
+``--rounds`` runs of ``time.thread_time``, so a busy neighbour costs less than in a single run.
+To compare two commits, run it from each one's tree, alternating, in the same minutes
+(``PYTHONPATH=<tree> python <tree>/benchmarks/turn_cost.py``).
 
 Instruction counts are immune to the neighbours: ``--count N`` runs each workload N times
 without timing, so ``valgrind --tool=callgrind`` over ``--count 3`` minus ``--count 1``, divided
@@ -19,6 +22,7 @@ selector's poll are not counted).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import sys
 import time
@@ -36,15 +40,39 @@ from pytest_voicelatency.call.script import pause  # noqa: E402
 from pytest_voicelatency.errors import VoiceLatencyWarning  # noqa: E402
 from pytest_voicelatency.vclock import VirtualClock  # noqa: E402
 
-WORKLOADS = ("reference", "oracle", "silent")
+WORKLOADS = ("reference", "oracle", "silent", "floor")
+PER_3S = ("silent", "floor")
+
+
+async def _floor(clock: VirtualClock, frames: int) -> None:
+    """A pacer task and one reader: a frame every 20 ms of virtual time, nothing else."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    frame = bytes(640)
+
+    async def pace() -> None:
+        due = clock.now_ns()
+        for _ in range(frames):
+            due += 20_000_000
+            await clock.sleep_until(due)
+            queue.put_nowait(frame)
+        queue.put_nowait(None)
+
+    async def read() -> None:
+        while await queue.get() is not None:
+            pass
+
+    await asyncio.gather(pace(), read())
 
 
 def once(workload: str, block_limit_ms: float = 200.0) -> float:
-    """CPU ms per turn (per 3 s for ``silent``) of one run of ``workload``."""
-    caller = Caller(clock=VirtualClock(block_limit_ms=block_limit_ms), playout=LINE)
+    """CPU ms per turn (per 3 s for ``silent`` and ``floor``) of one run of ``workload``."""
+    clock = VirtualClock(block_limit_ms=block_limit_ms)
+    caller = Caller(clock=clock, playout=LINE)
     gc.collect()
     start = time.thread_time()
-    if workload == "silent":
+    if workload == "floor":
+        clock.run(_floor(clock, 150 * 10))
+    elif workload == "silent":
         caller.run(Silent(), [pause(3000)] * 10)
     else:
         agent = (lambda: OracleAgent(ORACLE)) if workload == "oracle" else ReferenceServer()
@@ -70,7 +98,7 @@ def main() -> None:
         once(workload)  # warm-up: clips, the agent's voice, encoded replies
     best = {w: min(once(w) for _ in range(args.rounds)) for w in workloads}
     print(f"CPU per turn (best of {args.rounds}): " + "  ".join(
-        f"{w} {best[w]:.2f} ms" + (" per 3 s" if w == "silent" else "") for w in workloads))
+        f"{w} {best[w]:.2f} ms" + (" per 3 s" if w in PER_3S else "") for w in workloads))
 
 
 if __name__ == "__main__":

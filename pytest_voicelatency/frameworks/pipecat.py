@@ -199,6 +199,23 @@ class _InlineWorkerObserver(WorkerObserver):  # type: ignore[misc,unused-ignore]
     per observer: with tracing on (three observers) that was about a quarter of a call's CPU.
     Any other observer (RTVI's, yours) keeps its queue and task."""
 
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Pipecat's own, over a copy of the proxies: an inline observer's synchronous event
+        handler may add or remove an observer while they are being told."""
+        if not self._proxies:
+            return
+        frame = data.frame
+        data.first_push = frame.id not in self._frames_pushed
+        if data.first_push:
+            self._frames_pushed[frame.id] = frame
+        for proxy in tuple(self._proxies.values()):
+            if data.first_push or proxy.observer.observe_every_push:
+                await proxy.queue.put(data)
+
+    async def _send_to_proxy(self, data: Any) -> None:
+        for proxy in tuple(self._proxies.values()) if self._proxies else ():
+            await proxy.queue.put(data)
+
     def _create_proxy(self, observer: BaseObserver) -> Proxy:
         if type(observer) not in INLINE_OBSERVERS:
             return super()._create_proxy(observer)
