@@ -35,7 +35,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -44,19 +43,9 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     OutputAudioRawFrame,
 )
-from pipecat.observers.base_observer import (
-    BaseObserver,
-    FrameProcessed,
-    FramePushed,
-    ProcessorSetUp,
-)
-from pipecat.observers.turn_tracking_observer import TurnTrackingObserver
-from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.pipeline.worker_observer import Proxy, WorkerObserver, _PipelineStartedSignal
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.utils.tracing.turn_trace_observer import TurnTraceObserver
 from pipecat.workers.runner import WorkerRunner
 
 from pytest_voicelatency.call.protocol import (
@@ -68,6 +57,11 @@ from pytest_voicelatency.call.protocol import (
     SessionTasks,
 )
 from pytest_voicelatency.frameworks.ontime import OnVirtualTime, can_follow_clock
+
+try:
+    from pytest_voicelatency.frameworks.pipecat_observers import inline_observers as _inline
+except ImportError:  # a Pipecat whose worker observer moved: its observers keep their queues
+    _inline = None  # type: ignore[assignment]
 
 __all__ = ["PipecatAgent", "CallerInput", "CallerOutput", "Build", "WORKER_DEFAULTS"]
 
@@ -150,90 +144,6 @@ class CallerOutput(FrameProcessor):  # type: ignore[misc,unused-ignore]
         await self.push_frame(kind(), FrameDirection.DOWNSTREAM)
 
 
-#: Pipecat's own observers that the worker adds for turn tracking and tracing: each only reads
-#: the frames it is told about and keeps state (timers it needs run in tasks of their own), so
-#: calling it in the pushing task changes nothing it records. Exact types: a subclass may wait.
-INLINE_OBSERVERS: tuple[type[BaseObserver], ...] = (
-    TurnTrackingObserver, UserBotLatencyObserver, TurnTraceObserver)
-
-
-class _CallNow:
-    """Stands in for an observer's proxy queue: ``put`` tells the observer at once, in the
-    pushing task, what the proxy task would have told it a moment later (at the same instant
-    on virtual time: no time passes while a task is ready). An observer that raises is logged,
-    as Pipecat logs its proxy task dying, and told nothing more."""
-
-    def __init__(self, observer: BaseObserver) -> None:
-        self._observer: BaseObserver | None = observer
-        #: False when the observer keeps the base class's no-op: each hop costs no call then
-        self._processed = type(observer).on_process_frame is not BaseObserver.on_process_frame
-
-    async def put(self, data: Any) -> None:
-        observer = self._observer
-        if observer is None:
-            return
-        try:
-            if isinstance(data, FramePushed):
-                await observer.on_push_frame(data)
-            elif isinstance(data, FrameProcessed):
-                if self._processed:
-                    await observer.on_process_frame(data)
-            elif isinstance(data, ProcessorSetUp):
-                await observer.on_processor_setup(data)
-            elif isinstance(data, _PipelineStartedSignal):
-                await observer.on_pipeline_started()  # type: ignore[no-untyped-call,unused-ignore]
-        except Exception as error:  # noqa: BLE001 - Pipecat's proxy task logs and ends, too
-            self._observer = None
-            logger.error(f"{observer}: observer raised {error!r}; it is told nothing more")
-
-
-async def _parked() -> None:
-    """The task an inline observer's proxy record holds: it waits to be cancelled."""
-    await asyncio.get_running_loop().create_future()
-
-
-class _InlineWorkerObserver(WorkerObserver):  # type: ignore[misc,unused-ignore]
-    """Pipecat's ``WorkerObserver``, calling :data:`INLINE_OBSERVERS` in the pushing task.
-
-    Pipecat gives every observer a queue and a task, so each hop of each frame wakes one task
-    per observer: with tracing on (three observers) that was about a quarter of a call's CPU.
-    Any other observer (RTVI's, yours) keeps its queue and task."""
-
-    async def on_push_frame(self, data: FramePushed) -> None:
-        """Pipecat's own, over a copy of the proxies: an inline observer's synchronous event
-        handler may add or remove an observer while they are being told."""
-        if not self._proxies:
-            return
-        frame = data.frame
-        data.first_push = frame.id not in self._frames_pushed
-        if data.first_push:
-            self._frames_pushed[frame.id] = frame
-        for proxy in tuple(self._proxies.values()):
-            if data.first_push or proxy.observer.observe_every_push:
-                await proxy.queue.put(data)
-
-    async def _send_to_proxy(self, data: Any) -> None:
-        for proxy in tuple(self._proxies.values()) if self._proxies else ():
-            await proxy.queue.put(data)
-
-    def _create_proxy(self, observer: BaseObserver) -> Proxy:
-        if type(observer) not in INLINE_OBSERVERS:
-            return super()._create_proxy(observer)
-        return Proxy(queue=_CallNow(observer),  # type: ignore[arg-type,unused-ignore]
-                     task=self.create_task(_parked(), "inline"),
-                     observer=observer)
-
-
-def _inline_observers(worker: PipelineWorker) -> bool:
-    """Make ``worker`` call Pipecat's own observers inline; False when this Pipecat's worker
-    keeps its observers elsewhere (the adapter then leaves them as they are)."""
-    observer = getattr(worker, "_observer", None)
-    if type(observer) is not WorkerObserver:
-        return False
-    observer.__class__ = _InlineWorkerObserver
-    return True
-
-
 #: ``PipelineWorker`` options the adapter sets unless ``worker_options`` says otherwise: no idle
 #: timeout (the caller ends the call), and no RTVI (Pipecat's client protocol: the simulated
 #: line is no RTVI client, and the RTVI processor and observer it would prepend cost about a
@@ -249,9 +159,9 @@ class PipecatAgent:
     in and out; ``enable_tracing`` (default True) makes Pipecat emit its spans;
     ``worker_options`` override :data:`WORKER_DEFAULTS` and go to the ``PipelineWorker``.
     ``inline_observers`` (default True) calls the worker's own turn-tracking and tracing
-    observers (:data:`INLINE_OBSERVERS`) in the task that pushes a frame instead of waking a
-    task per observer per hop: the same spans and samples for about a quarter less CPU; your
-    observers, and RTVI's, keep Pipecat's queue and task each.
+    observers (:data:`~.pipecat_observers.INLINE_OBSERVERS`) in the task that pushes a frame
+    instead of waking a task per observer per hop: the same spans and samples for about a
+    quarter less CPU; your observers, and RTVI's, keep Pipecat's queue and task each.
     """
 
     def __init__(self, build: Build, *, params: PipelineParams | None = None,
@@ -295,8 +205,8 @@ class PipecatAgent:
                                 params=params, enable_tracing=self._tracing,
                                 conversation_id=session.session_id,
                                 **{**WORKER_DEFAULTS, **self._worker_options})
-        if self._inline_observers:
-            _inline_observers(worker)
+        if self._inline_observers and _inline is not None:
+            _inline(worker)
         started = asyncio.Event()
 
         @worker.event_handler("on_pipeline_started")  # type: ignore[misc,untyped-decorator,unused-ignore]
