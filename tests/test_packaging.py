@@ -80,3 +80,42 @@ def test_wheel_ships_the_example_suite_and_the_readme_copies_it_out(wheel, tmp_p
                                capture_output=True, text=True, env=env, timeout=300, check=False)
     assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
     assert "9 tests collected" in collected.stdout
+
+
+def framework_pins() -> dict[str, str]:
+    """``.ci/constraints.txt``: the framework versions CI installs the extras with."""
+    pins = {}
+    for line in (ROOT / ".ci" / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f".ci/constraints.txt: {line!r} is not an exact pin (name==version)"
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_ci_installs_the_framework_extras_with_the_pins_the_docs_name_as_supported():
+    pins = framework_pins()
+    assert set(pins) == {"pipecat-ai", "livekit-agents"}
+    assert '-c .ci/constraints.txt' in (ROOT / ".ci" / "run").read_text()
+    [supported] = [line for line in (ROOT / "docs" / "frameworks.md").read_text().split("\n\n")
+                   if line.startswith("Supported (pinned, tested):")]
+    for name, version in pins.items():
+        assert f"**{name} {version}**" in supported, (name, version, supported)
+
+
+@pytest.mark.parametrize("dist", ["pipecat-ai", "livekit-agents"])
+def test_an_installed_framework_is_the_pinned_version(dist):
+    """What the framework tests prove holds for the pinned version: run against another one,
+    this test says so by name instead of letting the suite pass for a version nobody tested."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version(dist)
+    except PackageNotFoundError:
+        pytest.skip(f"{dist} is not installed (the framework extras are optional)")
+    assert installed == framework_pins()[dist], (
+        f"{dist} {installed} is installed, but the suite is pinned to "
+        f"{framework_pins()[dist]} (.ci/constraints.txt); install with "
+        f"`pip install -e \".[pipecat,livekit]\" -c .ci/constraints.txt`, or move the pin "
+        f"after a green run on {installed}")
