@@ -28,7 +28,7 @@ from helpers import RECORDER, recording  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from loguru import logger  # noqa: E402
-from pipecat.frames.frames import Frame, InputAudioRawFrame  # noqa: E402
+from pipecat.frames.frames import Frame, InputAudioRawFrame, UserStartedSpeakingFrame  # noqa: E402
 from pipecat.observers.base_observer import BaseObserver, FramePushed  # noqa: E402
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
@@ -162,14 +162,23 @@ def test_the_same_pipeline_runs_identically_twice_on_virtual_time():
 INLINE_KINDS: list[str] = []
 
 
-def observed(*, session_id: str = "same-call", **agent_options: object) -> tuple[CallResult, list]:
+#: each observed() call's observers: how each was told about frames ("inline" or "queued")
+PROXIES: list[dict[str, str]] = []
+
+
+def observed(*, session_id: str = "same-call", build: object = build_tapped,
+             **agent_options: object) -> tuple[CallResult, list]:
     """One barge-in call on a fresh virtual clock: its result and every span it ended (and, in
-    INLINE_KINDS, the kind of observer proxy its worker had)."""
-    agent = PipecatAgent(lambda: build_tapped(), **agent_options)  # type: ignore[arg-type]
+    INLINE_KINDS and PROXIES, the kind of worker observer and of each proxy it had)."""
+    agent = PipecatAgent(build, **agent_options)  # type: ignore[arg-type]
     with recording():
         result = Caller(clock=VirtualClock(wall_clock="virtual")).run(
             agent, script("meant_tuesday", 350), session_id=session_id)
-        INLINE_KINDS.append(type(agent._worker._observer).__name__)  # type: ignore[union-attr]
+        worker_observer = agent._worker._observer  # type: ignore[union-attr]
+        INLINE_KINDS.append(type(worker_observer).__name__)
+        PROXIES.append({f"{type(o).__name__}#{n}": "queued" if isinstance(
+            proxy.queue, asyncio.Queue) else "inline"
+            for n, (o, proxy) in enumerate(worker_observer._proxies.items())})
         return result, list(RECORDER.finished)
 
 
@@ -205,6 +214,41 @@ def test_a_users_observer_keeps_its_own_task_and_cannot_slow_the_pipeline():
     watched, _ = observed(worker_options={"observers": [slow]})
     assert slow.seen > 0
     assert samples_of(watched) == samples_of(alone)
+
+
+def test_only_the_workers_own_observers_go_inline_not_a_users_of_the_same_type():
+    PROXIES.clear()
+    observed(worker_options={"observers": [UserBotLatencyObserver()]})
+    assert PROXIES[0] == {"UserBotLatencyObserver#0": "queued",
+                          "TurnTrackingObserver#1": "inline",
+                          "UserBotLatencyObserver#2": "inline",
+                          "TurnTraceObserver#3": "inline"}
+
+
+class PushesOnCleanup(FrameProcessor):  # type: ignore[misc]
+    """A processor that tells the pipeline the user spoke while it is being torn down."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+    async def cleanup(self) -> None:
+        await self.push_frame(UserStartedSpeakingFrame())
+        await super().cleanup()
+
+
+def test_an_inline_observer_is_told_nothing_once_the_worker_has_cleaned_it_up():
+    """Pipecat cleans its observers up before its processors; a frame pushed after that
+    reaches no queued observer, and must reach no inline one (it would open a turn span that
+    never ends)."""
+    def build() -> list[FrameProcessor]:
+        return [PushesOnCleanup(), *build_tapped()]
+
+    inline, inline_spans = observed(build=build)
+    assert RECORDER.unended() == []
+    queued, queued_spans = observed(build=build, inline_observers=False)
+    assert RECORDER.unended() == []
+    assert sorted(inline_spans, key=repr) == sorted(queued_spans, key=repr)
 
 
 def test_an_inline_observer_that_raises_is_logged_and_the_call_goes_on(monkeypatch):

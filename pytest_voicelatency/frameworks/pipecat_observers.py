@@ -13,7 +13,7 @@ recognise as it is.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
 from pipecat.observers.base_observer import (
@@ -31,27 +31,36 @@ from pipecat.utils.tracing.turn_trace_observer import TurnTraceObserver
 __all__ = ["INLINE_OBSERVERS", "inline_observers"]
 
 
-#: Pipecat's own observers that the worker adds for turn tracking and tracing: each only reads
-#: the frames it is told about and keeps state (timers it needs run in tasks of their own), so
-#: calling it in the pushing task changes nothing it records. Exact types: a subclass may wait.
+#: The types of the observers the worker itself adds for turn tracking and tracing: each only
+#: reads the frames it is told about and keeps state (timers it needs run in tasks of their
+#: own), so calling it in the pushing task changes nothing it records. Only the worker's own
+#: instances are inlined: an observer you pass, even of one of these types, keeps its task.
 INLINE_OBSERVERS: tuple[type[BaseObserver], ...] = (
     TurnTrackingObserver, UserBotLatencyObserver, TurnTraceObserver)
+
+#: the Pipecat release whose ``WorkerObserver`` this module reproduces (``on_push_frame``'s
+#: first-push bookkeeping, the proxy record): on any other, observers keep their queues
+PIPECAT_RELEASE = "1.14."
 
 
 class _CallNow:
     """Stands in for an observer's proxy queue: ``put`` tells the observer at once, in the
     pushing task, what the proxy task would have told it a moment later (at the same instant
-    on virtual time: no time passes while a task is ready). An observer that raises is logged,
-    as Pipecat logs its proxy task dying, and told nothing more."""
+    on virtual time: no time passes while a task is ready; on real time, a moment earlier). An
+    observer that raises is logged, as Pipecat logs its proxy task dying, and told nothing
+    more; so is one whose worker has cleaned it up."""
 
-    def __init__(self, observer: BaseObserver) -> None:
+    def __init__(self, observer: BaseObserver, parked: asyncio.Task[None]) -> None:
         self._observer: BaseObserver | None = observer
+        #: the proxy record's task: cancelled by the worker's clean-up (or ``remove_observer``),
+        #: after which the observer is told nothing, as its queue would no longer be read
+        self._parked = parked
         #: False when the observer keeps the base class's no-op: each hop costs no call then
         self._processed = type(observer).on_process_frame is not BaseObserver.on_process_frame
 
     async def put(self, data: Any) -> None:
         observer = self._observer
-        if observer is None:
+        if observer is None or self._parked.done():
             return
         try:
             if isinstance(data, FramePushed):
@@ -74,15 +83,19 @@ async def _parked() -> None:
 
 
 class _InlineWorkerObserver(WorkerObserver):  # type: ignore[misc,unused-ignore]
-    """Pipecat's ``WorkerObserver``, calling :data:`INLINE_OBSERVERS` in the pushing task.
+    """Pipecat's ``WorkerObserver``, calling the worker's own observers in the pushing task.
 
     Pipecat gives every observer a queue and a task, so each hop of each frame wakes one task
     per observer: with tracing on (three observers) that was about a quarter of a call's CPU.
     Any other observer (RTVI's, yours) keeps its queue and task."""
 
+    #: ``id()`` of the observers to call inline (set by :func:`inline_observers`)
+    _inline_ids: frozenset[int] = frozenset()
+
     async def on_push_frame(self, data: FramePushed) -> None:
-        """Pipecat's own, over a copy of the proxies: an inline observer's synchronous event
-        handler may add or remove an observer while they are being told."""
+        """Pipecat 1.14's own, over a copy of the proxies: defensive, as an inline observer
+        that suspended would let another task add or remove an observer mid-iteration
+        (Pipecat's three never suspend here: their event handlers run in tasks of their own)."""
         if not self._proxies:
             return
         frame = data.frame
@@ -98,18 +111,32 @@ class _InlineWorkerObserver(WorkerObserver):  # type: ignore[misc,unused-ignore]
             await proxy.queue.put(data)
 
     def _create_proxy(self, observer: BaseObserver) -> Proxy:
-        if type(observer) not in INLINE_OBSERVERS:
+        if id(observer) not in self._inline_ids:
             return super()._create_proxy(observer)
-        return Proxy(queue=_CallNow(observer),  # type: ignore[arg-type,unused-ignore]
-                     task=self.create_task(_parked(), "inline"),
-                     observer=observer)
+        parked = self.create_task(_parked(), "inline")
+        return Proxy(queue=_CallNow(observer, parked),  # type: ignore[arg-type,unused-ignore]
+                     task=parked, observer=observer)
 
 
 def inline_observers(worker: PipelineWorker) -> bool:
-    """Make ``worker`` call Pipecat's own observers inline; False when this Pipecat's worker
-    keeps its observers elsewhere (the adapter then leaves them as they are)."""
+    """Make ``worker`` call its own turn-tracking and tracing observers inline (before it is
+    set up); False, leaving it as it is, on a Pipecat other than :data:`PIPECAT_RELEASE` or a
+    worker whose observers are kept elsewhere."""
     observer = getattr(worker, "_observer", None)
-    if type(observer) is not WorkerObserver:
+    if type(observer) is not WorkerObserver or not _pipecat_release().startswith(PIPECAT_RELEASE):
         return False
+    own = (getattr(worker, name, None) for name in (
+        "_turn_tracking_observer", "_user_bot_latency_observer", "_turn_trace_observer"))
     observer.__class__ = _InlineWorkerObserver
+    cast(_InlineWorkerObserver, observer)._inline_ids = frozenset(
+        id(o) for o in own if type(o) in INLINE_OBSERVERS)
     return True
+
+
+def _pipecat_release() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pipecat-ai")
+    except PackageNotFoundError:  # run from a source tree
+        return ""
