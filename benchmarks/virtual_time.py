@@ -117,21 +117,18 @@ def soak(turns: int) -> None:
     kept: list[tuple[float, float, str]] = []  # (KiB kept, KiB of its largest block, where)
     rss: list[tuple[int, float, float]] = []  # (turns done, RSS MiB, wall s)
     started = time.perf_counter()
-    before: tracemalloc.Snapshot | None = None
     for k in range(calls):
         if k in (0, calls - window):
             gc.collect()
-            tracemalloc.start(1)
-            before = tracemalloc.take_snapshot()
+            tracemalloc.start(1)  # every block traced from here on was allocated in the window
         caller.run(server, conversation(k))
         caller.results.clear()  # a long run keeps what it needs, not every call's log
-        if k + 1 in (window, calls) and before is not None:
+        if k + 1 in (window, calls):
             gc.collect()
-            after = tracemalloc.take_snapshot()
-            total = tracemalloc.get_traced_memory()[0] / 1024
+            largest = max(tracemalloc.take_snapshot().traces, key=lambda trace: trace.size)
+            kept.append((tracemalloc.get_traced_memory()[0] / 1024, largest.size / 1024,
+                         str(largest.traceback[-1])))
             tracemalloc.stop()
-            largest = max(after.compare_to(before, "traceback"), key=lambda d: d.size_diff)
-            kept.append((total, largest.size_diff / 1024, str(largest.traceback[-1])))
         done = (k + 1) * TURNS_PER_CALL
         if done % 1000 == 0:
             rss.append((done, _rss_mib(), time.perf_counter() - started))
@@ -172,6 +169,9 @@ def main() -> None:
                         help="user turns in the soak (default 10000; 0 to skip)")
     parser.add_argument("--skip-real", action="store_true", help="skip the real-time run")
     args = parser.parse_args()
+    if 0 < args.soak_turns < 2000:
+        parser.error(f"--soak-turns {args.soak_turns}: the soak compares the first and the "
+                     f"last thousand turns, so it needs at least 2000 (or 0 to skip it)")
     print("$ python benchmarks/virtual_time.py " + " ".join(sys.argv[1:]))
     print(f"Python {platform.python_version()}, {platform.machine()}, {platform.system()}")
     warnings.simplefilter("ignore", VoiceLatencyWarning)
