@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from loguru import logger
 from pipecat.observers.base_observer import (
     BaseObserver,
     FrameProcessed,
@@ -73,6 +72,9 @@ class _CallNow:
             elif isinstance(data, _PipelineStartedSignal):
                 await observer.on_pipeline_started()  # type: ignore[no-untyped-call,unused-ignore]
         except Exception as error:  # noqa: BLE001 - Pipecat's proxy task logs and ends, too
+            from loguru import logger  # Pipecat's logger; imported here so that importing
+            # this module without Pipecat fails on 'pipecat', the extra's name (tests/test_docs)
+
             self._observer = None
             logger.error(f"{observer}: observer raised {error!r}; it is told nothing more")
 
