@@ -199,6 +199,11 @@ def pytest_configure(config: pytest.Config) -> None:
         fixtures.configure(config)
     except ValueError as exc:  # a bad voice_latency_unreliable or _clock: a usage error, early
         raise pytest.UsageError(str(exc)) from None
+    replays = config.getoption("voice_latency_replay")
+    if replays:  # a bad file is a usage error before anything is collected
+        from pytest_voicelatency.run.replaying import check_replay_files  # lazy: when asked
+
+        check_replay_files(replays)
     paths = {dest: config.getoption(dest) for dest in _PATH_OPTIONS.values()}
     paths[HTML_INI] = paths[HTML_INI] or config.getini(HTML_INI) or None
     config.stash[CONVENTIONS] = _conventions(config)

@@ -43,6 +43,7 @@ from pytest_voicelatency.call.caller import Caller, CallResult
 from pytest_voicelatency.call.metrics import timeline
 from pytest_voicelatency.call.playout import PlayoutConfig
 from pytest_voicelatency.call.script import Answer, BargeIn, Pause, Say, Step
+from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.files import write_atomic
 from pytest_voicelatency.spans.capture import Capture, capture_spans
 from pytest_voicelatency.vclock import VirtualClock
@@ -76,12 +77,20 @@ def script_to_json(script: Sequence[Step]) -> list[dict[str, Any]]:
 
 
 def script_from_json(steps: Sequence[Mapping[str, Any]]) -> list[Step]:
-    """The steps back from :func:`script_to_json`."""
+    """The steps back from :func:`script_to_json`; a step it cannot read is a
+    :class:`~pytest_voicelatency.errors.VoiceLatencyUsageError` naming its position."""
     script: list[Step] = []
-    for raw in steps:
-        fields = dict(raw)
-        kind = _STEPS[fields.pop("step")]
-        script.append(kind(**fields))
+    for number, raw in enumerate(steps, 1):
+        fields = dict(raw) if isinstance(raw, Mapping) else {}
+        kind = _STEPS.get(fields.pop("step", None))
+        if kind is None:
+            raise VoiceLatencyUsageError(
+                f"script step {number} ({raw!r}) is not one of {', '.join(_STEPS)} "
+                f"(a {{'step': name, ...}} object)")
+        try:
+            script.append(kind(**fields))
+        except (TypeError, ValueError) as error:
+            raise VoiceLatencyUsageError(f"script step {number} ({raw!r}): {error}") from None
     return script
 
 
@@ -124,19 +133,58 @@ def save_replay(path: str | Path, *, script: Sequence[Step], factory: str,
 
 
 def load_replay(path: str | Path) -> dict[str, Any]:
-    """The replay file's JSON, checked for its format and version."""
-    data = json.loads(Path(path).read_text())
+    """The replay file's JSON, checked for its format, its version and the parts a replay
+    needs; anything else is a :class:`~pytest_voicelatency.errors.VoiceLatencyUsageError`
+    naming the file and what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise VoiceLatencyUsageError(f"replay file {path}: cannot be read "
+                                     f"({error.strerror or error})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise VoiceLatencyUsageError(
+            f"replay file {path} is not valid JSON ({error}): truncated or edited by hand? "
+            f"Save it again with save_replay() or restore it from where it was saved") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != 1:
-        raise ValueError(f"{path} is not a pytest-voicelatency replay file (format {FORMAT!r}, "
-                         f"version 1)")
+        raise VoiceLatencyUsageError(
+            f"{path} is not a pytest-voicelatency replay file (format {FORMAT!r}, version 1)")
+    agent, clock = data.get("agent"), data.get("clock", {})
+    for problem in (
+            "" if isinstance(agent, dict) and isinstance(agent.get("factory"), str)
+            else "no 'agent.factory' ('module:function' that makes the agent)",
+            "" if isinstance(agent, dict) and isinstance(agent.get("knobs", {}), dict)
+            else "'agent.knobs' is not an object",
+            "" if isinstance(data.get("script"), list) else "no 'script' (a list of steps)",
+            "" if isinstance(clock, dict) and clock.get("kind", "virtual") == "virtual"
+            else "'clock' is not a virtual clock ({'kind': 'virtual', ...})",
+            "" if isinstance(data.get("playout", {}), dict) else "'playout' is not an object"):
+        if problem:
+            raise VoiceLatencyUsageError(f"replay file {path}: {problem}; save it again with "
+                                         f"save_replay()")
+    try:
+        script_from_json(data["script"])
+    except VoiceLatencyUsageError as error:
+        raise VoiceLatencyUsageError(f"replay file {path}: {error}") from None
     return data
 
 
 def _factory(spec: str) -> Callable[..., Any]:
     module, _, name = spec.partition(":")
     if not module or not name:
-        raise ValueError(f"a replay's agent factory is 'module:function', got {spec!r}")
-    found: Callable[..., Any] = getattr(importlib.import_module(module), name)
+        raise VoiceLatencyUsageError(
+            f"a replay's agent.factory is 'module:function', got {spec!r}")
+    try:
+        found: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as error:
+        raise VoiceLatencyUsageError(
+            f"the replay's agent.factory {spec!r}: no module named {error.name!r} here. Run "
+            f"the replay where that module imports (pytest puts the test's directory on "
+            f"sys.path; elsewhere set PYTHONPATH), or fix the name") from None
+    except AttributeError:
+        raise VoiceLatencyUsageError(
+            f"the replay's agent.factory {spec!r}: module {module!r} has no {name!r}") from None
     return found
 
 

@@ -488,9 +488,44 @@ def test_a_replay_that_measures_other_samples_fails_showing_both(pytester):
 
 
 def test_an_unreadable_replay_file_is_a_usage_error_naming_it(pytester):
+    """Before the suite is collected: nothing else is printed about the run."""
     (pytester.path / "bad.json").write_text("{}")
+    pytester.makepyfile(test_suite="raise SystemExit('collected')\n")
     result = pytester.runpytest_subprocess("--voice-latency-replay=bad.json",
                                            "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--voice-latency-replay bad.json*not a pytest-voicelatency "
                                  "replay file*"])
+    assert "collected" not in result.stdout.str() + result.stderr.str()
+    assert "no voice spans" not in result.stdout.str()
+
+
+def test_a_replay_whose_agent_fails_shows_the_agents_error_not_pytests_frames(pytester):
+    pytester.makepyfile(broken_agents="""
+        def Broken():
+            raise RuntimeError("the agent broke on its first frame")
+    """)
+    data = json.loads(_saved_call(pytester.path / "call.json").read_text())
+    data["agent"]["factory"] = "broken_agents:Broken"
+    (pytester.path / "call.json").write_text(json.dumps(data))
+    result = pytester.runpytest_subprocess("--voice-latency-replay=call.json",
+                                           "-p", "no:cacheprovider", "-p", "pytester",
+                                           "--rootdir", str(pytester.path))
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str().partition("FAILURES")[2]
+    assert "RuntimeError: the agent broke on its first frame" in out
+    assert "pluggy" not in out and "_pytest" not in out, out
+
+
+def test_a_replay_whose_factory_module_is_missing_says_agent_factory_in_one_line(pytester):
+    data = json.loads(_saved_call(pytester.path / "call.json").read_text())
+    data["agent"]["factory"] = "pipecat_service:make_agent"
+    (pytester.path / "call.json").write_text(json.dumps(data))
+    result = pytester.runpytest_subprocess("--voice-latency-replay=call.json",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*replay*call.json: the replay's agent.factory "
+                                 "'pipecat_service:make_agent': no module named "
+                                 "'pipecat_service' here*"])
+    failures = result.stdout.str().partition("FAILURES")[2]
+    assert "Traceback" not in failures and "pluggy" not in failures, failures

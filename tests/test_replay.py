@@ -80,3 +80,65 @@ def test_saved_timeline_rows_replace_the_calls_timeline_and_the_replay_still_com
     assert data["samples"] == load_replay(plain)["samples"] == samples_of(result)
     again, _spans = run_replay(merged)
     assert samples_of(again) == samples_of(result)
+
+
+# ---------------------------------------------------------------------- bad replay files
+
+
+def _good(tmp_path: Path) -> dict:
+    script = [say("hello"), answer()]
+    path = save_replay(tmp_path / "good.json", script=script,
+                       factory="pytest_voicelatency.agents.reference:ReferenceServer")
+    return json.loads(path.read_text())
+
+
+def _edit(data: dict, key: str, value: object) -> dict:
+    out = json.loads(json.dumps(data))
+    if value is KeyError:
+        out.pop(key)
+    else:
+        out[key] = value
+    return out
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda d: json.dumps(d)[:150], "is not valid JSON (*): truncated or edited by hand?*"),
+    (lambda d: json.dumps(_edit(d, "script", KeyError)), "*no 'script' (a list of steps)*"),
+    (lambda d: json.dumps(_edit(d, "agent", {"knobs": {}})), "*no 'agent.factory'*"),
+    (lambda d: json.dumps(_edit(d, "clock", {"kind": "real"})), "*not a virtual clock*"),
+    (lambda d: json.dumps(_edit(d, "script", [{"step": "say", "clip": "hello"},
+                                              {"step": "shout"}])),
+     "*script step 2 ({'step': 'shout'}) is not one of say, answer, barge_in, pause*"),
+    (lambda d: json.dumps(_edit(d, "script", [{"step": "say", "clp": "hello"}])),
+     "*script step 1 (*): *unexpected keyword argument 'clp'*"),
+], ids=["truncated", "no-script", "no-factory", "real-clock", "unknown-step", "bad-field"])
+def test_a_bad_replay_file_is_a_usage_error_naming_the_file_and_the_fault(tmp_path, edit, says):
+    from fnmatch import fnmatch
+
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+
+    path = tmp_path / "bad.json"
+    path.write_text(edit(_good(tmp_path)))
+    with pytest.raises(VoiceLatencyUsageError) as raised:
+        load_replay(path)
+    assert str(path) in str(raised.value)
+    assert fnmatch(str(raised.value), f"*{says}"), str(raised.value)
+
+
+@pytest.mark.parametrize(("factory", "says"), [
+    ("pipecat_service:make_agent", "no module named 'pipecat_service' here*PYTHONPATH*"),
+    ("pytest_voicelatency.agents.reference:Nope", "module * has no 'Nope'"),
+])
+def test_a_replay_whose_factory_cannot_be_found_names_agent_factory(tmp_path, factory, says):
+    from fnmatch import fnmatch
+
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+
+    data = _good(tmp_path)
+    data["agent"]["factory"] = factory
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(VoiceLatencyUsageError) as raised:
+        run_replay(path)
+    assert fnmatch(str(raised.value), f"the replay's agent.factory {factory!r}: {says}"), \
+        str(raised.value)

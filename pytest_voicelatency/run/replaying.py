@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.replay import ReplayMismatch, load_replay, run_replay
 
-__all__ = ["ReplayItem", "replay_items"]
+__all__ = ["ReplayItem", "check_replay_files", "replay_items"]
 
 
 class ReplayItem(pytest.Item):
@@ -33,20 +34,29 @@ class ReplayItem(pytest.Item):
                      style: Any = None) -> str:
         if isinstance(excinfo.value, ReplayMismatch):
             return f"replay {self.path} measured other samples:\n{excinfo.value}"
-        return str(super().repr_failure(excinfo))
+        if isinstance(excinfo.value, VoiceLatencyUsageError):  # the file or its factory
+            return f"replay {self.path}: {excinfo.value}"
+        # the agent failed: its traceback from the replay on, not pytest's and pluggy's frames
+        entries = excinfo.traceback
+        start = next((i for i, entry in enumerate(entries) if entry.name == "run_replay"), 0)
+        excinfo.traceback = entries[start:]
+        return str(super().repr_failure(excinfo, style="short"))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"replay {self.path.name}"
 
 
-def replay_items(session: pytest.Session, paths: list[str]) -> list[pytest.Item]:
-    """A test per replay file; a file that cannot be read is a usage error naming it."""
-    items: list[pytest.Item] = []
+def check_replay_files(paths: list[str]) -> None:
+    """A file that cannot be replayed is a usage error naming it (at configure time, so the
+    suite is not collected first)."""
     for raw in paths:
-        path = Path(raw).resolve()
         try:
-            load_replay(path)
-        except Exception as exc:  # noqa: BLE001  any unreadable file: one clear message
+            load_replay(Path(raw))
+        except VoiceLatencyUsageError as exc:
             raise pytest.UsageError(f"--voice-latency-replay {raw}: {exc}") from None
-        items.append(ReplayItem.from_parent(session, name=f"replay[{path.name}]", path=path))
-    return items
+
+
+def replay_items(session: pytest.Session, paths: list[str]) -> list[pytest.Item]:
+    """A test per replay file (checked by :func:`check_replay_files`)."""
+    return [ReplayItem.from_parent(session, name=f"replay[{Path(raw).name}]",
+                                   path=Path(raw).resolve()) for raw in paths]
