@@ -139,7 +139,7 @@ def soak(turns: int) -> None:
         print(f"| {done} | {mib:.1f} | {wall:.0f} |")
     for label, (total, block, where) in zip(("first", "last"), kept, strict=False):
         print(f"\nPython heap kept (tracemalloc) by the {label} thousand turns: {total:.0f} KiB; "
-              f"its largest block {block:.0f} KiB, allocated at {where}")
+              f"its largest block {block:.1f} KiB, allocated at {where}")
     print(f"\nCPython's interned-string table rebuilt by churn alone (strings interned and "
           f"dropped, none kept), in this process: {interned_table_rebuild():.0f} KiB in one "
           f"block. A window that sees the rebuild keeps the new table; the old one was "
