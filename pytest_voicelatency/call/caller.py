@@ -379,6 +379,13 @@ class Caller:
             check_agent(instance)
             if clock.is_virtual and not getattr(instance, "honours_clock", False):
                 name = type(instance).__name__
+                if isinstance(getattr(type(instance), "honours_clock", None), property):
+                    raise VoiceLatencyUsageError(  # it decides per clock: a framework agent
+                        f"{name} cannot run on this virtual clock: it reads time.monotonic()/"
+                        f"time.time() directly, and its honours_clock is True only when those "
+                        f"follow the call's clock. Use Caller(clock=VirtualClock("
+                        f"wall_clock='virtual')) (from pytest_voicelatency.vclock), or run it "
+                        f"with clock='real'")
                 raise VoiceLatencyUsageError(
                     f"{name} cannot run on a virtual clock: its honours_clock is not True, so it "
                     f"may read real time or sleep outside the call's clock and its numbers would "
