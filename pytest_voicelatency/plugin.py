@@ -378,6 +378,15 @@ class _RunReporter:
         self.state.lastfailed = bool(session.config.getoption("lf", False)
                                      and getattr(lf, "lastfailed", None))
 
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        settings = self.state.settings
+        if settings is None or not settings.compare_path:
+            return []
+        from pytest_voicelatency.run.finish import baseline_problem  # lazy: a compare run only
+
+        problem = baseline_problem(settings)
+        return [f"voice latency: {problem}"] if problem else []
+
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.state.deselected += len(items)
 

@@ -255,13 +255,17 @@ def test_save_then_compare_passes_unchanged_and_fails_slowed_down_naming_the_sta
 ])
 def test_a_bad_baseline_is_an_error_line_and_exit_4_but_the_table_still_prints(
         suite, content, message):
-    """Missing, corrupt or newer baseline: the run's own table and results are all there."""
+    """Missing, corrupt or newer baseline: said in the header before any test runs (so a long
+    run can be stopped), and at the end; the run's own table and results are all there."""
     if content is not None:
         (suite.path / "base.json").write_text(content)
     result = suite.runpytest(COMPARE_OPTION, "base.json", JSON_OPTION, "out.json")
     result.assert_outcomes(passed=2)
     assert result.ret == ExitCode.BAD_INPUT
-    result.stdout.fnmatch_lines(["barge_in*silence_ms*120*",
+    result.stdout.fnmatch_lines([f"voice latency: baseline not compared: {message}*the tests "
+                                 f"run anyway; the run will end with exit code 4)",
+                                 "collected 2 items*",
+                                 "barge_in*silence_ms*120*",
                                  f"error: baseline not compared: {message}*"])
     assert json.loads((suite.path / "out.json").read_text())["spans"] == 240
 

@@ -54,7 +54,7 @@ from pytest_voicelatency.spans.rows import SpanTable
 from pytest_voicelatency.spans.samples import SampleSet, derive
 from pytest_voicelatency.stats.distribution import Distributions
 
-__all__ = ["Finish", "finish"]
+__all__ = ["Finish", "baseline_problem", "finish"]
 
 T = TypeVar("T")
 
@@ -77,18 +77,35 @@ def _guard(what: str, step: Callable[[], T], default: T, sink: list[str]) -> T:
         return default
 
 
+def _load_baseline(path: str) -> tuple[Results | None, str]:
+    """The baseline at ``path``, or why it cannot be compared with."""
+    try:
+        return load(path), ""
+    except VoiceLatencyError as exc:
+        return None, f"baseline not compared: {exc}"
+    except Exception as exc:  # noqa: BLE001  an odd file is bad input, never a traceback
+        return None, (f"baseline not compared: {path!r} cannot be read "
+                      f"({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def baseline_problem(settings: Settings) -> str:
+    """Said when the run starts: why the baseline it will compare with cannot be read ("" when
+    it can, or when there is none). The run goes on: its own results are still written."""
+    if not (settings.compare_path and settings.judge):
+        return ""
+    problem = _load_baseline(settings.compare_path)[1]
+    return f"{problem} (the tests run anyway; the run will end with exit code " \
+           f"{int(ExitCode.BAD_INPUT)})" if problem else ""
+
+
 def _compare(head: Distributions, gates: GateReport | None, environment: dict[str, object],
              settings: Settings) -> tuple[Comparison | None, list[str]]:
     """The comparison with the baseline, or the error that prevented it."""
     if not (settings.compare_path and settings.judge):
         return None, []
-    try:
-        base = load(settings.compare_path)
-    except VoiceLatencyError as exc:
-        return None, [f"baseline not compared: {exc}"]
-    except Exception as exc:  # noqa: BLE001  an odd file is bad input, never a traceback
-        return None, [f"baseline not compared: {settings.compare_path!r} cannot be read "
-                      f"({type(exc).__name__}: {str(exc)[:200]})"]
+    base, problem = _load_baseline(settings.compare_path)
+    if base is None:
+        return None, [problem]
     if base.partial and not settings.allow_partial:
         return None, [f"baseline not compared: {base.name!r} is marked partial "
                       f"({'; '.join(base.partial)}): it measured less than the suite; save a "
