@@ -152,3 +152,13 @@ def test_the_frameworks_doc_pipecat_example_runs_as_written(monkeypatch):
                  if "PipecatAgent" in b)
     monkeypatch.setitem(sys.modules, "my_pipeline", pipecat_services)
     exec(compile(block, f"{DOC}:pipecat", "exec"), {"__name__": "doc_example"})
+
+
+def test_the_frameworks_doc_virtual_time_example_runs_as_written(monkeypatch, capsys):
+    """docs/frameworks.md's virtual-time block, unchanged: a complete script."""
+    block = next(b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+                 if 'VirtualClock(wall_clock="virtual")).run(PipecatAgent' in b)
+    monkeypatch.setitem(sys.modules, "my_pipeline", pipecat_services)
+    exec(compile(block, f"{DOC}:virtual", "exec"), {"__name__": "doc_example"})
+    responses, barge_ins = capsys.readouterr().out.strip().split("] [")
+    assert responses.count(",") == 1 and barge_ins.count(",") == 0  # two answers, one barge-in
