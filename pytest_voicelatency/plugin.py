@@ -309,6 +309,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if replays:
         from pytest_voicelatency.run.replaying import replay_items  # lazy: only when asked
 
+        config.stash[STATE].replay = True
         config.hook.pytest_deselected(items=list(items))
         items[:] = replay_items(session, replays)
         return

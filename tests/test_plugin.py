@@ -473,6 +473,10 @@ def test_the_replay_option_reruns_a_saved_call_instead_of_the_suite(pytester):
                                            "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["*caller.response*", "clock: virtual*"])
+    # partial (never a baseline of the suite), and saying why in its own words
+    result.stdout.fnmatch_lines(["PARTIAL RUN: --voice-latency-replay: saved calls ran instead "
+                                 "of the suite*"])
+    assert "deselected (-k, -m" not in result.stdout.str()
 
 
 def test_a_replay_that_measures_other_samples_fails_showing_both(pytester):

@@ -51,7 +51,9 @@ class RunFacts:
     * ``crashed``: one line per test whose pytest-xdist worker died while running it;
     * ``tests_run``: tests whose call phase ran;
     * ``reported``: node ids of every test that reported (ran, failed or was skipped): what the
-      run collected, less what it deselected.
+      run collected, less what it deselected;
+    * ``replay``: ``--voice-latency-replay``: saved calls ran instead of the suite (which the
+      plugin reports deselected).
     """
 
     interrupted: bool = False
@@ -62,6 +64,7 @@ class RunFacts:
     crashed: tuple[str, ...] = ()
     tests_run: int = 0
     reported: tuple[str, ...] = ()
+    replay: bool = False
 
 
 def _tests(n: int) -> str:
@@ -77,7 +80,9 @@ def incomplete(facts: RunFacts) -> tuple[str, ...]:
         out.append("--collect-only: no test ran")
     elif facts.tests_run == 0 and not facts.interrupted:
         out.append("no test ran")
-    if facts.deselected:
+    if facts.replay:
+        out.append("--voice-latency-replay: saved calls ran instead of the suite")
+    elif facts.deselected:
         out.append(f"{_tests(facts.deselected)} deselected (-k, -m, --lf, --sw or similar): "
                    "a subset of the suite")
     if facts.lastfailed:

@@ -31,6 +31,7 @@ class RunState:
     finish: Finish | None = None  # what the end of the run produced (controller only)
     # completeness facts, recorded by the hooks (controller side; see run/facts.py)
     interrupted: bool = False
+    replay: bool = False  # --voice-latency-replay: saved calls instead of the suite
     deselected: int = 0
     lastfailed: bool = False
     failed: set[str] = field(default_factory=set)
@@ -58,7 +59,8 @@ class RunState:
         return RunFacts(interrupted=self.interrupted or interrupted, collect_only=collect_only,
                         deselected=self.deselected, lastfailed=self.lastfailed,
                         failed=len(self.failed) - len(crashed), crashed=crashed,
-                        tests_run=self.tests_run, reported=tuple(sorted(self.reported)))
+                        tests_run=self.tests_run, reported=tuple(sorted(self.reported)),
+                        replay=self.replay)
 
 
 
