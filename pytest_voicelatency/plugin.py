@@ -212,7 +212,8 @@ def pytest_configure(config: pytest.Config) -> None:
                    or any(paths.values()) or export is not None
                    or config.getoption("voice_latency_replay"))
     state = config.stash[STATE] = RunState(enabled=enabled,
-                                           is_worker=hasattr(config, "workerinput"))
+                                           is_worker=hasattr(config, "workerinput"),
+                                           replay=bool(replays))
     if enabled:
         state.settings = _settings(config, paths)
         config.pluginmanager.register(_RunReporter(config), "voicelatency-run-reporter")
@@ -309,7 +310,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if replays:
         from pytest_voicelatency.run.replaying import replay_items  # lazy: only when asked
 
-        config.stash[STATE].replay = True
         config.hook.pytest_deselected(items=list(items))
         items[:] = replay_items(session, replays)
         return
@@ -381,7 +381,7 @@ class _RunReporter:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         settings = self.state.settings
-        if settings is None or not settings.compare_path:
+        if settings is None or not settings.compare_path or self.state.is_worker:
             return []
         from pytest_voicelatency.run.finish import baseline_problem  # lazy: a compare run only
 

@@ -138,12 +138,12 @@ def load_replay(path: str | Path) -> dict[str, Any]:
     naming the file and what is wrong."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise VoiceLatencyUsageError(f"replay file {path}: cannot be read "
-                                     f"({error.strerror or error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise VoiceLatencyUsageError(f"replay file {path}: cannot be read ({reason})") from None
     try:
         data = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise VoiceLatencyUsageError(
             f"replay file {path} is not valid JSON ({error}): truncated or edited by hand? "
             f"Save it again with save_replay() or restore it from where it was saved") from None
@@ -165,9 +165,23 @@ def load_replay(path: str | Path) -> dict[str, Any]:
                                          f"save_replay()")
     try:
         script_from_json(data["script"])
+        _clock(clock)
+        PlayoutConfig(**data.get("playout", {}))
     except VoiceLatencyUsageError as error:
         raise VoiceLatencyUsageError(f"replay file {path}: {error}") from None
+    except (TypeError, ValueError) as error:  # the line's settings
+        raise VoiceLatencyUsageError(f"replay file {path}: 'playout': {error}") from None
     return data
+
+
+def _clock(saved: Mapping[str, Any]) -> VirtualClock:
+    """A fresh virtual clock as saved; a setting it cannot take is a usage error naming it."""
+    try:
+        return VirtualClock(wall_clock=saved.get("wall_clock", "virtual"),
+                            block_limit_ms=saved.get("block_limit_ms", 200.0),
+                            idle_limit_s=saved.get("idle_limit_s", 5.0))
+    except ValueError as error:
+        raise VoiceLatencyUsageError(f"'clock': {error}") from None
 
 
 def _factory(spec: str) -> Callable[..., Any]:
@@ -194,12 +208,15 @@ def run_replay(path: str | Path, *, check: bool = True) -> tuple[CallResult, Cap
     With ``check`` (and samples saved), samples that differ raise :class:`ReplayMismatch`
     showing both and the new timeline."""
     data = load_replay(path)
-    agent = _factory(data["agent"]["factory"])(**data["agent"].get("knobs", {}))
-    c = data["clock"]
-    clock = VirtualClock(wall_clock=c.get("wall_clock", "virtual"),
-                         block_limit_ms=c.get("block_limit_ms", 200.0),
-                         idle_limit_s=c.get("idle_limit_s", 5.0))
-    caller = Caller(clock=clock, playout=PlayoutConfig(**data.get("playout", {})))
+    factory, knobs = _factory(data["agent"]["factory"]), data["agent"].get("knobs", {})
+    try:
+        agent = factory(**knobs)
+    except TypeError as error:  # knobs the factory does not take (or a bug inside it: shown)
+        raise VoiceLatencyUsageError(
+            f"replay file {path}: agent.factory {data['agent']['factory']!r} with "
+            f"agent.knobs {knobs!r}: {error}") from error
+    caller = Caller(clock=_clock(data.get("clock", {})),
+                    playout=PlayoutConfig(**data.get("playout", {})))
     with capture_spans() as capture:
         result = caller.run(agent, script_from_json(data["script"]))
     saved = data.get("samples")

@@ -377,6 +377,23 @@ def test_an_agent_that_does_not_honour_the_clock_is_refused_naming_it_and_the_fi
         Caller(clock="fast")  # type: ignore[arg-type]
 
 
+def test_an_agent_deciding_per_clock_is_told_wall_clock_virtual_only_on_a_guarded_clock():
+    """A framework-style agent (honours_clock a property) on the guarded clock gets the one fix
+    that applies; one that still says no on wall_clock='virtual' gets the general advice, not
+    the clock it already has."""
+    class PerClock(Silent):
+        @property
+        def honours_clock(self) -> bool:
+            return False
+
+    with pytest.raises(VoiceLatencyUsageError, match=r"PerClock cannot run on this virtual "
+                                                     r"clock: it reads time.*wall_clock='virtual'"):
+        Caller(clock="virtual").run(PerClock(), SHORT)
+    with pytest.raises(VoiceLatencyUsageError, match=r"PerClock cannot run on a virtual clock: "
+                                                     r"its honours_clock is not True.*session"):
+        Caller(clock=VirtualClock(wall_clock="virtual")).run(PerClock(), SHORT)
+
+
 def test_warnings_point_at_the_line_that_ran_the_calls():
     """Not at asyncio's events.py: collected during the call, issued from the entry point."""
     late = [say(tone_clip(200, lead_ms=50, trail_ms=50)),

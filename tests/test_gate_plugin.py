@@ -263,11 +263,24 @@ def test_a_bad_baseline_is_an_error_line_and_exit_4_but_the_table_still_prints(
     result.assert_outcomes(passed=2)
     assert result.ret == ExitCode.BAD_INPUT
     result.stdout.fnmatch_lines([f"voice latency: baseline not compared: {message}*the tests "
-                                 f"run anyway; the run will end with exit code 4)",
+                                 f"run anyway; unless one fails, the run ends with exit code 4)",
                                  "collected 2 items*",
                                  "barge_in*silence_ms*120*",
                                  f"error: baseline not compared: {message}*"])
     assert json.loads((suite.path / "out.json").read_text())["spans"] == 240
+
+
+def test_a_partial_baseline_is_named_in_the_header_too(suite):
+    suite.runpytest(SAVE_OPTION, "base.json")
+    doc = json.loads((suite.path / "base.json").read_text())
+    doc["partial"] = {"reasons": ["1 test failed"], "lost_samples": False}
+    (suite.path / "base.json").write_text(json.dumps(doc))
+    result = suite.runpytest(COMPARE_OPTION, "base.json")
+    assert result.ret == ExitCode.BAD_INPUT
+    result.stdout.fnmatch_lines(["voice latency: baseline not compared: 'base.json' is marked "
+                                 "partial (1 test failed)*", "collected 2 items*"])
+    allowed = suite.runpytest(COMPARE_OPTION, "base.json", "--voice-latency-allow-partial")
+    assert allowed.ret == ExitCode.OK and "voice latency: baseline" not in allowed.stdout.str()
 
 
 def test_a_baseline_for_different_stages_warns_and_compares_what_it_can(suite):

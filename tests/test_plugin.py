@@ -479,6 +479,17 @@ def test_the_replay_option_reruns_a_saved_call_instead_of_the_suite(pytester):
     assert "deselected (-k, -m" not in result.stdout.str()
 
 
+def test_a_replay_run_under_xdist_is_partial_too_and_never_a_baseline_of_the_suite(pytester):
+    pytest.importorskip("xdist")
+    replay = _saved_call(pytester.path / "call.json")
+    result = pytester.runpytest_subprocess(f"--voice-latency-replay={replay}", "-n", "2",
+                                           "--voice-latency-save=b.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    saved = json.loads((pytester.path / "b.json").read_text())
+    assert saved["partial"]["reasons"] == [
+        "--voice-latency-replay: saved calls ran instead of the suite"]
+
+
 def test_a_replay_that_measures_other_samples_fails_showing_both(pytester):
     replay = _saved_call(pytester.path / "call.json")
     data = json.loads(replay.read_text())

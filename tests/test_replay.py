@@ -111,14 +111,21 @@ def _edit(data: dict, key: str, value: object) -> dict:
      "*script step 2 ({'step': 'shout'}) is not one of say, answer, barge_in, pause*"),
     (lambda d: json.dumps(_edit(d, "script", [{"step": "say", "clp": "hello"}])),
      "*script step 1 (*): *unexpected keyword argument 'clp'*"),
-], ids=["truncated", "no-script", "no-factory", "real-clock", "unknown-step", "bad-field"])
+    (lambda d: "\udcff" + json.dumps(d), "cannot be read (*codec can't decode*)"),
+    (lambda d: "[" * 100_000, "is not valid JSON (*): truncated or edited by hand?*"),
+    (lambda d: json.dumps(_edit(d, "playout", {"bogus": 1})),
+     "*'playout': *unexpected keyword argument 'bogus'"),
+    (lambda d: json.dumps(_edit(d, "clock", {"kind": "virtual", "wall_clock": "bogus"})),
+     "*'clock': VirtualClock wall_clock must be 'guard', 'virtual' or 'ignore', got 'bogus'"),
+], ids=["truncated", "no-script", "no-factory", "real-clock", "unknown-step", "bad-field",
+        "not-utf8", "nested-too-deep", "unknown-playout-key", "bad-wall-clock"])
 def test_a_bad_replay_file_is_a_usage_error_naming_the_file_and_the_fault(tmp_path, edit, says):
     from fnmatch import fnmatch
 
     from pytest_voicelatency.errors import VoiceLatencyUsageError
 
     path = tmp_path / "bad.json"
-    path.write_text(edit(_good(tmp_path)))
+    path.write_text(edit(_good(tmp_path)), errors="surrogateescape")
     with pytest.raises(VoiceLatencyUsageError) as raised:
         load_replay(path)
     assert str(path) in str(raised.value)
@@ -142,3 +149,23 @@ def test_a_replay_whose_factory_cannot_be_found_names_agent_factory(tmp_path, fa
         run_replay(path)
     assert fnmatch(str(raised.value), f"the replay's agent.factory {factory!r}: {says}"), \
         str(raised.value)
+
+
+def test_knobs_the_factory_does_not_take_name_agent_knobs(tmp_path):
+    from pytest_voicelatency.errors import VoiceLatencyUsageError
+
+    data = _good(tmp_path)
+    data["agent"]["knobs"] = {"gap_ms": 40}
+    path = tmp_path / "knobs.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(VoiceLatencyUsageError, match=r"agent.factory '.*ReferenceServer' with "
+                       r"agent.knobs \{'gap_ms': 40\}: .*unexpected keyword argument 'gap_ms'"):
+        run_replay(path)
+
+
+def test_a_replay_without_a_clock_runs_on_the_default_virtual_clock(tmp_path):
+    data = _good(tmp_path)
+    del data["clock"]
+    path = tmp_path / "no_clock.json"
+    path.write_text(json.dumps(data))
+    assert run_replay(path)[0].metrics.responses[0].outcome == "ok"

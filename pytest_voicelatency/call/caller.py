@@ -379,7 +379,8 @@ class Caller:
             check_agent(instance)
             if clock.is_virtual and not getattr(instance, "honours_clock", False):
                 name = type(instance).__name__
-                if isinstance(getattr(type(instance), "honours_clock", None), property):
+                if isinstance(getattr(type(instance), "honours_clock", None), property) \
+                        and getattr(clock, "wall_clock", None) == "guard":
                     raise VoiceLatencyUsageError(  # it decides per clock: a framework agent
                         f"{name} cannot run on this virtual clock: it reads time.monotonic()/"
                         f"time.time() directly, and its honours_clock is True only when those "

@@ -13,6 +13,7 @@ recognise as it is.
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 from pipecat.observers.base_observer import (
@@ -29,6 +30,9 @@ from pipecat.utils.tracing.turn_trace_observer import TurnTraceObserver
 
 __all__ = ["INLINE_OBSERVERS", "inline_observers"]
 
+# Pipecat's logger, imported after Pipecat: without the extra, importing this module fails
+# on 'pipecat', the extra's name, not on loguru (Pipecat's dependency)
+from loguru import logger  # noqa: E402
 
 #: The types of the observers the worker itself adds for turn tracking and tracing: each only
 #: reads the frames it is told about and keeps state (timers it needs run in tasks of their
@@ -72,9 +76,6 @@ class _CallNow:
             elif isinstance(data, _PipelineStartedSignal):
                 await observer.on_pipeline_started()  # type: ignore[no-untyped-call,unused-ignore]
         except Exception as error:  # noqa: BLE001 - Pipecat's proxy task logs and ends, too
-            from loguru import logger  # Pipecat's logger; imported here so that importing
-            # this module without Pipecat fails on 'pipecat', the extra's name (tests/test_docs)
-
             self._observer = None
             logger.error(f"{observer}: observer raised {error!r}; it is told nothing more")
 
@@ -136,8 +137,6 @@ def inline_observers(worker: PipelineWorker) -> bool:
 
 
 def _pipecat_release() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("pipecat-ai")
     except PackageNotFoundError:  # run from a source tree

@@ -93,9 +93,20 @@ def baseline_problem(settings: Settings) -> str:
     it can, or when there is none). The run goes on: its own results are still written."""
     if not (settings.compare_path and settings.judge):
         return ""
-    problem = _load_baseline(settings.compare_path)[1]
-    return f"{problem} (the tests run anyway; the run will end with exit code " \
+    base, problem = _load_baseline(settings.compare_path)
+    if base is not None:
+        problem = _partial_problem(base, settings)
+    return f"{problem} (the tests run anyway; unless one fails, the run ends with exit code " \
            f"{int(ExitCode.BAD_INPUT)})" if problem else ""
+
+
+def _partial_problem(base: Results, settings: Settings) -> str:
+    """Why a partial baseline is not compared with ("" when it is complete or allowed)."""
+    if not base.partial or settings.allow_partial:
+        return ""
+    return (f"baseline not compared: {base.name!r} is marked partial "
+            f"({'; '.join(base.partial)}): it measured less than the suite; save a complete "
+            "run as the baseline, or pass --voice-latency-allow-partial")
 
 
 def _compare(head: Distributions, gates: GateReport | None, environment: dict[str, object],
@@ -106,10 +117,9 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
     base, problem = _load_baseline(settings.compare_path)
     if base is None:
         return None, [problem]
-    if base.partial and not settings.allow_partial:
-        return None, [f"baseline not compared: {base.name!r} is marked partial "
-                      f"({'; '.join(base.partial)}): it measured less than the suite; save a "
-                      "complete run as the baseline, or pass --voice-latency-allow-partial"]
+    partial = _partial_problem(base, settings)
+    if partial:
+        return None, [partial]
     return compare(base.distributions, head, settings.compare_policy,
                    extra=gates.keys() if gates is not None else (),
                    base_environment=base.environment, head_environment=environment,
