@@ -188,7 +188,7 @@ def test_the_readme_property_test_example_quotes_the_reference_agents_bound():
     above it. (The example itself runs as written in test_readme_test_modules_pass_as_written.)"""
     bound = ReferenceConfig().stop_bound_ms()
     assert abs(bound - quoted(README_HYPOTHESIS, r"the agent's bound: (\d+) ms")) <= 0.5
-    assert bound < quoted(README_HYPOTHESIS, r"stage=\"caller\.barge_in\", lt=(\d+)")
+    assert bound < quoted(README_HYPOTHESIS, r"stop\.heard_ms < (\d+)")
 
 
 API_DOC = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")

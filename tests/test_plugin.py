@@ -544,3 +544,35 @@ def test_a_replay_whose_factory_module_is_missing_says_agent_factory_in_one_line
                                  "'pipecat_service' here*"])
     failures = result.stdout.str().partition("FAILURES")[2]
     assert "Traceback" not in failures and "pluggy" not in failures, failures
+
+
+def test_the_examples_of_a_property_never_share_a_session_in_the_tests_table(pytester):
+    """A capture opened per hypothesis example (the README's recipe) inside the test's own:
+    the examples' spans all reach the test's capture, and must not merge into one call's turns
+    (that made up gaps such as gap.asr_to_asr across examples)."""
+    pytester.makepyfile(test_prop="""
+        from hypothesis import given, settings, strategies as st
+
+        from pytest_voicelatency import voice_caller, voice_spans
+        from pytest_voicelatency.agents import ReferenceServer
+        from pytest_voicelatency.call import answer, barge_in, say
+
+        SESSIONS = []
+
+        @settings(max_examples=8, deadline=None, database=None)
+        @given(st.integers(300, 900))
+        def test_prop(after_ms):
+            script = [say("hello"), barge_in("wait_stop", after_ms=after_ms), answer()]
+            with voice_spans(), voice_caller(clock="virtual") as caller:
+                SESSIONS.append(caller.run(ReferenceServer(), script).session_id)
+
+        def test_sessions_were_distinct():
+            assert len(SESSIONS) == len(set(SESSIONS)) == 8, SESSIONS
+    """)
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider",
+                                           "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "gap.asr" in out  # the real gaps of each call are there
+    for stage in ("asr", "llm", "tts", "barge_in"):
+        assert f"gap.{stage}_to_{stage}" not in out, out

@@ -116,10 +116,12 @@ def talk_over(sound: Interjection, moment: Moment, then: list[Step] | None = Non
 
 
 def check_stops_within_bound(call: Call) -> None:
+    """What the listener heard after the user began talking: at most the agent's bound, whether
+    the agent stopped (``ok``) or its reply ran out by itself first (``not_interrupted``)."""
     bound = call.config.stop_bound_ms(call.line)
     for m in call.result.metrics.barge_ins:
-        assert m.outcome == "ok" and m.value_ms <= bound, (
-            f"the listener heard the agent {m.value_ms:g} ms after the user started talking over "
+        assert m.outcome in ("ok", "not_interrupted") and m.heard_ms <= bound, (
+            f"the listener heard the agent {m.heard_ms:g} ms after the user started talking over "
             f"it (outcome {m.outcome}; the agent's bound is {bound:g} ms):{call.story(m.start_ns)}")
 
 
@@ -197,8 +199,7 @@ def test_property_a_tolerant_agent_ignores_backchannels_and_coughs_and_stops_for
     call = run(script, TOLERANT)
     assume_landed(call.result.metrics)
     [decision] = call.result.metrics.interruptions
-    if sound.words:
-        assert decision.stopped, f"words did not stop the agent:{call.story(decision.onset_ns)}"
+    if sound.words:  # stopped in time, or its reply ran out by itself within the bound
         check_stops_within_bound(call)
     else:
         assert not decision.stopped, (

@@ -76,6 +76,10 @@ __all__ = ["Measurement", "Pacing", "PlayoutSummary", "CallMetrics", "Interrupti
 #: ``not_interrupted``: the agent's audio ran out with no sign it stopped for the barge-in;
 #: ``no_onset``: the barge-in clip holds no speech, so nothing was interrupted.
 Outcome = Literal["ok", "missed", "censored", "not_interrupted", "no_onset"]
+
+#: in the note of every barge-in that did not land on audible agent speech (and only there):
+#: what :func:`~pytest_voicelatency.strategies.assume_landed` looks for
+NOT_LANDED = "there was nothing to barge in on"
 #: What each outcome is recorded as in ``audio.outcome`` (the sample layer's three flags).
 SPAN_OUTCOME = {"ok": "ok", "missed": "missed", "censored": "censored",
                 "not_interrupted": "missed", "no_onset": "missed"}
@@ -100,6 +104,14 @@ class Measurement:
     #: False when a frame inside this measurement's window went out more than the pacing
     #: limit late: the caller fell behind real time while timing it
     reliable: bool = True
+
+    @property
+    def heard_ms(self) -> float:
+        """How long the listener heard the agent after the user began talking over it (a
+        barge-in; for a response, the window measured): for ``ok`` the stop latency, for
+        ``not_interrupted`` how long the reply's own end took, for ``missed`` at least the
+        bound waited, for ``censored`` until the call ended."""
+        return (self.end_ns - self.start_ns) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +339,7 @@ def _landed(log: CallLog, playout: Playout, exp: Expectation) -> tuple[Utterance
         return f"turn {exp.turn_id}: the call ended before the interruption was spoken"
     if not playout.audible_at(onset):
         return (f"turn {exp.turn_id}: the agent was not audible when the interruption began, so "
-                f"there was nothing to barge in on (its reply had ended or not begun); not a "
+                f"{NOT_LANDED} (its reply had ended or not begun); not a "
                 f"barge-in sample: shorten after_ms or barge in at an agent state")
     return utterance, onset
 
@@ -412,8 +424,7 @@ def measure(log: CallLog, *, pacing_limit_ms: float = 5.0,
                 f"turn {exp.turn_id}: the agent's audio ran out "
                 f"{_ms(result.end_ns - result.start_ns):g} ms after the interruption began, with "
                 f"no AgentClear and no AgentState from the agent in between: its reply ended by "
-                f"itself, it did not stop for the barge-in, so as far as the listener can tell "
-                f"there was nothing to barge in on (outcome not_interrupted: no barge-in "
+                f"itself, it did not stop for the barge-in (outcome not_interrupted: no barge-in "
                 f"latency; the interruption counts as missed); emit AgentClear() when you stop "
                 f"for an interruption")
         elif result.outcome == "no_onset":

@@ -39,7 +39,7 @@ import numpy as np
 
 from pytest_voicelatency.audio.clips import gain
 from pytest_voicelatency.call.log import CallLog, Expectation, FrameSent, Note, Utterance
-from pytest_voicelatency.call.metrics import speech_instant_ns
+from pytest_voicelatency.call.metrics import NOT_LANDED, speech_instant_ns
 from pytest_voicelatency.call.playout import Playout, PlayoutConfig
 from pytest_voicelatency.call.protocol import (
     AgentAudio,
@@ -566,7 +566,7 @@ class CallRun:
         if not await self._until(lambda: reference() is not None,
                                  said + round(step.timeout_ms * 1e6)):
             what = (f"the agent never reported state {step.at_state!r}" if step.at_state else
-                    "the agent never became audible, so there was nothing to barge in on")
+                    f"the agent never became audible, so {NOT_LANDED}")
             if self.unanswered == "raise":
                 raise self._timeout(what, step.timeout_ms)
             self.log.append(Note(self._now(), str(self.turn + 1), (

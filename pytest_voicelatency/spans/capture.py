@@ -21,6 +21,7 @@ the pytest session's ini); :func:`capture_spans` here is the plain building bloc
 
 from __future__ import annotations
 
+import random
 import threading
 import weakref
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from pytest_voicelatency.errors import VoiceLatencyUsageError
 from pytest_voicelatency.spans.conventions import (
@@ -192,7 +194,7 @@ def attach(provider: TracerProvider | None = None) -> TracerProvider:
             provider = trace.get_tracer_provider()  # type: ignore[assignment]
             if not isinstance(provider, TracerProvider) \
                     and type(provider).__name__ == "ProxyTracerProvider":
-                trace.set_tracer_provider(TracerProvider())
+                trace.set_tracer_provider(TracerProvider(id_generator=_OsIds()))
                 provider = trace.get_tracer_provider()  # type: ignore[assignment]
         if not isinstance(provider, TracerProvider):
             raise VoiceLatencyUsageError(
@@ -210,6 +212,30 @@ def attach(provider: TracerProvider | None = None) -> TracerProvider:
 def current_capture() -> Capture | None:
     """The innermost active capture (what an assertion uses by default), or None."""
     return _active[-1] if _active else None
+
+
+def outermost_capture() -> Capture | None:
+    """The outermost active capture (the test's, under the plugin), or None: every span ended
+    inside an inner capture reaches this one too."""
+    return _active[0] if _active else None
+
+
+class _OsIds(IdGenerator):  # type: ignore[misc,unused-ignore]
+    """Trace and span ids from the OS's randomness. The SDK's default draws them from the
+    ``random`` module, which hypothesis seeds afresh for every example: the examples of a
+    property then reused one another's trace ids."""
+
+    _random = random.SystemRandom()
+
+    def generate_span_id(self) -> int:
+        while (span_id := self._random.getrandbits(64)) == trace.INVALID_SPAN_ID:
+            pass
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        while (trace_id := self._random.getrandbits(128)) == trace.INVALID_TRACE_ID:
+            pass
+        return trace_id
 
 
 def start(test_id: str = "", unreliable: str = "warn",
