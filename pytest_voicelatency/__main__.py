@@ -217,7 +217,8 @@ def _compare(args: argparse.Namespace) -> _Outcome:
     gates = _gates(head)
     comparison = compare(base.distributions, head.distributions, _policy(head, args),
                          extra=gates.keys() if gates is not None else (),
-                         base_environment=base.environment, head_environment=head.environment,
+                         base_environment=base.compared_environment,
+                         head_environment=head.compared_environment,
                          base_name=base.name)
     judged = replace(head, gates=gates, comparison=comparison)
     warnings = (*(gates.warnings if gates is not None else ()), *comparison.warnings)

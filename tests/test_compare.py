@@ -16,17 +16,18 @@ from pytest_voicelatency.stats.distribution import Distribution, Distributions
 KEY = ("asr", "first_byte_ms")
 
 
-def run(values, stage: str = "asr", **env) -> Results:
+def run(values, stage: str = "asr", clock: str = "", **env) -> Results:
     d = Distribution(stage, "first_byte_ms", np.sort(np.asarray(values, dtype=float)))
     return Results(Distributions({(stage, "first_byte_ms"): d}), environment=env,
-                   plugin_version="0.1.0", source=f"{stage}.json")
+                   plugin_version="0.1.0", source=f"{stage}.json", clock=clock)
 
 
 def compare(base: Results, head: Results, policy: ComparePolicy | None = None):
-    """Compare two runs as the plugin does: their distributions, environments and names."""
+    """Compare two runs as the plugin does: their distributions, environments (with the
+    caller's clock) and names."""
     return compare_distributions(base.distributions, head.distributions, policy or ComparePolicy(),
-                                 base_environment=base.environment,
-                                 head_environment=head.environment, base_name=base.name)
+                                 base_environment=base.compared_environment,
+                                 head_environment=head.compared_environment, base_name=base.name)
 
 
 def lognormal(seed: int, n: int = 300, scale: float = 1.0, sigma: float = 0.2) -> np.ndarray:
@@ -215,6 +216,14 @@ def test_an_environment_mismatch_warns_naming_the_difference():
     cmp = compare(run(lognormal(1), cpu_count=4), run(lognormal(1), cpu_count=2))
     assert only(cmp).outcome == "no change"
     assert any("cpu_count 4 in the baseline, 2 in this run" in w for w in cmp.warnings)
+
+
+def test_a_virtual_time_run_against_a_real_time_baseline_warns_naming_the_clocks():
+    cmp = compare(run(lognormal(1), clock="real"), run(lognormal(1), clock="virtual"))
+    assert any("clock real in the baseline, virtual in this run" in w for w in cmp.warnings)
+    same = compare(run(lognormal(1), clock="virtual"), run(lognormal(1), clock="virtual"))
+    unknown = compare(run(lognormal(1)), run(lognormal(1), clock="virtual"))  # an older file
+    assert not any("clock" in w for w in (*same.warnings, *unknown.warnings))
 
 
 def test_the_record_keeps_policy_and_figures():

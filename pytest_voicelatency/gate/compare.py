@@ -80,8 +80,10 @@ __all__ = ["ComparePolicy", "Point", "Change", "Comparison", "compare", "environ
 
 UPPER_QUARTER = 0.75  # the quantiles whose median growth can make a change material
 DEFAULT_POLICY = ComparePolicy()
-#: Environment keys whose difference makes a comparison suspect (git commit is expected to differ).
-COMPARED_ENVIRONMENT = ("python", "implementation", "system", "machine", "cpu_count")
+#: Environment keys whose difference makes a comparison suspect (git commit is expected to differ);
+#: ``clock`` is the caller's time base (a virtual-time run does no real waiting and takes no CPU
+#: time, so its numbers are not a real-time run's), added from the results by the callers.
+COMPARED_ENVIRONMENT = ("python", "implementation", "system", "machine", "cpu_count", "clock")
 
 ChangeOutcome = Literal["regression", "improvement", "inconclusive", "no change", "new", "gone"]
 
@@ -268,7 +270,7 @@ def environment_differences(base: Mapping[str, Any], head: Mapping[str, Any]) ->
         a, b = base.get(key), head.get(key)
         if key == "python":
             a, b = _major_minor(a), _major_minor(b)
-        if a is not None and b is not None and a != b:
+        if a not in (None, "") and b not in (None, "") and a != b:
             out.append(f"{key} {a} in the baseline, {b} in this run")
     return out
 

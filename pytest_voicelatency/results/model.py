@@ -133,6 +133,12 @@ class Results:
         return self.source or "this run"
 
     @property
+    def compared_environment(self) -> dict[str, Any]:
+        """What a comparison checks both runs agree on: the environment and the caller's clock
+        (:data:`~pytest_voicelatency.gate.compare.COMPARED_ENVIRONMENT`)."""
+        return {**self.environment, "clock": self.clock}
+
+    @property
     def lost_samples(self) -> bool:
         """Whether samples died with a crashed worker (a ``partial`` reason says which)."""
         return any(r.startswith("samples lost") for r in self.partial)

@@ -110,7 +110,7 @@ def _partial_problem(base: Results, settings: Settings) -> str:
 
 
 def _compare(head: Distributions, gates: GateReport | None, environment: dict[str, object],
-             settings: Settings) -> tuple[Comparison | None, list[str]]:
+             clock: str, settings: Settings) -> tuple[Comparison | None, list[str]]:
     """The comparison with the baseline, or the error that prevented it."""
     if not (settings.compare_path and settings.judge):
         return None, []
@@ -122,7 +122,8 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
         return None, [partial]
     return compare(base.distributions, head, settings.compare_policy,
                    extra=gates.keys() if gates is not None else (),
-                   base_environment=base.environment, head_environment=environment,
+                   base_environment=base.compared_environment,
+                   head_environment={**environment, "clock": clock},
                    base_name=base.name), []
 
 
@@ -149,10 +150,12 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
     if settings.needs_environment:
         environment = _guard("reading the environment", lambda: fingerprint(settings.root),
                              environment, internal)
+    clock = _clock(*table.caller_clocks())
     no_comparison: tuple[Comparison | None, list[str]] = (None, [])
     comparison, baseline_errors = _guard(
         "comparing with the baseline",
-        lambda: _compare(distributions, gates, environment, settings), no_comparison, internal)
+        lambda: _compare(distributions, gates, environment, clock, settings), no_comparison,
+        internal)
     no_lines: list[str] = []
     lie = _guard("checking the agent's spans", lambda: spans_lie(
         table, margin_ms=settings.spans_lie_margin_ms), no_lines, internal)
@@ -167,7 +170,7 @@ def finish(table: SpanTable | None, tests: int, settings: Settings,
         settings=settings.record(), gates=gates, comparison=comparison,
         problems=tuple(table.problems), problem_count=table.problem_count,
         warnings=tuple(warnings), errors=(*errors, *baseline_errors), partial=partial,
-        output_errors=tuple(internal), clock=_clock(*table.caller_clocks()),
+        output_errors=tuple(internal), clock=clock,
         assertions=assertion_checks(checks),
         test_ids=None if samples is None else tuple(sorted({s.test_id for s in samples
                                                             if s.test_id})))
