@@ -96,6 +96,19 @@ def test_missing_stage_lists_what_was_seen():
     assert "asr: duration_ms, first_byte_ms" in msg
 
 
+def test_a_misspelled_stage_or_metric_gets_the_closest_one_seen():
+    cap = capture_with("barge_in", [100.0], metric="silence_ms")
+    with pytest.raises(LatencyAssertionError, match=r"no samples for stage 'bargein' .*; did "
+                                                    r"you mean stage 'barge_in'\?"):
+        assert_p95(stage="bargein", lt=200, capture=cap)
+    with pytest.raises(LatencyAssertionError, match=r"metric 'silence'; did you mean metric "
+                                                    r"'silence_ms'\?"):
+        assert_p95(stage="barge_in", metric="silence", lt=200, capture=cap)
+    with pytest.raises(LatencyAssertionError) as far:
+        assert_p95(stage="llm", lt=200, capture=cap)
+    assert "did you mean" not in str(far.value)
+
+
 def test_a_stage_that_only_produced_nothing_says_so():
     """All -1: the message says the stage never called first_byte()."""
     cap = capture_with("tts", [], nothing=3)
