@@ -586,3 +586,15 @@ def test_the_microphone_sends_exactly_the_mix_of_what_was_placed():
         expected[start:start + clip.samples.size] += clip.samples
     pcm = np.clip(np.round(np.clip(expected.astype(np.float32), -1, 1) * 32768.0), -32768, 32767)
     assert np.array_equal(received, pcm.astype(np.int64))
+
+
+def test_a_batch_that_fails_the_same_way_names_the_calls_once_each_not_the_error_again():
+    """The first error is raised in full; the note names the others without cutting words."""
+    class Refuses(Silent):
+        honours_clock = False
+
+    with pytest.raises(VoiceLatencyUsageError) as raised:
+        Caller(clock="virtual").run_calls(Refuses, [SHORT] * 3)
+    [note] = raised.value.__notes__
+    assert note.startswith("3 of 3 calls failed (call-1, call-2, call-3: VoiceLatencyUsageError, "
+                           "the error shown); every other call finished"), note

@@ -144,6 +144,23 @@ def next_session_number(prefix: str) -> int:
     return counts[prefix]
 
 
+def _failures(failed: Sequence[tuple[str, BaseException]]) -> str:
+    """The failed calls of a batch, one entry per distinct error: the first in full above, so
+    the same error again is named, not repeated, and others are cut at a word, marked '…'."""
+    first = failed[0][1]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for sid, error in failed:
+        groups.setdefault((type(error).__name__, str(error)), []).append(sid)
+    parts = []
+    for (kind, text), sids in groups.items():
+        if (kind, text) == (type(first).__name__, str(first)):
+            parts.append(f"{', '.join(sids)}: {kind}, the error shown")
+        else:
+            short = text if len(text) <= 200 else text[:200].rsplit(" ", 1)[0] + " …"
+            parts.append(f"{', '.join(sids)}: {kind}: {short}")
+    return "; ".join(parts)
+
+
 def make_clock(spec: ClockSpec) -> Clock:
     """The clock ``spec`` names: ``None``/``"real"`` the real clock, ``"virtual"`` a fresh
     :class:`~pytest_voicelatency.vclock.VirtualClock`, a Clock itself."""
@@ -348,9 +365,8 @@ class Caller:
                   if isinstance(o, BaseException)]
         if failed:
             first = failed[0][1]
-            named = "; ".join(f"{sid}: {type(e).__name__}: {str(e)[:200]}" for sid, e in failed)
-            first.add_note(f"{len(failed)} of {len(scripts)} calls failed ({named}); every other "
-                           f"call finished and its measurements were recorded")
+            first.add_note(f"{len(failed)} of {len(scripts)} calls failed ({_failures(failed)}); "
+                           f"every other call finished and its measurements were recorded")
             raise first
         return [o for o in outcomes if isinstance(o, CallResult)]
 
