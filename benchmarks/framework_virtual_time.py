@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loguru import logger  # noqa: E402
 from pipecat_services import build_pipeline  # noqa: E402
@@ -36,6 +37,7 @@ from test_framework_real_vs_virtual import (  # noqa: E402
     run_on,
     table,
 )
+from virtual_time import Silent  # noqa: E402 - an agent that does nothing
 
 from pytest_voicelatency.call.caller import Caller  # noqa: E402
 from pytest_voicelatency.call.script import answer, pause, say  # noqa: E402
@@ -99,21 +101,6 @@ def virtual_turns(n: int, **options: Any) -> tuple[float, float]:
     one(VirtualClock(wall_clock="virtual"), **options)  # warm-up: imports, first-use setup
     runs = [one(VirtualClock(wall_clock="virtual"), **options) for _ in range(n)]
     return statistics.fmean(w for w, _ in runs), statistics.fmean(c for _, c in runs)
-
-
-class Silent:
-    """An agent that does nothing: what is left of a call's CPU is the caller's."""
-
-    honours_clock = True
-
-    async def start(self, session: Any) -> None:
-        pass
-
-    async def receive(self, pcm: bytes) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
 
 def harness_alone(seconds: float, rounds: int = 5) -> float:
