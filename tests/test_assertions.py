@@ -107,6 +107,10 @@ def test_a_misspelled_stage_or_metric_gets_the_closest_one_seen():
     with pytest.raises(LatencyAssertionError) as far:
         assert_p95(stage="llm", lt=200, capture=cap)
     assert "did you mean" not in str(far.value)
+    other = capture_with("barge_in", [100.0], metric="latency_ms")  # not its default metric
+    with pytest.raises(LatencyAssertionError) as own:
+        assert_p95(stage="barge_in", lt=200, capture=other)
+    assert "did you mean metric 'barge_in'" not in str(own.value), str(own.value)
 
 
 def test_a_stage_that_only_produced_nothing_says_so():

@@ -175,6 +175,19 @@ def test_merging_shards_from_different_commits_or_machines_warns():
     assert any("cpu_count 4 in a.json, 8 in b.json" in w for w in warnings)
 
 
+def test_merged_shards_carry_the_clock_of_all_of_them_and_differing_clocks_warn():
+    real = replace(a_run(asr=[1]), source="real.json", clock="real")
+    virtual = replace(a_run(asr=[2]), source="virtual.json", clock="virtual")
+    merged, warnings = merge([virtual, real])
+    assert merged.clock == "mixed"
+    assert any("clock virtual in virtual.json, real in real.json" in w for w in warnings)
+    none = replace(a_run(asr=[3]), source="none.json")  # a shard that made no call
+    assert merge([none, real])[0].clock == "real"
+    mixed = replace(a_run(asr=[4]), source="mixed.json", clock="mixed (3 calls virtual, 1 real)")
+    more = replace(a_run(asr=[5]), source="more.json", clock="mixed (4 calls virtual, 1 real)")
+    assert not any("clock" in w for w in merge([mixed, more])[1])
+
+
 def listed(run: Results, *tests: str) -> Results:
     return replace(run, samples=tuple(Sample("asr", "duration_ms", 1.0, "s", "1", "", t)
                                       for t in tests))

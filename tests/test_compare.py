@@ -223,7 +223,9 @@ def test_a_virtual_time_run_against_a_real_time_baseline_warns_naming_the_clocks
     assert any("clock real in the baseline, virtual in this run" in w for w in cmp.warnings)
     same = compare(run(lognormal(1), clock="virtual"), run(lognormal(1), clock="virtual"))
     unknown = compare(run(lognormal(1)), run(lognormal(1), clock="virtual"))  # an older file
-    assert not any("clock" in w for w in (*same.warnings, *unknown.warnings))
+    mixed = compare(run(lognormal(1), clock="mixed (3 calls virtual, 1 real)"),
+                    run(lognormal(1), clock="mixed (4 calls virtual, 1 real)"))  # a test more
+    assert not any("clock" in w for w in (*same.warnings, *unknown.warnings, *mixed.warnings))
 
 
 def test_the_record_keeps_policy_and_figures():

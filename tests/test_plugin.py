@@ -576,3 +576,38 @@ def test_the_examples_of_a_property_never_share_a_session_in_the_tests_table(pyt
     assert "gap.asr" in out  # the real gaps of each call are there
     for stage in ("asr", "llm", "tts", "barge_in"):
         assert f"gap.{stage}_to_{stage}" not in out, out
+
+
+def test_a_module_scoped_capture_sees_distinct_sessions_from_its_tests(pytester):
+    """A capture that outlives one test (a module fixture) sees the calls of several tests: each
+    capture a call's spans reach gets distinct session ids, whichever capture was opened first."""
+    pytester.makepyfile(test_mod="""
+        import pytest
+
+        from pytest_voicelatency import voice_caller, voice_spans
+        from pytest_voicelatency.agents import ReferenceServer
+        from pytest_voicelatency.call import answer, say
+
+        SESSIONS = []
+
+        @pytest.fixture(scope="module")
+        def module_spans():
+            with voice_spans() as spans:
+                yield spans
+
+        def call():
+            with voice_caller(clock="virtual") as caller:
+                SESSIONS.append(caller.run(ReferenceServer(), [say("hello"), answer()]).session_id)
+
+        def test_a(module_spans):
+            call()
+
+        def test_b(module_spans):
+            call()
+
+        def test_distinct():
+            assert len(set(SESSIONS)) == 2, SESSIONS
+    """)
+    result = pytester.runpytest_subprocess("--voice-latency", "-p", "no:cacheprovider",
+                                           "-p", "no:randomly")
+    result.assert_outcomes(passed=3)

@@ -23,8 +23,8 @@ run again (agent factories only), up to ``max_attempts``; the discarded attempt'
 marked ``caller.discarded`` so its samples, the agent's included, leave the results.
 
 **Session ids** are ``<session_prefix>-<n>``, ``n`` counting the calls of every caller in the
-current test (the outermost active span capture; outside one, the process), so separate callers
-in one test, and the examples of a property, never reuse an id and their turns never merge.
+current test (every active span capture; outside one, the process), so separate callers in
+one test, and the examples of a property, never reuse an id and their turns never merge.
 
 **Unanswered turns and failing calls.** An ``answer()`` nothing answers is a *missed* sample and
 the script goes on (``answer(required=True)`` or ``Caller(unanswered="raise")`` stop the call
@@ -101,7 +101,7 @@ from pytest_voicelatency.call.script import (
 )
 from pytest_voicelatency.clock import Clock, default_clock
 from pytest_voicelatency.errors import VoiceLatencyUsageError, VoiceLatencyWarning
-from pytest_voicelatency.spans.capture import Capture, outermost_capture
+from pytest_voicelatency.spans.capture import Capture, active_captures
 from pytest_voicelatency.spans.instrument import TRACER_NAME
 from pytest_voicelatency.spans.samples import DISCARDED
 from pytest_voicelatency.vclock import VirtualClock
@@ -127,21 +127,26 @@ _test_numbers: dict[str, dict[str, int]] = {}
 
 
 def next_session_number(prefix: str) -> int:
-    """The next call number for ``prefix`` in the current test, shared by every caller in it:
-    counted per outermost active span capture (the test's: a capture opened per hypothesis
-    example inside it does not restart the count, or the examples' spans would share session
-    ids in the test's capture and their turns would merge), else per pytest test
+    """The next call number for ``prefix`` in the current test, shared by every caller in it.
+
+    With span captures active, the number is one more than the highest any of them has given
+    out, and every one of them records it: each capture the call's spans reach (the test's, a
+    module's, one opened per hypothesis example) sees distinct session ids, so turns of
+    different calls never merge in any of them. With none, counted per pytest test
     (``PYTEST_CURRENT_TEST``), else per process."""
-    capture = outermost_capture()
-    if capture is not None:
-        counts = _numbers.setdefault(capture, {})
-    else:
-        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-        if test not in _test_numbers:
-            _test_numbers.clear()  # one test at a time: forget the previous one
-        counts = _test_numbers.setdefault(test, {})
-    counts[prefix] = counts.get(prefix, 0) + 1
-    return counts[prefix]
+    captures = active_captures()
+    if captures:
+        counts = [_numbers.setdefault(capture, {}) for capture in captures]
+        number = 1 + max(c.get(prefix, 0) for c in counts)
+        for c in counts:
+            c[prefix] = number
+        return number
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    if test not in _test_numbers:
+        _test_numbers.clear()  # one test at a time: forget the previous one
+    counts_here = _test_numbers.setdefault(test, {})
+    counts_here[prefix] = counts_here.get(prefix, 0) + 1
+    return counts_here[prefix]
 
 
 def _failures(failed: Sequence[tuple[str, BaseException]]) -> str:

@@ -107,10 +107,12 @@ class Measurement:
 
     @property
     def heard_ms(self) -> float:
-        """How long the listener heard the agent after the user began talking over it (a
-        barge-in; for a response, the window measured): for ``ok`` the stop latency, for
-        ``not_interrupted`` how long the reply's own end took, for ``missed`` at least the
-        bound waited, for ``censored`` until the call ended."""
+        """The measured window, ``end_ns - start_ns``, in ms. For a barge-in: how long the
+        listener heard the agent after the user began talking over it — for ``ok`` the stop
+        latency, for ``not_interrupted`` until the reply ran out by itself, for ``missed`` the
+        bound (it was still audible then), for ``censored`` until the agent went quiet or the
+        call ended, and 0 for ``no_onset`` (the interruption had no audible onset: nothing was
+        timed). For a response: the wait before the agent was heard."""
         return (self.end_ns - self.start_ns) / 1e6
 
 

@@ -66,9 +66,8 @@ def _missing_message(capture: Capture, stage: str, metric: str | None, sel: Sele
             "first_byte()" if sel.nothing else
             "check the stage name, that the agent ran inside the capture, and that its spans "
             "reach the global tracer provider")
-    close = [] if sel.nothing else (
-        difflib.get_close_matches(metric, seen.get(stage, ()), n=1, cutoff=0.6)
-        if stage in seen and metric else difflib.get_close_matches(stage, seen, n=1, cutoff=0.6))
+    wanted, choices = (metric or sel.metric, seen[stage]) if stage in seen else (stage, seen)
+    close = [] if sel.nothing else difflib.get_close_matches(wanted, choices, n=1, cutoff=0.6)
     if close:
         hint = f"did you mean {'metric' if stage in seen else 'stage'} {close[0]!r}? " + hint
     return (f"no samples for {what}; {hint}.\n{len(capture)} voice spans captured; stages and "

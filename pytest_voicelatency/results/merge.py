@@ -94,7 +94,8 @@ def _refuse(runs: Sequence[Results]) -> None:
 def _warnings(runs: Sequence[Results]) -> list[str]:
     first, out = runs[0], []
     for other in runs[1:]:
-        diff = "; ".join(environment_differences(first.environment, other.environment))
+        diff = "; ".join(environment_differences(first.compared_environment,
+                                                 other.compared_environment))
         if diff:
             diff = diff.replace("the baseline", first.name).replace("this run", other.name)
             out.append(f"{other.name} was measured elsewhere than {first.name}: {diff}")
@@ -130,5 +131,13 @@ def merge(runs: Sequence[Results]) -> tuple[Results, list[str]]:
                      samples=samples, source="", gates=None, comparison=None,
                      problems=tuple(dict.fromkeys(p for r in runs for p in r.problems)),
                      problem_count=sum(r.problem_count for r in runs), warnings=(), errors=(),
-                     notes=(), created=datetime.now(UTC).isoformat(timespec="seconds"))
+                     notes=(), created=datetime.now(UTC).isoformat(timespec="seconds"),
+                     clock=_clock(runs))
     return merged, _warnings(runs)
+
+
+def _clock(runs: Sequence[Results]) -> str:
+    """The merged run's caller clock: the shards' one kind, ``mixed`` when they differ, ""
+    when none made a call."""
+    kinds = {r.clock_kind for r in runs if r.clock_kind}
+    return kinds.pop() if len(kinds) == 1 else "mixed" if kinds else ""

@@ -133,10 +133,15 @@ class Results:
         return self.source or "this run"
 
     @property
+    def clock_kind(self) -> str:
+        """``clock`` without its call counts: "virtual", "real", "mixed" or ""."""
+        return self.clock.split(" (", 1)[0]
+
+    @property
     def compared_environment(self) -> dict[str, Any]:
-        """What a comparison checks both runs agree on: the environment and the caller's clock
-        (:data:`~pytest_voicelatency.gate.compare.COMPARED_ENVIRONMENT`)."""
-        return {**self.environment, "clock": self.clock}
+        """What a comparison checks both runs agree on: the environment and the kind of the
+        caller's clock (:data:`~pytest_voicelatency.gate.compare.COMPARED_ENVIRONMENT`)."""
+        return {**self.environment, "clock": self.clock_kind}
 
     @property
     def lost_samples(self) -> bool:

@@ -123,7 +123,7 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
     return compare(base.distributions, head, settings.compare_policy,
                    extra=gates.keys() if gates is not None else (),
                    base_environment=base.compared_environment,
-                   head_environment={**environment, "clock": clock},
+                   head_environment={**environment, "clock": clock.split(" (", 1)[0]},
                    base_name=base.name), []
 
 

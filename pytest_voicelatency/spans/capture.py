@@ -214,10 +214,10 @@ def current_capture() -> Capture | None:
     return _active[-1] if _active else None
 
 
-def outermost_capture() -> Capture | None:
-    """The outermost active capture (the test's, under the plugin), or None: every span ended
-    inside an inner capture reaches this one too."""
-    return _active[0] if _active else None
+def active_captures() -> tuple[Capture, ...]:
+    """Every active capture, outermost first: a span ended now reaches each of them."""
+    with _lock:
+        return tuple(_active)
 
 
 class _OsIds(IdGenerator):  # type: ignore[misc,unused-ignore]
