@@ -173,3 +173,24 @@ def holds_with_a_key(run: Run, script: Callable[..., list[Step]], timeout_s: flo
     assert deduplicated and took  # the search reached both paths the key must cover
     print(f"\n{len(count)} examples held ({time.process_time() - started:.1f} s of CPU); the "
           f"key deduplicated a booking in {len(deduplicated)}, {path} in {len(took)}")
+
+
+def books_twice_after_a_slow_commit(run: Run, script: Callable[..., list[Step]],
+                                    spans: set[str]) -> tuple[CallResult, ScriptedBackend]:
+    """The failure the property searches for, written by hand: the first request commits
+    200 ms after the tool stopped waiting for it, and the retry commits too; ``check`` names
+    the duplicate, and every span of the call (``spans``, the framework's own, among them)
+    ended."""
+    profile = BackendProfile.from_json({"calls": [[600, "none"]]})
+    result, backend = run(script(None), profile, idempotent=False)
+    assert [(c.request, c.caller_waiting) for c in backend.commits] == [(1, True), (0, False)]
+    gave_up = next(at for at, text in backend.events if "gives up" in text)
+    assert (backend.commits[1].at_ns - gave_up) / 1e6 == pytest.approx(200.0)
+    assert backend.duplicates() == (backend.commits[1],)
+    with pytest.raises(AssertionError, match=r"committed 2 times \(#1 at [\d.]+ ms; #0 at [\d.]+ "
+                                             r"ms, its caller gave up at [\d.]+ ms\)"):
+        check(result, backend, None, profile)
+    # "every span ends" is not vacuous: the framework's own spans were seen, and all ended
+    assert spans <= set(RECORDER.started.values())
+    assert RECORDER.unended() == []
+    return result, backend
