@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loguru import logger  # noqa: E402
-from pipecat_services import build_pipeline  # noqa: E402
+from pipecat_services import EnergyVAD, build_pipeline  # noqa: E402
 from test_framework_real_vs_virtual import (  # noqa: E402
     disagreements,
     livekit_agent,
@@ -39,6 +39,8 @@ from test_framework_real_vs_virtual import (  # noqa: E402
 )
 from virtual_time import Silent  # noqa: E402 - an agent that does nothing
 
+from pytest_voicelatency import load_clip  # noqa: E402
+from pytest_voicelatency.audio import frames as split_frames  # noqa: E402
 from pytest_voicelatency.call.caller import Caller  # noqa: E402
 from pytest_voicelatency.call.script import answer, pause, say  # noqa: E402
 from pytest_voicelatency.frameworks.pipecat import PipecatAgent  # noqa: E402
@@ -113,6 +115,22 @@ def harness_alone(seconds: float, rounds: int = 5) -> float:
     return best
 
 
+def vad_loudness_s(rounds: int = 5) -> float:
+    """CPU seconds per 20 ms frame of the volume Pipecat's ``VADAnalyzer`` computes for every
+    frame it analyses (``_get_smoothed_volume``: pyloudnorm), on the test pipeline's analyser
+    (best of ``rounds`` passes over a bundled utterance, four times each)."""
+    vad = EnergyVAD()
+    vad.set_sample_rate(16_000)
+    pcm = list(split_frames(load_clip("confirm_order"), 20)) * 4
+    best = float("inf")
+    for _ in range(rounds):
+        cpu = time.thread_time()
+        for frame in pcm:
+            vad._get_smoothed_volume(frame)
+        best = min(best, (time.thread_time() - cpu) / len(pcm))
+    return best
+
+
 def main(n: int = 20) -> None:
     one(VirtualClock(wall_clock="virtual"))  # warm-up, not counted
     SPENT.update(dict.fromkeys(SPENT, 0.0))
@@ -127,6 +145,9 @@ def main(n: int = 20) -> None:
           f"{(cpu - start - close) / frames * 1000:.2f} ms each")
     print(f"  the simulated caller alone, pacing as long a call to an agent that does nothing: "
           f"{harness_alone(real_wall) * 1000:.1f} ms CPU")
+    loudness = vad_loudness_s()
+    print(f"  Pipecat's VADAnalyzer loudness (pyloudnorm) alone: {loudness * 1e6:.1f} us per "
+          f"inbound frame, {loudness * frames * 1000:.1f} ms over the turn's frames")
     print("\nthe same turn's CPU on virtual time, by Pipecat's observers:")
     for label, options in OBSERVERS.items():
         _, cpu = virtual_turns(n, **options)
