@@ -41,8 +41,9 @@ from loguru import logger  # noqa: E402
 INLINE_OBSERVERS: tuple[type[BaseObserver], ...] = (
     TurnTrackingObserver, UserBotLatencyObserver, TurnTraceObserver)
 
-#: the Pipecat release whose ``WorkerObserver`` this module reproduces (``on_push_frame``'s
-#: first-push bookkeeping, the proxy record): on any other, observers keep their queues
+#: the Pipecat release whose ``WorkerObserver`` internals this module relies on (its proxy
+#: record, what it queues, how it cancels a proxy's task): on any other, observers keep their
+#: queues
 PIPECAT_RELEASE = "1.14."
 
 
@@ -94,24 +95,6 @@ class _InlineWorkerObserver(WorkerObserver):  # type: ignore[misc,unused-ignore]
 
     #: ``id()`` of the observers to call inline (set by :func:`inline_observers`)
     _inline_ids: frozenset[int] = frozenset()
-
-    async def on_push_frame(self, data: FramePushed) -> None:
-        """Pipecat 1.14's own, over a copy of the proxies: defensive, as an inline observer
-        that suspended would let another task add or remove an observer mid-iteration
-        (Pipecat's three never suspend here: their event handlers run in tasks of their own)."""
-        if not self._proxies:
-            return
-        frame = data.frame
-        data.first_push = frame.id not in self._frames_pushed
-        if data.first_push:
-            self._frames_pushed[frame.id] = frame
-        for proxy in tuple(self._proxies.values()):
-            if data.first_push or proxy.observer.observe_every_push:
-                await proxy.queue.put(data)
-
-    async def _send_to_proxy(self, data: Any) -> None:
-        for proxy in tuple(self._proxies.values()) if self._proxies else ():
-            await proxy.queue.put(data)
 
     def _create_proxy(self, observer: BaseObserver) -> Proxy:
         if id(observer) not in self._inline_ids:

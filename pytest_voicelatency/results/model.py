@@ -27,7 +27,7 @@ from pytest_voicelatency.gate.evaluate import GateReport
 from pytest_voicelatency.spans.samples import Sample
 from pytest_voicelatency.stats.distribution import Distributions
 
-__all__ = ["Results", "AssertionCheck", "assertion_checks"]
+__all__ = ["Results", "AssertionCheck", "assertion_checks", "clock_kind"]
 
 #: Worst first: an assertion's outcome over all the times a test made it (hypothesis examples).
 _SEVERITY = ("invalid", "missing", "fail", "inconclusive", "pass")
@@ -73,6 +73,15 @@ def assertion_checks(raw: Sequence[Sequence[object]]) -> tuple[AssertionCheck, .
                                      max(seen.value_ms, value, key=_nan_low),
                                      seen.n + n, seen.times + 1)
     return tuple(merged.values())
+
+
+def clock_kind(clock: str) -> str:
+    """A run's caller clock without its call counts: "virtual", "real", "mixed" or "".
+
+    >>> clock_kind("mixed (3 calls virtual, 1 real)")
+    'mixed'
+    """
+    return clock.split(" (", 1)[0]
 
 
 def _nan_low(x: float) -> float:
@@ -134,8 +143,8 @@ class Results:
 
     @property
     def clock_kind(self) -> str:
-        """``clock`` without its call counts: "virtual", "real", "mixed" or ""."""
-        return self.clock.split(" (", 1)[0]
+        """``clock`` without its call counts (:func:`clock_kind`)."""
+        return clock_kind(self.clock)
 
     @property
     def compared_environment(self) -> dict[str, Any]:

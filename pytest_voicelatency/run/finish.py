@@ -39,7 +39,7 @@ from pytest_voicelatency.report.html import report as html_report
 from pytest_voicelatency.report.markdown import render
 from pytest_voicelatency.results.codec import dumps
 from pytest_voicelatency.results.environment import fingerprint
-from pytest_voicelatency.results.model import Results, assertion_checks
+from pytest_voicelatency.results.model import Results, assertion_checks, clock_kind
 from pytest_voicelatency.results.validate import MAX_BYTES, document, load, parse_json
 from pytest_voicelatency.run.exitcodes import ExitCode, exit_code
 from pytest_voicelatency.run.facts import (
@@ -123,7 +123,7 @@ def _compare(head: Distributions, gates: GateReport | None, environment: dict[st
     return compare(base.distributions, head, settings.compare_policy,
                    extra=gates.keys() if gates is not None else (),
                    base_environment=base.compared_environment,
-                   head_environment={**environment, "clock": clock.split(" (", 1)[0]},
+                   head_environment={**environment, "clock": clock_kind(clock)},
                    base_name=base.name), []
 
 
